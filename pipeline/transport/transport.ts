@@ -1,0 +1,179 @@
+/**
+ * The transport contract: what the runtime needs from a Kafka-API log.
+ *
+ * Two implementations live beside this file, one folder each: `embedded/` (in-process, the
+ * default with no broker, and the engine of fast tests) and `kafka/` (kafkajs, against Redpanda
+ * or any Kafka-API broker). Both are run through the same contract test
+ * (`tests/pipeline/transport/contract.ts`), so behaviour proven on one holds on the other.
+ *
+ * Semantics every implementation keeps:
+ * - A topic has a fixed number of partitions; a keyed record goes to the partition Kafka's
+ *   default partitioner picks (murmur2 of the key bytes), an unkeyed one round-robin.
+ * - Offsets are per partition, start at 0 and grow by one per record.
+ * - `Producer.send` resolves only once every record is durable (acks=all on a broker).
+ * - A consumer group shares a topic's partitions among its members; a partition is read by one
+ *   member at a time, in offset order, one record at a time.
+ * - An offset is committed only after `eachRecord` resolved for that record; a record whose
+ *   handler rejected, or whose member left before committing, is delivered again.
+ * - A group with no committed offset starts at the earliest offset.
+ *
+ * @module
+ */
+
+/** Record headers. Values are UTF-8 strings on the wire. */
+export type RecordHeaders = Record<string, string>;
+
+/** A record as it is read from a topic partition. */
+export interface ConsumedRecord {
+  /** The topic the record was read from. */
+  readonly topic: string;
+  /** The partition the record was read from. */
+  readonly partition: number;
+  /**
+   * The record's offset within its partition. A safe integer: at a million records a second a
+   * partition needs 285 years to pass `Number.MAX_SAFE_INTEGER`.
+   */
+  readonly offset: number;
+  /** The key bytes, or `null` for an unkeyed record. */
+  readonly key: Uint8Array | null;
+  /** The value bytes, or `null` for a tombstone. */
+  readonly value: Uint8Array | null;
+  /** The headers, decoded as UTF-8. */
+  readonly headers: RecordHeaders;
+  /** The record timestamp, in milliseconds since the epoch. */
+  readonly timestamp: number;
+}
+
+/** A record to produce. Strings are encoded as UTF-8. */
+export interface OutgoingRecord {
+  /** The destination topic. */
+  readonly topic: string;
+  /** The key; records with the same key land on the same partition. */
+  readonly key: Uint8Array | string | null;
+  /** The value. */
+  readonly value: Uint8Array | string | null;
+  /** Headers to carry with the record. */
+  readonly headers?: RecordHeaders;
+}
+
+/** Where a produced record landed. */
+export interface DeliveryReport {
+  /** The topic written to. */
+  readonly topic: string;
+  /** The partition written to. */
+  readonly partition: number;
+  /** The offset the record was given. */
+  readonly offset: number;
+}
+
+/** A topic to create, as declared by a pipeline definition. */
+export interface TopicSpec {
+  /** The topic name. */
+  readonly name: string;
+  /** The number of partitions. */
+  readonly partitions: number;
+  /** The replication factor; brokers with one node need 1. */
+  readonly replicationFactor?: number;
+  /** Topic-level configuration, e.g. `{ "retention.ms": "604800000" }`. */
+  readonly config?: Readonly<Record<string, string>>;
+}
+
+/** A partition's position for a consumer group: the next offset to read. */
+export interface PartitionOffset {
+  /** The partition. */
+  readonly partition: number;
+  /** The offset. */
+  readonly offset: number;
+}
+
+/** Sends records. */
+export interface Producer {
+  /**
+   * Sends records and resolves once every one of them is durable, with one report per record
+   * in the order given.
+   */
+  send(records: readonly OutgoingRecord[]): Promise<DeliveryReport[]>;
+  /** Flushes and releases the producer. */
+  close(): Promise<void>;
+}
+
+/** What a record handler receives besides the record. */
+export interface RecordContext {
+  /**
+   * Tells the group this member is alive; call it during long waits (a retry delay, a slow
+   * handler) so the member is not evicted.
+   */
+  heartbeat(): Promise<void>;
+  /** Aborted when the consumer is closing or lost the record's partition. */
+  readonly signal: AbortSignal;
+}
+
+/** Called once per record, one at a time per partition. */
+export type RecordHandler = (record: ConsumedRecord, context: RecordContext) => Promise<void>;
+
+/** Options for {@linkcode Transport.consumer}. */
+export interface ConsumerOptions {
+  /** The consumer group this member joins. */
+  readonly groupId: string;
+  /** The topics to read. */
+  readonly topics: readonly string[];
+  /**
+   * How many partitions this member handles at the same time.
+   * @default 1
+   */
+  readonly partitionConcurrency?: number;
+}
+
+/** Reported when the set of partitions a member owns changes. */
+export interface Assignment {
+  /** Partitions now owned, by topic. */
+  readonly partitions: Readonly<Record<string, readonly number[]>>;
+}
+
+/** A member of a consumer group. */
+export interface Consumer {
+  /**
+   * Starts consuming: joins the group and calls `eachRecord` for every record of the
+   * partitions this member owns. Resolves once the member is running.
+   */
+  run(eachRecord: RecordHandler): Promise<void>;
+  /**
+   * Stops fetching, waits for the records in flight, commits what they completed, and leaves
+   * the group.
+   */
+  close(): Promise<void>;
+  /** The partitions this member owns now. */
+  assignment(): Assignment;
+}
+
+/** Offsets of a topic, for lag and drain checks. */
+export interface TopicOffsets {
+  /** The topic. */
+  readonly topic: string;
+  /** Per partition: the offset the next produced record will get (the high watermark). */
+  readonly end: readonly PartitionOffset[];
+}
+
+/** A Kafka-API log: the only thing the runtime talks to. */
+export interface Transport {
+  /** A short name for logs and the first line of output: `embedded` or `kafka`. */
+  readonly kind: string;
+  /** A description of where it connects, for humans (e.g. `kafka 127.0.0.1:9092`). */
+  readonly target: string;
+  /** Creates the topics that do not exist yet; existing topics are left as they are. */
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  /** Opens a producer. */
+  producer(): Promise<Producer>;
+  /** Opens a consumer group member; call `run` to start it. */
+  consumer(options: ConsumerOptions): Promise<Consumer>;
+  /** The high watermarks of a topic's partitions. */
+  endOffsets(topic: string): Promise<TopicOffsets>;
+  /**
+   * The offsets a group committed for every partition of a topic, in partition order. A
+   * partition the group never committed is reported at offset 0 (the earliest offset: this
+   * project's topics are never truncated while a group still needs them).
+   */
+  committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]>;
+  /** Releases every connection. Producers and consumers must be closed first. */
+  close(): Promise<void>;
+}
