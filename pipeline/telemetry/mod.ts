@@ -1,0 +1,6 @@
+/**
+ * Telemetry: the names table shared by the runtime, dashboards and alerts.
+ *
+ * @module
+ */
+export * from "./names.ts";
