@@ -4,3 +4,4 @@
  * @module
  */
 export type * from "./transport.ts";
+export { murmur2, partitionForKey, toPositive } from "./murmur2.ts";
