@@ -1,0 +1,266 @@
+/**
+ * The embedded transport: partitions, offsets, consumer groups and commits kept in memory,
+ * with the semantics of the {@linkcode Transport} contract. It is what the pipeline runs on
+ * when no broker is configured, and the engine of fast tests.
+ *
+ * @example
+ * ```ts
+ * import { createEmbeddedTransport } from "./mod.ts";
+ *
+ * const transport = createEmbeddedTransport();
+ * await transport.ensureTopics([{ name: "orders", partitions: 3 }]);
+ * const producer = await transport.producer();
+ * await producer.send([{ topic: "orders", key: "order-1", value: "{}" }]);
+ * const consumer = await transport.consumer({ groupId: "payments", topics: ["orders"] });
+ * await consumer.run(async (record) => console.log(record.offset));
+ * await consumer.close();
+ * await producer.close();
+ * await transport.close();
+ * ```
+ *
+ * @module
+ */
+
+import { BrokerUnavailableError, errorMessage, PipelineError } from "../../errors.ts";
+import type {
+  ConsumedRecord,
+  Consumer,
+  ConsumerOptions,
+  PartitionOffset,
+  Producer,
+  TopicOffsets,
+  TopicSpec,
+  Transport,
+} from "../transport.ts";
+import { EmbeddedConsumer } from "./_consumer.ts";
+import { GroupCoordinator } from "./_group.ts";
+import { LogStore } from "./_log.ts";
+import type { HandlerErrorEvent } from "./_partition_reader.ts";
+import { EmbeddedProducer } from "./_producer.ts";
+
+export type { HandlerErrorEvent } from "./_partition_reader.ts";
+
+/** Options for {@linkcode createEmbeddedTransport}. */
+export interface EmbeddedTransportOptions {
+  /**
+   * The clock that stamps produced records, in milliseconds since the epoch.
+   * @default Date.now
+   */
+  readonly now?: () => number;
+  /**
+   * Called each time a record handler rejects. The record is delivered again after
+   * `retryBackoffMs`; the error is reported here, never swallowed.
+   * @default logs the error with `console.error`
+   */
+  readonly onError?: (event: HandlerErrorEvent) => void;
+  /**
+   * How long a partition waits before delivering a rejected record again, in milliseconds.
+   * @default 100
+   */
+  readonly retryBackoffMs?: number;
+}
+
+/** The embedded transport, with extras for tests that the {@linkcode Transport} has not. */
+export interface EmbeddedTransport extends Transport {
+  /** Always `"embedded"`. */
+  readonly kind: "embedded";
+  /** Every record of a topic, partition by partition, each in offset order. */
+  records(topic: string): ConsumedRecord[];
+  /**
+   * Makes the next `count` calls to any producer's `send` reject with `error`, writing nothing.
+   * @param error defaults to a {@linkcode BrokerUnavailableError}
+   */
+  failNextSends(count: number, error?: unknown): void;
+}
+
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+
+function defaultOnError(event: HandlerErrorEvent): void {
+  console.error(
+    `Record handler failed on offset ${event.offset} of "${event.topic}" partition ` +
+      `${event.partition} in group "${event.groupId}" (attempt ${event.attempt}): ` +
+      `${errorMessage(event.error)}`,
+  );
+}
+
+function validateTopicSpec(spec: TopicSpec): void {
+  if (!TOPIC_NAME.test(spec.name)) {
+    throw new PipelineError(
+      `Cannot create topic "${spec.name}" as its name must be 1 to 249 characters of ` +
+        `[a-zA-Z0-9._-]: current value is "${spec.name}"`,
+      { topic: spec.name, field: "name" },
+    );
+  }
+  if (!Number.isSafeInteger(spec.partitions) || spec.partitions < 1) {
+    throw new PipelineError(
+      `Cannot create topic "${spec.name}" as 'partitions' must be a positive integer: ` +
+        `current value is ${spec.partitions}`,
+      { topic: spec.name, field: "partitions" },
+    );
+  }
+}
+
+function validateConsumerOptions(options: ConsumerOptions): void {
+  if (options.groupId.length === 0) {
+    throw new PipelineError("Cannot open consumer as 'groupId' must not be empty", {
+      field: "groupId",
+    });
+  }
+  if (options.topics.length === 0) {
+    throw new PipelineError(
+      `Cannot open consumer of group "${options.groupId}" as 'topics' must not be empty`,
+      { field: "topics" },
+    );
+  }
+  const concurrency = options.partitionConcurrency ?? 1;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+    throw new PipelineError(
+      `Cannot open consumer of group "${options.groupId}" as 'partitionConcurrency' must be a ` +
+        `positive integer: current value is ${concurrency}`,
+      { field: "partitionConcurrency" },
+    );
+  }
+}
+
+/**
+ * Creates an in-process transport with the semantics of a Kafka-API broker: fixed partitions,
+ * offsets from 0, Kafka's key partitioning, consumer groups that rebalance as members come and
+ * go, and offsets committed after each handled record.
+ */
+export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}): EmbeddedTransport {
+  const { now = Date.now, onError = defaultOnError, retryBackoffMs = 100 } = options;
+  if (!Number.isFinite(retryBackoffMs) || retryBackoffMs < 0) {
+    throw new PipelineError(
+      `Cannot create embedded transport as 'retryBackoffMs' must be a non-negative number: ` +
+        `current value is ${retryBackoffMs}`,
+      { field: "retryBackoffMs" },
+    );
+  }
+
+  const store = new LogStore();
+  const groups = new GroupCoordinator((topic) => store.topic(topic, "read").partitions.length);
+  const producers = new Set<EmbeddedProducer>();
+  const consumers = new Set<EmbeddedConsumer>();
+  const injected: unknown[] = [];
+  let closed = false;
+
+  function reportError(event: HandlerErrorEvent): void {
+    try {
+      onError(event);
+    } catch (error) {
+      // A broken reporter must not stop the partition; say so where someone will see it.
+      console.error(`The embedded transport's onError threw: ${errorMessage(error)}`);
+    }
+  }
+
+  function assertOpen(action: string): void {
+    if (closed) {
+      throw new PipelineError(`Cannot ${action} as the embedded transport is closed`);
+    }
+  }
+
+  return {
+    kind: "embedded",
+    target: "embedded (in-process)",
+
+    ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+      try {
+        assertOpen("create topics");
+        topics.forEach(validateTopicSpec);
+        for (const spec of topics) store.create(spec);
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    producer(): Promise<Producer> {
+      try {
+        assertOpen("open a producer");
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const producer = new EmbeddedProducer({
+        store,
+        now,
+        injectedFailure: () => injected.shift(),
+        onClosed: (p) => producers.delete(p),
+      });
+      producers.add(producer);
+      return Promise.resolve(producer);
+    },
+
+    consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
+      try {
+        assertOpen("open a consumer");
+        validateConsumerOptions(consumerOptions);
+        for (const topic of consumerOptions.topics) store.topic(topic, "consume from");
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const consumer = new EmbeddedConsumer({
+        store,
+        group: groups.group(consumerOptions.groupId),
+        topics: consumerOptions.topics,
+        partitionConcurrency: consumerOptions.partitionConcurrency ?? 1,
+        retryBackoffMs,
+        onError: reportError,
+        onClosed: (c) => consumers.delete(c),
+      });
+      consumers.add(consumer);
+      return Promise.resolve(consumer);
+    },
+
+    endOffsets(topic: string): Promise<TopicOffsets> {
+      try {
+        const log = store.topic(topic, "read offsets of");
+        const end = log.partitions.map((p) => ({ partition: p.partition, offset: p.endOffset }));
+        return Promise.resolve({ topic, end });
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
+      try {
+        const log = store.topic(topic, "read committed offsets of");
+        const group = groups.find(groupId);
+        return Promise.resolve(log.partitions.map((p) => ({
+          partition: p.partition,
+          offset: group?.committed(topic, p.partition) ?? 0,
+        })));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...consumers].map((c) => c.close()));
+      await Promise.all([...producers].map((p) => p.close()));
+    },
+
+    records(topic: string): ConsumedRecord[] {
+      const log = store.topic(topic, "read");
+      return log.partitions.flatMap((p) =>
+        Array.from({ length: p.endOffset }, (_, offset) => p.read(offset)!)
+      );
+    },
+
+    failNextSends(count: number, error?: unknown): void {
+      if (!Number.isSafeInteger(count) || count < 0) {
+        throw new PipelineError(
+          `Cannot fail the next sends as 'count' must be a non-negative integer: ` +
+            `current value is ${count}`,
+          { field: "count" },
+        );
+      }
+      for (let i = 0; i < count; i++) {
+        injected.push(
+          error ?? new BrokerUnavailableError("Cannot send records: injected failure"),
+        );
+      }
+    },
+  };
+}
