@@ -1,0 +1,414 @@
+/**
+ * The transport contract test: one set of behaviours every {@linkcode Transport} must show,
+ * registered as Deno tests for each implementation (`embedded_test.ts`, `kafka_test.ts`).
+ *
+ * Every test uses its own topics and groups (names unique to this run), so the suite can run
+ * against a shared real broker; waits poll with a deadline, never sleep.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { partitionForKey } from "../../../pipeline/transport/murmur2.ts";
+import type {
+  ConsumedRecord,
+  Consumer,
+  ConsumerOptions,
+  Producer,
+  RecordContext,
+  Transport,
+} from "../../../pipeline/transport/transport.ts";
+
+/** What `open` returns: a transport, and how to release what was started for it. */
+export interface OpenedTransport {
+  /** The transport under test; the contract closes it at the end of each test. */
+  readonly transport: Transport;
+  /** Called after the transport is closed. */
+  readonly cleanup?: () => Promise<void>;
+}
+
+/** Options for {@linkcode transportContract}. */
+export interface TransportContractOptions {
+  /**
+   * Registers every test as ignored (e.g. no broker is available).
+   * @default false
+   */
+  readonly ignore?: boolean;
+  /**
+   * How long one wait (an assignment, records arriving, a commit) may take, in milliseconds.
+   * Real brokers need seconds to rebalance a group.
+   * @default 30000
+   */
+  readonly timeoutMs?: number;
+  /**
+   * Whether Deno's op and resource sanitizers run; a client that keeps its own timers or
+   * sockets past `close()` may need them off.
+   * @default true
+   */
+  readonly sanitize?: boolean;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// Unique to this process run, so topics and groups never collide on a shared broker.
+const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
+let nameCounter = 0;
+
+function uniqueName(prefix: string): string {
+  nameCounter++;
+  return `contract-${prefix}-${runId}-${nameCounter}`;
+}
+
+/** Polls `condition` every 10 ms until it holds, failing after `timeoutMs`. */
+async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  condition: () => boolean | Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function waitForAbort(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+}
+
+function text(bytes: Uint8Array | null): string | null {
+  return bytes === null ? null : decoder.decode(bytes);
+}
+
+function bytesOf(bytes: Uint8Array | null): number[] | null {
+  return bytes === null ? null : Array.from(bytes);
+}
+
+function id(record: ConsumedRecord): string {
+  return `${record.partition}:${record.offset}`;
+}
+
+function partitionsOf(consumer: Consumer, topic: string): number[] {
+  return [...(consumer.assignment().partitions[topic] ?? [])].sort((a, b) => a - b);
+}
+
+function range(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i);
+}
+
+/** A consumer that records what it was given. */
+interface Reader {
+  readonly consumer: Consumer;
+  readonly seen: ConsumedRecord[];
+}
+
+/** What each test body gets: the transport, and helpers whose products are closed for it. */
+interface Scope {
+  readonly transport: Transport;
+  readonly timeoutMs: number;
+  topic(partitions: number): Promise<string>;
+  producer(): Promise<Producer>;
+  consumer(options: ConsumerOptions): Promise<Consumer>;
+  /** Opens a member and runs it, recording every record; `handle` runs after recording. */
+  reader(
+    options: ConsumerOptions,
+    handle?: (record: ConsumedRecord, context: RecordContext) => Promise<void>,
+  ): Promise<Reader>;
+  waitUntil(what: string, condition: () => boolean | Promise<boolean>): Promise<void>;
+}
+
+/**
+ * Registers the transport contract tests, named `"<name> transport: <behaviour>"`. Each test
+ * calls `open` for a fresh transport and closes it (and every producer and consumer it opened)
+ * at its end.
+ *
+ * @example
+ * ```ts
+ * import { transportContract } from "./contract.ts";
+ * import { createEmbeddedTransport } from "../../../pipeline/transport/embedded/mod.ts";
+ * transportContract("embedded", () => Promise.resolve({ transport: createEmbeddedTransport() }));
+ * ```
+ */
+export function transportContract(
+  name: string,
+  open: () => Promise<OpenedTransport>,
+  options: TransportContractOptions = {},
+): void {
+  const { ignore = false, timeoutMs = 30_000, sanitize = true } = options;
+
+  function contractTest(behaviour: string, body: (scope: Scope) => Promise<void>): void {
+    Deno.test({
+      name: `${name} transport: ${behaviour}`,
+      ignore,
+      sanitizeOps: sanitize,
+      sanitizeResources: sanitize,
+      fn: async () => {
+        const { transport, cleanup } = await open();
+        const closables: Array<{ close(): Promise<void> }> = [];
+        const scope: Scope = {
+          transport,
+          timeoutMs,
+          async topic(partitions) {
+            const topic = uniqueName("topic");
+            await transport.ensureTopics([{ name: topic, partitions, replicationFactor: 1 }]);
+            return topic;
+          },
+          async producer() {
+            const producer = await transport.producer();
+            closables.push(producer);
+            return producer;
+          },
+          async consumer(consumerOptions) {
+            const consumer = await transport.consumer(consumerOptions);
+            closables.push(consumer);
+            return consumer;
+          },
+          async reader(consumerOptions, handle) {
+            const consumer = await scope.consumer(consumerOptions);
+            const seen: ConsumedRecord[] = [];
+            await consumer.run(async (record, context) => {
+              seen.push(record);
+              if (handle !== undefined) await handle(record, context);
+            });
+            return { consumer, seen };
+          },
+          waitUntil: (what, condition) => waitUntil(what, timeoutMs, condition),
+        };
+        try {
+          await body(scope);
+        } finally {
+          // Closing twice is allowed by the contract, so tests may close members themselves.
+          for (const closable of closables.reverse()) await closable.close();
+          await transport.close();
+          await cleanup?.();
+        }
+      },
+    });
+  }
+
+  contractTest("ensureTopics creates missing topics and leaves existing ones", async (s) => {
+    const first = uniqueName("topic");
+    const second = uniqueName("topic");
+    await s.transport.ensureTopics([{ name: first, partitions: 3, replicationFactor: 1 }]);
+    await s.transport.ensureTopics([
+      { name: first, partitions: 3, replicationFactor: 1 },
+      { name: second, partitions: 2, replicationFactor: 1 },
+    ]);
+    await s.transport.ensureTopics([{ name: first, partitions: 5, replicationFactor: 1 }]);
+    const firstOffsets = await s.transport.endOffsets(first);
+    assert.equal(firstOffsets.topic, first);
+    assert.deepEqual(firstOffsets.end.map((p) => ({ ...p })), [
+      { partition: 0, offset: 0 },
+      { partition: 1, offset: 0 },
+      { partition: 2, offset: 0 },
+    ]);
+    assert.equal((await s.transport.endOffsets(second)).end.length, 2);
+  });
+
+  contractTest("keyed records land on Kafka's partition", async (s) => {
+    const topic = await s.topic(4);
+    const producer = await s.producer();
+    const keys: Array<string | Uint8Array> = range(40).map((i) => `order-${i}`);
+    keys.push("", "ключ", new Uint8Array([0, 255, 1, 254, 2]), new Uint8Array(37).fill(7));
+    const reports = await producer.send(keys.map((key) => ({ topic, key, value: "v" })));
+    assert.equal(reports.length, keys.length);
+    reports.forEach((report, i) => {
+      const key = keys[i];
+      const bytes = typeof key === "string" ? encoder.encode(key) : key;
+      assert.equal(report.topic, topic);
+      assert.equal(report.partition, partitionForKey(bytes, 4), `key ${JSON.stringify(key)}`);
+    });
+    const again = await producer.send([{ topic, key: "order-7", value: "again" }]);
+    assert.equal(again[0].partition, reports[7].partition);
+  });
+
+  contractTest("offsets start at 0 and grow by one per record in each partition", async (s) => {
+    const topic = await s.topic(3);
+    const producer = await s.producer();
+    const reports = [];
+    for (let batch = 0; batch < 3; batch++) {
+      const records = range(10).map((i) => ({ topic, key: `key-${i}`, value: `${batch}-${i}` }));
+      reports.push(...await producer.send(records));
+    }
+    const unkeyed = await producer.send(range(6).map((i) => ({ topic, key: null, value: `${i}` })));
+    reports.push(...unkeyed);
+    assert.equal(new Set(unkeyed.map((r) => r.partition)).size, 3, "unkeyed records rotate");
+    const counts = [0, 0, 0];
+    for (const report of reports) {
+      assert.equal(
+        report.offset,
+        counts[report.partition],
+        `offset in partition ${report.partition}`,
+      );
+      counts[report.partition]++;
+    }
+    const end = await s.transport.endOffsets(topic);
+    assert.deepEqual(end.end.map((p) => p.offset), counts);
+  });
+
+  contractTest("headers, a null key and a null value round-trip", async (s) => {
+    const topic = await s.topic(1);
+    const producer = await s.producer();
+    const binary = new Uint8Array(range(256));
+    const before = Date.now();
+    await producer.send([
+      {
+        topic,
+        key: null,
+        value: "unkeyed",
+        headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", x: "é" },
+      },
+      { topic, key: "tombstone", value: null },
+      { topic, key: binary, value: binary, headers: {} },
+    ]);
+    const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
+    await s.waitUntil("three records read", () => reader.seen.length >= 3);
+    const [first, second, third] = reader.seen;
+    assert.equal(first.topic, topic);
+    assert.equal(first.partition, 0);
+    assert.deepEqual([first.offset, second.offset, third.offset], [0, 1, 2]);
+    assert.equal(first.key, null);
+    assert.equal(text(first.value), "unkeyed");
+    assert.deepEqual({ ...first.headers }, {
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      x: "é",
+    });
+    assert.equal(text(second.key), "tombstone");
+    assert.equal(second.value, null);
+    assert.deepEqual({ ...second.headers }, {});
+    assert.deepEqual(bytesOf(third.key), Array.from(binary));
+    assert.deepEqual(bytesOf(third.value), Array.from(binary));
+    for (const record of reader.seen) {
+      assert.ok(Number.isFinite(record.timestamp) && record.timestamp >= before - 60_000);
+    }
+  });
+
+  contractTest("two members split the partitions and read every record once", async (s) => {
+    const topic = await s.topic(4);
+    const groupId = uniqueName("group");
+    const a = await s.reader({ groupId, topics: [topic] });
+    const b = await s.reader({ groupId, topics: [topic] });
+    await s.waitUntil("both members own partitions, together all four", () => {
+      const owned = [...partitionsOf(a.consumer, topic), ...partitionsOf(b.consumer, topic)];
+      return partitionsOf(a.consumer, topic).length > 0 &&
+        partitionsOf(b.consumer, topic).length > 0 &&
+        owned.length === 4 && new Set(owned).size === 4;
+    });
+    const producer = await s.producer();
+    await producer.send(range(40).map((i) => ({ topic, key: `k${i}`, value: `${i}` })));
+    await s.waitUntil("40 records read", () => a.seen.length + b.seen.length >= 40);
+    const all = [...a.seen, ...b.seen].map(id);
+    assert.equal(all.length, 40, "no record read twice");
+    assert.equal(new Set(all).size, 40);
+    for (const member of [a, b]) {
+      const owned = partitionsOf(member.consumer, topic);
+      for (const record of member.seen) assert.ok(owned.includes(record.partition));
+      for (const partition of owned) {
+        const offsets = member.seen.filter((r) => r.partition === partition).map((r) => r.offset);
+        assert.deepEqual(offsets, range(offsets.length), `partition ${partition} in order`);
+      }
+    }
+  });
+
+  contractTest("a new member resumes at the offset the last one committed", async (s) => {
+    const topic = await s.topic(1);
+    const groupId = uniqueName("group");
+    const producer = await s.producer();
+    await producer.send(range(10).map((i) => ({ topic, key: "same", value: `${i}` })));
+    const first = await s.reader({ groupId, topics: [topic] }, async (record, context) => {
+      if (record.offset < 5) return;
+      // Record 5 is still in flight when the member closes: it must not be committed.
+      await waitForAbort(context.signal);
+      throw new Error("Handler gave up on record 5 as its member is closing");
+    });
+    await s.waitUntil("record 5 in flight", () => first.seen.some((r) => r.offset === 5));
+    await first.consumer.close();
+    assert.deepEqual(first.seen.map((r) => r.offset), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      (await s.transport.committedOffsets(groupId, topic)).map((p) => ({ ...p })),
+      [{ partition: 0, offset: 5 }],
+    );
+    const second = await s.reader({ groupId, topics: [topic] });
+    await s.waitUntil("records 5 to 9 read again", () => second.seen.length >= 5);
+    assert.deepEqual(second.seen.map((r) => r.offset), [5, 6, 7, 8, 9]);
+    await second.consumer.close();
+    assert.deepEqual(
+      (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset),
+      [10],
+    );
+  });
+
+  contractTest("a record whose handler rejected is delivered again", async (s) => {
+    const topic = await s.topic(1);
+    const producer = await s.producer();
+    await producer.send(range(3).map((i) => ({ topic, key: "same", value: `${i}` })));
+    let failed = false;
+    const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] }, (record) => {
+      if (record.offset === 1 && !failed) {
+        failed = true;
+        return Promise.reject(new Error("Injected handler failure on offset 1"));
+      }
+      return Promise.resolve();
+    });
+    await s.waitUntil("record 2 read", () => reader.seen.some((r) => r.offset === 2));
+    assert.deepEqual(reader.seen.map((r) => r.offset), [0, 1, 1, 2]);
+    assert.equal(text(reader.seen[2].value), "1");
+  });
+
+  contractTest("a member leaving hands its partitions over and nothing is lost", async (s) => {
+    const topic = await s.topic(4);
+    const groupId = uniqueName("group");
+    const a = await s.reader({ groupId, topics: [topic] });
+    const b = await s.reader({ groupId, topics: [topic] });
+    await s.waitUntil("both members own partitions", () => {
+      const owned = [...partitionsOf(a.consumer, topic), ...partitionsOf(b.consumer, topic)];
+      return partitionsOf(a.consumer, topic).length > 0 &&
+        partitionsOf(b.consumer, topic).length > 0 && new Set(owned).size === 4;
+    });
+    const producer = await s.producer();
+    await producer.send(range(20).map((i) => ({ topic, key: `k${i}`, value: `${i}` })));
+    const seenIds = () => new Set([...a.seen, ...b.seen].map(id));
+    await s.waitUntil("first 20 records read", () => seenIds().size >= 20);
+    await b.consumer.close();
+    await s.waitUntil(
+      "the remaining member owns all four partitions",
+      () => partitionsOf(a.consumer, topic).length === 4,
+    );
+    await producer.send(range(20).map((i) => ({ topic, key: `k${i}`, value: `${20 + i}` })));
+    const end = await s.transport.endOffsets(topic);
+    const expected = end.end.flatMap((p) => range(p.offset).map((o) => `${p.partition}:${o}`));
+    assert.equal(expected.length, 40);
+    await s.waitUntil("all 40 records read", () => seenIds().size >= 40);
+    assert.deepEqual([...seenIds()].sort(), expected.sort());
+  });
+
+  contractTest(
+    "committed offsets reach the end offsets once a group read everything",
+    async (s) => {
+      const topic = await s.topic(3);
+      const groupId = uniqueName("group");
+      assert.deepEqual(
+        (await s.transport.committedOffsets(groupId, topic)).map((p) => ({ ...p })),
+        [{ partition: 0, offset: 0 }, { partition: 1, offset: 0 }, { partition: 2, offset: 0 }],
+      );
+      const producer = await s.producer();
+      await producer.send(range(15).map((i) => ({ topic, key: `k${i}`, value: `${i}` })));
+      const reader = await s.reader({ groupId, topics: [topic], partitionConcurrency: 3 });
+      await s.waitUntil("15 records read", () => reader.seen.length >= 15);
+      const end = (await s.transport.endOffsets(topic)).end.map((p) => p.offset);
+      assert.equal(end.reduce((sum, n) => sum + n, 0), 15);
+      const committed = async () =>
+        (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset);
+      await s.waitUntil(
+        "committed offsets equal end offsets",
+        async () => JSON.stringify(await committed()) === JSON.stringify(end),
+      );
+      await reader.consumer.close();
+      assert.deepEqual(await committed(), end);
+    },
+  );
+}
