@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the OpenTelemetry Collector described by infra/otel-collector/builder-config.yaml into
-# .local/bin/otelcol, only when that binary is missing (or FORCE=1). Uses the official builder
+# .local/bin/otelcol, only when that binary is missing or was built from another manifest
+# (a checksum of the manifest is kept beside it), or when FORCE=1. Uses the official builder
 # (go.opentelemetry.io/collector/cmd/builder) from the Go module proxy; Go's module and build
 # caches stay in their default places outside the repository, so a rebuild on the same machine
 # is quick. The first build downloads hundreds of MB and takes several minutes.
@@ -11,7 +12,10 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repo_root"
 
 target=".local/bin/otelcol"
-if [[ -x "$target" && "${FORCE:-0}" != "1" ]]; then
+manifest="infra/otel-collector/builder-config.yaml"
+stamp="$target.manifest.sha256"
+wanted="$(sha256sum "$manifest" | cut -d' ' -f1)"
+if [[ -x "$target" && "${FORCE:-0}" != "1" && "$(cat "$stamp" 2>/dev/null)" == "$wanted" ]]; then
   echo "otelcol already built: $target ($("$target" --version 2>/dev/null || echo unknown version))"
   exit 0
 fi
@@ -35,6 +39,8 @@ if [[ ! -x "$builder" ]]; then
 fi
 
 echo "Building otelcol (first build takes minutes)"
-"$builder" --config infra/otel-collector/builder-config.yaml
-cp .local/otelcol-build/otelcol "$target"
+"$builder" --config "$manifest"
+cp .local/otelcol-build/otelcol "$target.tmp"
+mv "$target.tmp" "$target"
+echo "$wanted" >"$stamp"
 "$target" --version
