@@ -1,0 +1,367 @@
+/**
+ * `definePipeline`: a pipeline is data. It declares topics, the sources that write into them
+ * from outside, and the stages that read one topic and write another, with their consumer
+ * group, retry policy, dead-letter queue and concurrency. Wiring that cannot run is refused
+ * here, when the pipeline is defined, with a message naming the stage and the field.
+ *
+ * @module
+ */
+import type { Schema } from "./codec.ts";
+import { jsonSchemaOf } from "./codec.ts";
+import { DefinitionError } from "./errors.ts";
+import { REFERENCE_RETRY, retryTopicName, validateRetryPolicy } from "./retry.ts";
+import type { RetryPolicy } from "./retry.ts";
+import { NAME_PATTERN } from "./stage.ts";
+import type { Stage } from "./stage.ts";
+import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
+import type { TopicSpec } from "./transport/transport.ts";
+
+/** A topic as a pipeline declares it. */
+export interface TopicDefinition extends TopicSpec {
+  /**
+   * The schema of the topic's values. Stages reading or writing the topic must use the same
+   * schema. Omit it for topics holding dead-letter envelopes.
+   */
+  readonly schema?: Schema<unknown>;
+  /**
+   * Whether the topic is a dead-letter queue (its values are dead-letter envelopes).
+   * @default false
+   */
+  readonly deadLetter?: boolean;
+}
+
+/** Something outside the stages that writes a topic (a service, a generator, a connector). */
+export interface SourceDefinition {
+  /** A stable name, lowercase words joined by dashes. */
+  readonly name: string;
+  /** The topic it writes. */
+  readonly output: string;
+  /** The schema of what it writes; must match the topic's. */
+  readonly schema: Schema<unknown>;
+  /**
+   * The key of a record it writes; records with one key keep their order.
+   * @default unkeyed
+   */
+  // deno-lint-ignore no-explicit-any -- sources of many value types share this list; the schema guards the value at runtime.
+  key?(value: any): string;
+}
+
+/** A stage placed in the pipeline: what it reads, writes, and how it runs. */
+export interface StageNode {
+  /** The stage. Its name names the node. */
+  // deno-lint-ignore no-explicit-any -- a pipeline holds stages of many In/Out types; each is checked against its topics' schemas at definition time instead.
+  readonly stage: Stage<any, any>;
+  /** The topic it reads. */
+  readonly input: string;
+  /** The topic it writes; required when the stage has an output schema. */
+  readonly output?: string;
+  /** The consumer group its workers join. */
+  readonly group: string;
+  /** The dead-letter topic for records that fail for good. */
+  readonly deadLetter: string;
+  /**
+   * How failures are retried.
+   * @default REFERENCE_RETRY (3 attempts, 1 s apart, then the DLQ)
+   */
+  readonly retry?: RetryPolicy;
+  /**
+   * Workers (consumer group members) running the stage; at most the input's partitions.
+   * @default 1
+   */
+  readonly concurrency?: number;
+}
+
+/** The input to {@linkcode definePipeline}. */
+export interface PipelineSpec {
+  /** The pipeline's name. */
+  readonly name: string;
+  /** Every topic the pipeline uses, retry tiers excepted (they are derived). */
+  readonly topics: readonly TopicDefinition[];
+  /** Writers from outside the stages. */
+  readonly sources?: readonly SourceDefinition[];
+  /** The stages, in any order. */
+  readonly stages: readonly StageNode[];
+}
+
+/** A stage node with every default applied and its retry topics resolved. */
+export interface ResolvedStageNode extends StageNode {
+  /** The retry policy in force. */
+  readonly retry: RetryPolicy;
+  /** The number of workers. */
+  readonly concurrency: number;
+  /** The retry tier topics, in tier order (empty without tiers). */
+  readonly retryTopics: readonly string[];
+}
+
+/** A validated pipeline. */
+export interface Pipeline {
+  /** The pipeline's name. */
+  readonly name: string;
+  /** Every topic, retry tiers included, in declaration order. */
+  readonly topics: readonly TopicDefinition[];
+  /** The sources. */
+  readonly sources: readonly SourceDefinition[];
+  /** The stages, defaults applied. */
+  readonly stages: readonly ResolvedStageNode[];
+  /** Looks a topic up by name. */
+  topic(name: string): TopicDefinition;
+  /** Looks a stage up by name. */
+  stage(name: string): ResolvedStageNode;
+  /** Looks a source up by name. */
+  source(name: string): SourceDefinition;
+}
+
+const TOPIC_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
+
+function refuse(message: string, stage: string | undefined, field: string): never {
+  throw new DefinitionError(message, { stage, field });
+}
+
+function sameSchema(a: Schema<unknown>, b: Schema<unknown>): boolean {
+  if (a === b) return true;
+  return JSON.stringify(jsonSchemaOf(a)) === JSON.stringify(jsonSchemaOf(b));
+}
+
+function checkUnique(kind: string, names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) {
+      refuse(`Cannot define pipeline as ${kind} name "${name}" is used twice`, undefined, "name");
+    }
+    seen.add(name);
+  }
+}
+
+function checkTopic(topic: TopicDefinition): void {
+  if (!TOPIC_PATTERN.test(topic.name)) {
+    refuse(
+      `Cannot define topic "${topic.name}" as its name must be 1 to 249 of [a-zA-Z0-9._-]`,
+      undefined,
+      `topics.${topic.name}.name`,
+    );
+  }
+  if (!Number.isInteger(topic.partitions) || topic.partitions < 1) {
+    refuse(
+      `Cannot define topic "${topic.name}" as 'partitions' must be a positive integer: current value is ${topic.partitions}`,
+      undefined,
+      `topics.${topic.name}.partitions`,
+    );
+  }
+  if (!topic.deadLetter && topic.schema === undefined) {
+    refuse(
+      `Cannot define topic "${topic.name}" as it has no 'schema' and is not a dead-letter topic`,
+      undefined,
+      `topics.${topic.name}.schema`,
+    );
+  }
+}
+
+function resolveNode(
+  node: StageNode,
+  topics: Map<string, TopicDefinition>,
+): ResolvedStageNode {
+  const name = node.stage?.name;
+  if (node.stage?.kind !== "stage") {
+    refuse(`Cannot define pipeline as a stage was not made by defineStage()`, name, "stage");
+  }
+  const where = `Cannot run stage "${name}"`;
+  const input = topics.get(node.input);
+  if (input === undefined) {
+    refuse(`${where} as 'input' names unknown topic "${node.input}"`, name, "input");
+  }
+  if (input.deadLetter) {
+    refuse(`${where} as 'input' topic "${node.input}" is a dead-letter topic`, name, "input");
+  }
+  if (input.schema && !sameSchema(input.schema, node.stage.input)) {
+    refuse(
+      `${where} as its input schema does not match the schema of topic "${node.input}"`,
+      name,
+      "input",
+    );
+  }
+  if (node.stage.output !== null) {
+    if (node.output === undefined) {
+      refuse(`${where} as it has an output schema but no 'output' topic`, name, "output");
+    }
+    const output = topics.get(node.output);
+    if (output === undefined) {
+      refuse(`${where} as 'output' names unknown topic "${node.output}"`, name, "output");
+    }
+    if (output.schema && !sameSchema(output.schema, node.stage.output)) {
+      refuse(
+        `${where} as its output schema does not match the schema of topic "${node.output}"`,
+        name,
+        "output",
+      );
+    }
+  } else if (node.output !== undefined) {
+    refuse(`${where} as it writes topic "${node.output}" but has no output schema`, name, "output");
+  }
+  if (!node.deadLetter) {
+    refuse(
+      `${where} as it consumes "${node.input}" but has no 'deadLetter' topic`,
+      name,
+      "deadLetter",
+    );
+  }
+  const dlq = topics.get(node.deadLetter);
+  if (dlq === undefined) {
+    refuse(`${where} as 'deadLetter' names unknown topic "${node.deadLetter}"`, name, "deadLetter");
+  }
+  if (!dlq.deadLetter) {
+    refuse(
+      `${where} as 'deadLetter' topic "${node.deadLetter}" is not declared with deadLetter: true`,
+      name,
+      "deadLetter",
+    );
+  }
+  if (!NAME_PATTERN.test(node.group ?? "")) {
+    refuse(`${where} as 'group' must be lowercase words joined by dashes`, name, "group");
+  }
+  const concurrency = node.concurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    refuse(
+      `${where} as 'concurrency' must be a positive integer: current value is ${concurrency}`,
+      name,
+      "concurrency",
+    );
+  }
+  if (concurrency > input.partitions) {
+    refuse(
+      `${where} as 'concurrency' ${concurrency} exceeds the ${input.partitions} partitions of "${input.name}": extra workers would idle`,
+      name,
+      "concurrency",
+    );
+  }
+  const retry = node.retry ?? REFERENCE_RETRY;
+  validateRetryPolicy(retry, name);
+  const retryTopics = retry.tiers.map((_, i) => retryTopicName(node.input, i + 1));
+  return { ...node, retry, concurrency, retryTopics };
+}
+
+function checkEveryInputIsWritten(
+  stages: readonly ResolvedStageNode[],
+  sources: readonly SourceDefinition[],
+): void {
+  const written = new Set([...sources.map((s) => s.output), ...stages.map((s) => s.output)]);
+  for (const node of stages) {
+    if (!written.has(node.input)) {
+      refuse(
+        `Cannot run stage "${node.stage.name}" as no source or stage writes its 'input' topic "${node.input}": declare a source for it`,
+        node.stage.name,
+        "input",
+      );
+    }
+  }
+}
+
+/**
+ * Validates a pipeline specification and returns the pipeline, retry tier topics added.
+ *
+ * @throws {DefinitionError} naming the stage and field when the wiring cannot run
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { definePipeline, defineStage } from "./mod.ts";
+ * const Num = z.object({ n: z.number() });
+ * const pipeline = definePipeline({
+ *   name: "numbers",
+ *   topics: [
+ *     { name: "in", partitions: 2, schema: Num },
+ *     { name: "out", partitions: 2, schema: Num },
+ *     { name: "in.dlq", partitions: 1, deadLetter: true },
+ *   ],
+ *   sources: [{ name: "feed", output: "in", schema: Num }],
+ *   stages: [{
+ *     stage: defineStage({ name: "double", input: Num, output: Num, handle: async ({ n }) => ({ n: 2 * n }) }),
+ *     input: "in", output: "out", group: "doublers", deadLetter: "in.dlq",
+ *   }],
+ * });
+ * console.log(pipeline.stage("double").concurrency); // 1
+ * ```
+ */
+export function definePipeline(spec: PipelineSpec): Pipeline {
+  if (!NAME_PATTERN.test(spec.name ?? "")) {
+    refuse(
+      `Cannot define pipeline "${spec.name}" as 'name' must be lowercase words joined by dashes`,
+      undefined,
+      "name",
+    );
+  }
+  const sources = spec.sources ?? [];
+  checkUnique("topic", spec.topics.map((t) => t.name));
+  checkUnique("stage or source", [
+    ...spec.stages.map((s) => s.stage?.name),
+    ...sources.map((s) => s.name),
+  ]);
+  spec.topics.forEach(checkTopic);
+  const topics = new Map(spec.topics.map((t) => [t.name, t]));
+  for (const source of sources) {
+    if (!NAME_PATTERN.test(source.name)) {
+      refuse(
+        `Cannot define source "${source.name}" as 'name' must be lowercase words joined by dashes`,
+        source.name,
+        "name",
+      );
+    }
+    const output = topics.get(source.output);
+    if (output === undefined) {
+      refuse(
+        `Cannot define source "${source.name}" as 'output' names unknown topic "${source.output}"`,
+        source.name,
+        "output",
+      );
+    }
+    if (output.schema && !sameSchema(output.schema, source.schema)) {
+      refuse(
+        `Cannot define source "${source.name}" as its schema does not match the schema of topic "${source.output}"`,
+        source.name,
+        "schema",
+      );
+    }
+  }
+  const stages = spec.stages.map((node) => resolveNode(node, topics));
+  checkEveryInputIsWritten(stages, sources);
+  const allTopics = [...spec.topics];
+  for (const node of stages) {
+    for (const name of node.retryTopics) {
+      if (topics.has(name)) {
+        refuse(
+          `Cannot run stage "${node.stage.name}" as its retry topic "${name}" is already declared`,
+          node.stage.name,
+          "retry.tiers",
+        );
+      }
+      const input = topics.get(node.input)!;
+      const tier: TopicDefinition = { ...input, name, config: input.config };
+      topics.set(name, tier);
+      allTopics.push(tier);
+    }
+  }
+  const stagesByName = new Map(stages.map((s) => [s.stage.name, s]));
+  const sourcesByName = new Map(sources.map((s) => [s.name, s]));
+  const lookup = <T>(map: Map<string, T>, kind: string, name: string): T => {
+    const found = map.get(name);
+    if (found === undefined) {
+      throw new DefinitionError(`Cannot find ${kind} "${name}" in pipeline "${spec.name}"`, {
+        field: kind,
+      });
+    }
+    return found;
+  };
+  return Object.freeze({
+    name: spec.name,
+    topics: Object.freeze(allTopics),
+    sources: Object.freeze([...sources]),
+    stages: Object.freeze(stages),
+    topic: (name: string) => lookup(topics, "topic", name),
+    stage: (name: string) => lookup(stagesByName, "stage", name),
+    source: (name: string) => lookup(sourcesByName, "source", name),
+  });
+}
+
+/** @internal Exposed for describe(): the DLQ envelope schema as JSON Schema. */
+export function deadLetterJsonSchema(): Record<string, unknown> {
+  return jsonSchemaOf(DeadLetterEnvelopeSchema);
+}

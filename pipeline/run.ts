@@ -1,0 +1,251 @@
+/**
+ * Running a pipeline on a transport: provision its topics, start consumer group members for
+ * its stages, and know when every record published so far has an outcome (drained).
+ *
+ * @module
+ */
+import type { Clock } from "./clock.ts";
+import { systemClock } from "./clock.ts";
+import type { Pipeline, ResolvedStageNode } from "./definition.ts";
+import { PipelineError } from "./errors.ts";
+import type { IdempotencyStore } from "./idempotency.ts";
+import { memoryIdempotencyStore } from "./idempotency.ts";
+import type { Instrumentation } from "./instrumentation.ts";
+import type { Random } from "./random.ts";
+import { createRecordHandler } from "./runner.ts";
+import type { StageOutcome } from "./runner.ts";
+import type { Consumer, Producer, Transport } from "./transport/transport.ts";
+
+/** Options for {@linkcode startStageMember}. */
+export interface StageMemberOptions {
+  /** The transport to consume and produce on. */
+  readonly transport: Transport;
+  /** The producer for outputs, retries and dead letters (shared by members of one process). */
+  readonly producer: Producer;
+  /**
+   * Time and waiting.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+  /**
+   * Randomness for backoff jitter.
+   * @default Math.random
+   */
+  readonly random?: Random;
+  /** The idempotency store, for stages with an idempotency key. */
+  readonly idempotency?: IdempotencyStore;
+  /** Called once per delivery, after its outcome is durable. */
+  readonly onOutcome?: (outcome: StageOutcome) => void;
+  /** Tracing and metrics. */
+  readonly instrumentation?: Instrumentation;
+}
+
+/** One running member of a stage's consumer group. */
+export interface StageMember {
+  /** The stage. */
+  readonly stage: string;
+  /** The consumer. */
+  readonly consumer: Consumer;
+  /** Drains: stops fetching, finishes records in flight, commits, leaves the group. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one consumer group member running a stage over its input and retry topics. Every
+ * partition of those topics may be consumed at once, so a record waiting in a retry tier
+ * never blocks the main topic.
+ */
+export async function startStageMember(
+  node: ResolvedStageNode,
+  options: StageMemberOptions,
+): Promise<StageMember> {
+  const topics = [node.input, ...node.retryTopics];
+  const { transport } = options;
+  const partitions = node.retryTopics.length + 1;
+  const consumer = await transport.consumer({
+    groupId: node.group,
+    topics,
+    // Each topic of the stage has the input's partition count.
+    partitionConcurrency: partitions * (await transport.endOffsets(node.input)).end.length,
+  });
+  const handler = createRecordHandler(node, {
+    producer: options.producer,
+    group: node.group,
+    clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
+    idempotency: options.idempotency,
+    onOutcome: options.onOutcome,
+    instrumentation: options.instrumentation,
+  });
+  await consumer.run(handler);
+  return {
+    stage: node.stage.name,
+    consumer,
+    close: () => consumer.close(),
+  };
+}
+
+/** Options for {@linkcode startPipeline}. */
+export interface StartPipelineOptions extends Omit<StageMemberOptions, "producer" | "idempotency"> {
+  /**
+   * The idempotency store of each idempotent stage.
+   * @default one in-memory store per stage, shared by its members in this process
+   */
+  readonly idempotency?: (node: ResolvedStageNode) => IdempotencyStore;
+  /**
+   * Members per stage in this process.
+   * @default the stage's `concurrency`
+   */
+  readonly members?: (node: ResolvedStageNode) => number;
+}
+
+/** A pipeline running in this process. */
+export interface RunningPipeline {
+  /** The pipeline. */
+  readonly pipeline: Pipeline;
+  /** The producer members share; sources may publish with it. */
+  readonly producer: Producer;
+  /** The members, by stage. */
+  readonly members: readonly StageMember[];
+  /** Drains every member, then closes the producer. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Provisions the pipeline's topics and starts its stages in this process.
+ *
+ * @example
+ * ```ts ignore
+ * const running = await startPipeline(pipeline, { transport });
+ * // publish, then:
+ * await waitUntilDrained(pipeline, transport);
+ * await running.stop();
+ * ```
+ */
+export async function startPipeline(
+  pipeline: Pipeline,
+  options: StartPipelineOptions,
+): Promise<RunningPipeline> {
+  const { transport } = options;
+  await transport.ensureTopics(pipeline.topics);
+  const producer = await transport.producer();
+  const members: StageMember[] = [];
+  try {
+    for (const node of pipeline.stages) {
+      const idempotency = node.stage.idempotencyKey
+        ? (options.idempotency?.(node) ?? memoryIdempotencyStore())
+        : undefined;
+      const count = options.members?.(node) ?? node.concurrency;
+      for (let i = 0; i < count; i++) {
+        members.push(await startStageMember(node, { ...options, producer, idempotency }));
+      }
+    }
+  } catch (error) {
+    await Promise.allSettled(members.map((m) => m.close()));
+    await producer.close();
+    throw error;
+  }
+  return {
+    pipeline,
+    producer,
+    members,
+    async stop(): Promise<void> {
+      const closed = await Promise.allSettled(members.map((m) => m.close()));
+      await producer.close();
+      const failure = closed.find((c) => c.status === "rejected");
+      if (failure) throw (failure as PromiseRejectedResult).reason;
+    },
+  };
+}
+
+/** How far behind a stage's group is on one topic. */
+export interface StageLag {
+  /** The stage. */
+  readonly stage: string;
+  /** The group. */
+  readonly group: string;
+  /** The topic. */
+  readonly topic: string;
+  /** Records not yet committed, summed over partitions. */
+  readonly lag: number;
+  /** Per partition: records not yet committed. */
+  readonly partitions: readonly { partition: number; lag: number }[];
+}
+
+/** The lag of every stage on its input and retry topics. */
+export async function pipelineLag(pipeline: Pipeline, transport: Transport): Promise<StageLag[]> {
+  const lags: StageLag[] = [];
+  for (const node of pipeline.stages) {
+    for (const topic of [node.input, ...node.retryTopics]) {
+      const [end, committed] = await Promise.all([
+        transport.endOffsets(topic),
+        transport.committedOffsets(node.group, topic),
+      ]);
+      const done = new Map(committed.map((c) => [c.partition, c.offset]));
+      const partitions = end.end.map((e) => ({
+        partition: e.partition,
+        lag: Math.max(0, e.offset - (done.get(e.partition) ?? 0)),
+      }));
+      lags.push({
+        stage: node.stage.name,
+        group: node.group,
+        topic,
+        lag: partitions.reduce((sum, p) => sum + p.lag, 0),
+        partitions,
+      });
+    }
+  }
+  return lags;
+}
+
+/** Options for {@linkcode waitUntilDrained}. */
+export interface WaitUntilDrainedOptions {
+  /**
+   * Give up after this long, in milliseconds.
+   * @default 60000
+   */
+  readonly timeoutMs?: number;
+  /**
+   * How often to look, in milliseconds.
+   * @default 50
+   */
+  readonly pollMs?: number;
+  /** Stops waiting early. */
+  readonly signal?: AbortSignal;
+  /** Called on each look with the total lag, for progress lines. */
+  readonly onPoll?: (lag: number) => void;
+}
+
+/**
+ * Resolves once every stage has committed every record of its input and retry topics, i.e.
+ * every record published so far has a durable outcome. Retry tiers are included, so a record
+ * waiting out a tier delay keeps the pipeline undrained until it is done.
+ *
+ * @throws {PipelineError} when `timeoutMs` passes first, with the lag that is left
+ */
+export async function waitUntilDrained(
+  pipeline: Pipeline,
+  transport: Transport,
+  options: WaitUntilDrainedOptions = {},
+): Promise<void> {
+  const { timeoutMs = 60_000, pollMs = 50, signal, onPoll } = options;
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    signal?.throwIfAborted();
+    const lags = await pipelineLag(pipeline, transport);
+    const total = lags.reduce((sum, l) => sum + l.lag, 0);
+    onPoll?.(total);
+    if (total === 0) return;
+    if (Date.now() > deadline) {
+      const behind = lags.filter((l) => l.lag > 0).map((l) =>
+        `${l.group} on "${l.topic}": ${l.lag}`
+      );
+      throw new PipelineError(
+        `Cannot drain pipeline "${pipeline.name}" within ${timeoutMs} ms: records left: ${
+          behind.join(", ")
+        }`,
+      );
+    }
+    await systemClock.sleep(pollMs, signal);
+  }
+}

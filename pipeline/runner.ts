@@ -1,0 +1,324 @@
+/**
+ * The stage runner: what happens to one record. Decode and validate it, skip it when its key
+ * already has an outcome, call the handler with in-place retries, then produce the outputs,
+ * forward it to the next retry tier, or dead-letter it. The record handler resolves only once
+ * that outcome is durable in the transport, and the transport commits the offset only then:
+ * at-least-once, nothing lost. If the outcome cannot be made durable (the broker is gone), the
+ * handler rejects and the record is delivered again.
+ *
+ * @module
+ */
+import type { Clock } from "./clock.ts";
+import { decodeValue, encodeValue } from "./codec.ts";
+import { buildEnvelope } from "./dead_letter.ts";
+import type { ResolvedStageNode } from "./definition.ts";
+import { errorType, isRetriable, PoisonRecordError } from "./errors.ts";
+import { HEADER, TRACE_HEADERS } from "./headers.ts";
+import type { IdempotencyStore } from "./idempotency.ts";
+import type { Random } from "./random.ts";
+import { backoffDelay } from "./retry.ts";
+import type { StageContext } from "./stage.ts";
+import type { Instrumentation } from "./instrumentation.ts";
+import { noopInstrumentation } from "./instrumentation.ts";
+import type {
+  ConsumedRecord,
+  OutgoingRecord,
+  Producer,
+  RecordContext,
+  RecordHandler,
+  RecordHeaders,
+} from "./transport/transport.ts";
+
+/** The final word on one delivery of a record. */
+export type OutcomeKind = "output" | "dead-lettered" | "retry-scheduled" | "duplicate";
+
+/** Reported once per delivery of a record, after its outcome is durable. */
+export interface StageOutcome {
+  /** The stage. */
+  readonly stage: string;
+  /** What happened. */
+  readonly kind: OutcomeKind;
+  /** The record. */
+  readonly record: ConsumedRecord;
+  /** Handler attempts made in this delivery. */
+  readonly attempts: number;
+  /** Attempts in this delivery that were retries (not the record's first try). */
+  readonly retries: number;
+  /** The error type, for dead-lettered and retry-scheduled outcomes. */
+  readonly errorType?: string;
+  /** The error message, for dead-lettered and retry-scheduled outcomes. */
+  readonly errorReason?: string;
+  /** Records produced to the output topic. */
+  readonly outputs: number;
+}
+
+/** Options for {@linkcode createRecordHandler}. */
+export interface RecordHandlerOptions {
+  /** The producer outputs, retries and dead letters are sent with. */
+  readonly producer: Producer;
+  /** The consumer group, for telemetry. */
+  readonly group: string;
+  /**
+   * Time and waiting.
+   * @default systemClock
+   */
+  readonly clock: Clock;
+  /** Randomness for backoff jitter. */
+  readonly random: Random;
+  /** Where idempotent stages remember outcomes; required when the stage has `idempotencyKey`. */
+  readonly idempotency?: IdempotencyStore;
+  /** Called once per delivery, after its outcome is durable. */
+  readonly onOutcome?: (outcome: StageOutcome) => void;
+  /**
+   * Tracing and metrics.
+   * @default no-op
+   */
+  readonly instrumentation?: Instrumentation;
+}
+
+const encoder = new TextEncoder();
+const HEARTBEAT_EVERY_MS = 3000;
+
+function int(headers: RecordHeaders, name: string): number | undefined {
+  const value = headers[name];
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  return Number.isSafeInteger(parsed) ? parsed : undefined;
+}
+
+/** Headers that travel with a record through every hop: trace context and nothing else. */
+function traceHeaders(headers: RecordHeaders): RecordHeaders {
+  const kept: RecordHeaders = {};
+  for (const name of TRACE_HEADERS) {
+    if (headers[name] !== undefined) kept[name] = headers[name];
+  }
+  return kept;
+}
+
+/** Waits, heartbeating, until a record in a retry tier is due. */
+async function waitUntilDue(
+  dueAt: number,
+  clock: Clock,
+  context: RecordContext,
+): Promise<void> {
+  for (let wait = dueAt - clock.now(); wait > 0; wait = dueAt - clock.now()) {
+    await clock.sleep(Math.min(wait, HEARTBEAT_EVERY_MS), context.signal);
+    await context.heartbeat();
+  }
+}
+
+/**
+ * Builds the record handler that runs one stage node on each record it is given. Hand it to
+ * `Consumer.run`.
+ *
+ * @example
+ * ```ts ignore
+ * const consumer = await transport.consumer({ groupId: node.group, topics: [node.input, ...node.retryTopics] });
+ * await consumer.run(createRecordHandler(node, { producer, group: node.group, clock: systemClock, random: Math.random }));
+ * ```
+ */
+export function createRecordHandler(
+  node: ResolvedStageNode,
+  options: RecordHandlerOptions,
+): RecordHandler {
+  const { stage, retry } = node;
+  const { producer, clock, random, idempotency, onOutcome, group } = options;
+  const telemetry = options.instrumentation ?? noopInstrumentation;
+  if (stage.idempotencyKey && idempotency === undefined) {
+    throw new TypeError(`Stage "${stage.name}" is idempotent but no idempotency store was given`);
+  }
+  const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
+
+  async function send(record: OutgoingRecord, key: string | undefined): Promise<void> {
+    const headers = { ...record.headers };
+    await telemetry.traceSend(record.topic, headers, { key, stage: stage.name }, async () => {
+      await producer.send([{ ...record, headers }]);
+    });
+    telemetry.metrics.sent(record.topic);
+  }
+
+  return async function handleRecord(record: ConsumedRecord, context: RecordContext) {
+    const tier = tierOf.get(record.topic) ?? 0;
+    if (tier > 0) {
+      await waitUntilDue(int(record.headers, HEADER.RETRY_DUE_AT) ?? 0, clock, context);
+    }
+    const started = clock.now();
+    const keyText = record.key === null ? undefined : new TextDecoder().decode(record.key);
+    const priorAttempts = int(record.headers, HEADER.ATTEMPTS) ?? 0;
+    const original = tier === 0 ? undefined : {
+      topic: record.headers[HEADER.ORIGINAL_TOPIC] ?? node.input,
+      partition: int(record.headers, HEADER.ORIGINAL_PARTITION) ?? record.partition,
+      offset: int(record.headers, HEADER.ORIGINAL_OFFSET) ?? record.offset,
+    };
+    const errorContext = {
+      stage: stage.name,
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+    };
+    telemetry.metrics.consumed(stage.name, record.topic, record.partition);
+    telemetry.metrics.inFlight(1);
+    try {
+      await telemetry.traceProcess(record, group, stage.name, async () => {
+        const finish = (outcome: Omit<StageOutcome, "stage" | "record">) => {
+          const ms = clock.now() - started;
+          telemetry.metrics.processDuration(
+            stage.name,
+            record.topic,
+            ms,
+            outcome.kind,
+            stage.processingLatency,
+          );
+          onOutcome?.({ stage: stage.name, record, ...outcome });
+        };
+        const deadLetter = async (error: unknown, attempts: number, retries: number) => {
+          const envelope = buildEnvelope(record, {
+            stage: stage.name,
+            error,
+            attempts: priorAttempts + attempts,
+            failedAt: clock.now(),
+            original,
+          });
+          await send({
+            topic: node.deadLetter,
+            key: record.key,
+            value: JSON.stringify(envelope),
+            headers: {
+              ...record.headers,
+              [HEADER.STAGE]: stage.name,
+              [HEADER.ERROR_TYPE]: envelope.error_type,
+            },
+          }, keyText);
+          telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
+          return {
+            errorType: envelope.error_type,
+            errorReason: envelope.error_reason,
+            attempts,
+            retries,
+          };
+        };
+
+        // 1. Decode: poison and invalid records go straight to the DLQ.
+        let input: unknown;
+        try {
+          if (stage.requireKey && record.key === null) {
+            throw new PoisonRecordError("Cannot accept record as it has no key", errorContext);
+          }
+          input = decodeValue(stage.input, record.value, {
+            maxBytes: stage.maxValueBytes,
+            context: errorContext,
+          });
+        } catch (error) {
+          const failed = await deadLetter(error, 0, 0);
+          finish({ kind: "dead-lettered", outputs: 0, ...failed });
+          return;
+        }
+
+        // 2. Idempotency: an input that already has an outcome is skipped.
+        const idempotencyKey = stage.idempotencyKey?.(input);
+        if (idempotencyKey !== undefined && (await idempotency!.get(idempotencyKey))) {
+          telemetry.metrics.duplicateSkipped(stage.name);
+          finish({ kind: "duplicate", attempts: 0, retries: 0, outputs: 0 });
+          return;
+        }
+
+        // 3. Handle, with in-place retries.
+        let lastError: unknown;
+        let attempts = 0;
+        for (let i = 1; i <= retry.attempts; i++) {
+          attempts = i;
+          const attempt = priorAttempts + i;
+          if (attempt > 1) telemetry.metrics.retried(stage.name, tier);
+          try {
+            const outputs = await telemetry.traceAttempt(stage.name, attempt, async () => {
+              const stageContext: StageContext = {
+                record,
+                attempt,
+                signal: context.signal,
+                clock,
+                setAttributes: (attributes) => telemetry.setSpanAttributes(attributes),
+              };
+              const result = await stage.handle(input, stageContext);
+              if (result === null || result === undefined) return [];
+              return Array.isArray(result) ? result : [result];
+            });
+            // 4. Outputs are durable before the offset can be committed.
+            for (const output of outputs) {
+              const key = stage.outputKey?.(output) ?? keyText ?? null;
+              await send({
+                topic: node.output!,
+                key,
+                value: encodeValue(stage.output!, output, errorContext),
+                headers: traceHeaders(record.headers),
+              }, key ?? undefined);
+            }
+            if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "output");
+            finish({
+              kind: "output",
+              attempts,
+              retries: priorAttempts > 0 ? attempts : attempts - 1,
+              outputs: outputs.length,
+            });
+            return;
+          } catch (error) {
+            if (context.signal.aborted) throw error;
+            lastError = error;
+            telemetry.metrics.failed(stage.name, errorType(error));
+            if (!isRetriable(error)) break;
+            if (i < retry.attempts) {
+              await clock.sleep(backoffDelay(retry, i, random), context.signal);
+              await context.heartbeat();
+            }
+          }
+        }
+        const retries = priorAttempts > 0 ? attempts : attempts - 1;
+
+        // 5. Retryable and tiers left: forward to the next tier, without blocking this partition.
+        if (isRetriable(lastError) && tier < node.retryTopics.length) {
+          const next = tier + 1;
+          const dueAt = clock.now() + retry.tiers[tier].delayMs;
+          await send({
+            topic: node.retryTopics[tier],
+            key: record.key,
+            value: record.value,
+            headers: {
+              ...record.headers,
+              [HEADER.RETRY_TIER]: String(next),
+              [HEADER.RETRY_DUE_AT]: String(dueAt),
+              [HEADER.ATTEMPTS]: String(priorAttempts + attempts),
+              [HEADER.ORIGINAL_TOPIC]: original?.topic ?? record.topic,
+              [HEADER.ORIGINAL_PARTITION]: String(original?.partition ?? record.partition),
+              [HEADER.ORIGINAL_OFFSET]: String(original?.offset ?? record.offset),
+              [HEADER.ERROR_TYPE]: errorType(lastError),
+              [HEADER.ERROR_REASON]: lastError instanceof Error
+                ? lastError.message
+                : String(lastError),
+              [HEADER.STAGE]: stage.name,
+            },
+          }, keyText);
+          finish({
+            kind: "retry-scheduled",
+            attempts,
+            retries,
+            outputs: 0,
+            errorType: errorType(lastError),
+            errorReason: lastError instanceof Error ? lastError.message : String(lastError),
+          });
+          return;
+        }
+
+        // 6. Out of attempts, or fatal: dead-letter.
+        const failed = await deadLetter(lastError, attempts, retries);
+        if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "dead-lettered");
+        finish({ kind: "dead-lettered", outputs: 0, ...failed });
+      });
+    } finally {
+      telemetry.metrics.inFlight(-1);
+    }
+  };
+}
+
+/** Encodes a string key as the transport expects. */
+export function keyBytes(key: string): Uint8Array {
+  return encoder.encode(key);
+}

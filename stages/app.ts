@@ -1,0 +1,230 @@
+/**
+ * `deno task pipeline`: generate orders, publish them, pay them, and account for every one.
+ *
+ * @module
+ */
+import { helpText, markdownTable, parseConfig } from "../pipeline/config.ts";
+import type { ConfigValues } from "../pipeline/config.ts";
+import type { Clock } from "../pipeline/clock.ts";
+import { systemClock } from "../pipeline/clock.ts";
+import { ConfigError, errorMessage, PipelineError } from "../pipeline/errors.ts";
+import { createPublisher } from "../pipeline/publisher.ts";
+import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
+import type { RetryPolicy } from "../pipeline/retry.ts";
+import { pipelineLag, startPipeline, waitUntilDrained } from "../pipeline/run.ts";
+import type { Transport } from "../pipeline/transport/transport.ts";
+import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
+import { ORDERS_CONFIG } from "./config.ts";
+import type { OrderPlaced } from "./events.ts";
+import { createOrderGenerator } from "./generate_order.ts";
+import { createOrdersPipeline, PUBLISH_ORDER } from "./orders_pipeline.ts";
+import { createPaymentGateway } from "./payment_gateway.ts";
+import { SummaryCounter } from "./summary.ts";
+import type { RunSummary } from "./summary.ts";
+
+/** The settings of a run. */
+export type OrdersConfig = ConfigValues<typeof ORDERS_CONFIG>;
+
+/** Where the command writes. */
+export interface AppIo {
+  /** The summary line (and `--help`). */
+  stdout(line: string): void;
+  /** Progress and diagnostics. */
+  stderr(line: string): void;
+}
+
+/** Options for {@linkcode runOrdersApp}. */
+export interface RunOrdersAppOptions {
+  /** Output streams. */
+  readonly io: AppIo;
+  /** Aborts the run: stop generating, drain, summarise. */
+  readonly signal?: AbortSignal;
+  /**
+   * The transport; by default the embedded one, or kafka when `brokers` is set.
+   */
+  readonly transport?: Transport;
+  /**
+   * Time for retries and the gateway's latency.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+  /**
+   * How often a progress line is printed, in ms.
+   * @default 1000
+   */
+  readonly progressEveryMs?: number;
+}
+
+const USAGE = `Usage: deno task pipeline [options]
+
+Runs the orders pipeline: generate orders -> publish to the orders topic -> consume in the
+payment-service group -> process payment -> payments topic, with retries and a dead-letter
+queue. Without KAFKA_BROKERS it runs on the embedded in-process transport.
+Ends with one JSON line on stdout: {"summary":{...}}.`;
+
+/** The retry policy of a preset name. */
+export function retryPreset(name: string): RetryPolicy {
+  switch (name) {
+    case "reference":
+      return REFERENCE_RETRY;
+    case "tiered":
+      return retryPolicy({ maxDelayMs: 1000, tiers: [{ delayMs: 1000 }, { delayMs: 5000 }] });
+    default:
+      return retryPolicy({ maxDelayMs: 1000 });
+  }
+}
+
+/** Parses arguments and environment; `undefined` when help was printed. */
+export function parseOrdersConfig(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  io: AppIo,
+): OrdersConfig | undefined {
+  const parsed = parseConfig(ORDERS_CONFIG, { args, env });
+  if (parsed.help) {
+    io.stdout(helpText(ORDERS_CONFIG, USAGE));
+    return undefined;
+  }
+  return parsed.values;
+}
+
+/** The configuration table for the README. */
+export function configurationTable(): string {
+  return markdownTable(ORDERS_CONFIG);
+}
+
+function openTransport(config: OrdersConfig): Transport {
+  if (config.brokers === undefined) return createEmbeddedTransport();
+  throw new ConfigError(
+    `Cannot use KAFKA_BROKERS "${config.brokers}" as the Kafka transport is not wired into this command yet`,
+    { field: "KAFKA_BROKERS" },
+  );
+}
+
+/**
+ * Runs the orders pipeline until `maxOrders` are generated, `duration` passes or `signal`
+ * aborts; then drains and resolves with the summary.
+ */
+export async function runOrdersApp(
+  config: OrdersConfig,
+  options: RunOrdersAppOptions,
+): Promise<RunSummary> {
+  const { io, signal, clock = systemClock, progressEveryMs = 1000 } = options;
+  const transport = options.transport ?? openTransport(config);
+  const cores = navigator.hardwareConcurrency ?? 2;
+  const workers = config.workers ?? Math.min(config.partitions, cores);
+  const gateway = createPaymentGateway({
+    failureRate: config.failureRate,
+    latencyMs: config.gatewayLatencyMs,
+    seed: config.seed,
+    clock,
+  });
+  const pipeline = createOrdersPipeline({
+    gateway,
+    ordersTopic: config.ordersTopic,
+    paymentsTopic: config.paymentsTopic,
+    dlqTopic: config.dlqTopic,
+    groupId: config.groupId,
+    partitions: config.partitions,
+    concurrency: Math.min(workers, config.partitions),
+    retry: retryPreset(config.retry),
+  });
+  io.stderr(
+    `orders pipeline on ${transport.target}${
+      config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
+    }: ${pipeline.stage("process-payment").concurrency} payment worker(s), ` +
+      `failure rate ${config.failureRate}, retry ${config.retry}`,
+  );
+  const counter = new SummaryCounter();
+  const running = await startPipeline(pipeline, {
+    transport,
+    clock,
+    onOutcome: (outcome) => counter.record(outcome),
+  });
+  const publisher = createPublisher<OrderPlaced>(pipeline, PUBLISH_ORDER, {
+    producer: running.producer,
+  });
+  const progress = setInterval(() => io.stderr(counter.progressLine()), progressEveryMs);
+  try {
+    await generate(config, counter, signal, async (orders) => {
+      await publisher.publish(orders);
+    });
+    io.stderr(`generation stopped after ${counter.summary.generated} orders; draining`);
+    await waitUntilDrained(pipeline, transport, { timeoutMs: config.drainTimeout * 1000 });
+  } finally {
+    clearInterval(progress);
+    await running.stop();
+    await transport.close();
+  }
+  io.stderr(counter.progressLine());
+  return counter.summary;
+
+  async function generate(
+    config: OrdersConfig,
+    counter: SummaryCounter,
+    signal: AbortSignal | undefined,
+    publish: (orders: OrderPlaced[]) => Promise<void>,
+  ): Promise<void> {
+    const next = createOrderGenerator({ seed: config.seed, now: () => clock.now() });
+    const started = performance.now();
+    const limit = config.maxOrders ?? Number.POSITIVE_INFINITY;
+    const until = config.duration === undefined
+      ? Number.POSITIVE_INFINITY
+      : started + config.duration * 1000;
+    let lastLagCheck = 0;
+    while (counter.summary.generated < limit && !signal?.aborted && performance.now() < until) {
+      const elapsed = (performance.now() - started) / 1000;
+      const due = config.rate === 0
+        ? Number.POSITIVE_INFINITY
+        : Math.floor(elapsed * config.rate) + 1;
+      const batch = Math.min(
+        500,
+        limit - counter.summary.generated,
+        due - counter.summary.generated,
+      );
+      if (batch <= 0) {
+        await systemClock.sleep(Math.min(50, 1000 / config.rate), signal).catch(() => {});
+        continue;
+      }
+      // Bound the backlog: generating far ahead of payment only grows memory and lag.
+      if (performance.now() - lastLagCheck > 200 && counter.inFlight > 20_000) {
+        lastLagCheck = performance.now();
+        const lag = (await pipelineLag(pipeline, transport)).reduce((sum, l) => sum + l.lag, 0);
+        if (lag > 20_000) {
+          await systemClock.sleep(100, signal).catch(() => {});
+          continue;
+        }
+      }
+      const orders = Array.from({ length: batch }, next);
+      counter.summary.generated += orders.length;
+      await publish(orders);
+      counter.summary.published += orders.length;
+    }
+  }
+}
+
+/** The command's entry point: parses, runs, prints the summary; returns the exit code. */
+export async function main(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  io: AppIo,
+  signal?: AbortSignal,
+): Promise<number> {
+  let config: OrdersConfig | undefined;
+  try {
+    config = parseOrdersConfig(args, env, io);
+  } catch (error) {
+    io.stderr(`error: ${errorMessage(error)}`);
+    return 2;
+  }
+  if (config === undefined) return 0;
+  try {
+    const summary = await runOrdersApp(config, { io, signal });
+    io.stdout(JSON.stringify({ summary }));
+    return 0;
+  } catch (error) {
+    io.stderr(`error: ${errorMessage(error)}`);
+    if (!(error instanceof PipelineError)) io.stderr(String((error as Error)?.stack ?? ""));
+    return 1;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The orders pipeline's settings: one spec that the command parses, `--help` prints, and the
+ * README's configuration table is generated from. Environment names follow the reference
+ * services.
+ *
+ * @module
+ */
+import { setting } from "../pipeline/config.ts";
+
+/** Retry presets the command offers. */
+export const RETRY_PRESETS = ["reference", "backoff", "tiered"] as const;
+
+/** Every setting of `deno task pipeline`. */
+export const ORDERS_CONFIG = {
+  brokers: setting({
+    type: "string",
+    env: "KAFKA_BROKERS",
+    description:
+      "Comma-separated Kafka-API brokers (host:port); unset runs on the embedded in-process transport",
+  }),
+  ordersTopic: setting({
+    type: "string",
+    env: "ORDERS_TOPIC",
+    default: "orders",
+    description: "Topic orders are published to",
+  }),
+  paymentsTopic: setting({
+    type: "string",
+    env: "PAYMENTS_TOPIC",
+    default: "payments",
+    description: "Topic PaymentProcessed events are written to",
+  }),
+  dlqTopic: setting({
+    type: "string",
+    env: "DLQ_TOPIC",
+    default: "orders.dlq",
+    description: "Dead-letter topic",
+  }),
+  groupId: setting({
+    type: "string",
+    env: "GROUP_ID",
+    default: "payment-service",
+    description: "Consumer group of the payment stage",
+  }),
+  partitions: setting({
+    type: "integer",
+    env: "ORDERS_PARTITIONS",
+    flag: "partitions",
+    default: 3,
+    min: 1,
+    max: 1000,
+    description: "Partitions of the orders and payments topics (when the pipeline creates them)",
+  }),
+  workers: setting({
+    type: "integer",
+    env: "PAYMENT_WORKERS",
+    flag: "workers",
+    min: 1,
+    description: "Payment workers (consumer group members); default min(partitions, cores)",
+  }),
+  failureRate: setting({
+    type: "number",
+    env: "PAYMENT_FAILURE_RATE",
+    flag: "failure-rate",
+    default: 0.2,
+    min: 0,
+    max: 1,
+    description: "Probability that one payment attempt fails with a gateway 503",
+  }),
+  gatewayLatencyMs: setting({
+    type: "integer",
+    env: "PAYMENT_LATENCY_MS",
+    flag: "gateway-latency-ms",
+    default: 5,
+    min: 0,
+    max: 60_000,
+    description: "Simulated gateway latency per charge, in milliseconds",
+  }),
+  retry: setting({
+    type: "string",
+    env: "RETRY_POLICY",
+    flag: "retry",
+    default: "backoff",
+    choices: RETRY_PRESETS,
+    description:
+      "reference: 3 attempts 1 s apart, then DLQ; backoff: 3 attempts, jittered exponential from 100 ms; tiered: backoff, then retry topics (1 s, 5 s), then DLQ",
+  }),
+  maxOrders: setting({
+    type: "integer",
+    env: "MAX_ORDERS",
+    flag: "max-orders",
+    min: 0,
+    description:
+      "Generate this many orders, drain, print the summary and exit; unset runs until stopped",
+  }),
+  rate: setting({
+    type: "number",
+    env: "ORDER_RATE",
+    flag: "rate",
+    default: 10,
+    min: 0,
+    description: "Orders generated per second; 0 is as fast as possible",
+  }),
+  duration: setting({
+    type: "number",
+    env: "DURATION_SECONDS",
+    flag: "duration",
+    min: 0,
+    description: "Stop generating after this many seconds, drain and exit",
+  }),
+  seed: setting({
+    type: "integer",
+    env: "SEED",
+    flag: "seed",
+    default: 1,
+    description: "Seed of the order generator and the gateway's failures (equal seeds, equal runs)",
+  }),
+  drainTimeout: setting({
+    type: "number",
+    env: "DRAIN_TIMEOUT_SECONDS",
+    flag: "drain-timeout",
+    default: 120,
+    min: 1,
+    description: "How long to wait for in-flight orders when stopping, in seconds",
+  }),
+} as const;

@@ -1,0 +1,107 @@
+/**
+ * The orders pipeline, declared: generate order -> publish to `orders` (keyed by `order_id`)
+ * -> consume in group `payment-service` -> process payment -> `payments`, with retries and the
+ * `orders.dlq` dead-letter queue.
+ *
+ * @module
+ */
+import { definePipeline } from "../pipeline/definition.ts";
+import type { Pipeline } from "../pipeline/definition.ts";
+import { REFERENCE_RETRY } from "../pipeline/retry.ts";
+import type { RetryPolicy } from "../pipeline/retry.ts";
+import { OrderPlacedV1, PaymentProcessedV1 } from "./events.ts";
+import type { OrderPlaced } from "./events.ts";
+import type { PaymentGateway } from "./payment_gateway.ts";
+import { createProcessPaymentStage } from "./process_payment.ts";
+
+/** The source that publishes generated orders. */
+export const PUBLISH_ORDER = "publish-order";
+
+/** Options for {@linkcode createOrdersPipeline}. */
+export interface OrdersPipelineOptions {
+  /** The gateway the payment stage charges. */
+  readonly gateway: PaymentGateway;
+  /**
+   * The orders topic (`ORDERS_TOPIC`).
+   * @default "orders"
+   */
+  readonly ordersTopic?: string;
+  /**
+   * The payments topic (`PAYMENTS_TOPIC`).
+   * @default "payments"
+   */
+  readonly paymentsTopic?: string;
+  /**
+   * The dead-letter topic (`DLQ_TOPIC`).
+   * @default "orders.dlq"
+   */
+  readonly dlqTopic?: string;
+  /**
+   * The payment service's consumer group (`GROUP_ID`).
+   * @default "payment-service"
+   */
+  readonly groupId?: string;
+  /**
+   * Partitions of the orders and payments topics.
+   * @default 3
+   */
+  readonly partitions?: number;
+  /**
+   * Payment workers.
+   * @default 1
+   */
+  readonly concurrency?: number;
+  /**
+   * The payment stage's retry policy.
+   * @default REFERENCE_RETRY
+   */
+  readonly retry?: RetryPolicy;
+}
+
+/** Declares the orders pipeline. */
+export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
+  const {
+    gateway,
+    ordersTopic = "orders",
+    paymentsTopic = "payments",
+    dlqTopic = "orders.dlq",
+    groupId = "payment-service",
+    partitions = 3,
+    concurrency = 1,
+    retry = REFERENCE_RETRY,
+  } = options;
+  const week = String(7 * 24 * 3600 * 1000);
+  return definePipeline({
+    name: "orders",
+    topics: [
+      { name: ordersTopic, partitions, schema: OrderPlacedV1, config: { "retention.ms": week } },
+      {
+        name: paymentsTopic,
+        partitions,
+        schema: PaymentProcessedV1,
+        config: { "retention.ms": week },
+      },
+      {
+        name: dlqTopic,
+        partitions: 1,
+        deadLetter: true,
+        config: { "retention.ms": String(30 * 24 * 3600 * 1000) },
+      },
+    ],
+    sources: [{
+      name: PUBLISH_ORDER,
+      output: ordersTopic,
+      schema: OrderPlacedV1,
+      key: (order: OrderPlaced) => order.order_id,
+    }],
+    stages: [{
+      stage: createProcessPaymentStage(gateway),
+      input: ordersTopic,
+      output: paymentsTopic,
+      group: groupId,
+      deadLetter: dlqTopic,
+      retry,
+      concurrency,
+    }],
+  });
+}

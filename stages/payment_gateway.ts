@@ -1,0 +1,146 @@
+/**
+ * A simulated payment gateway: latency, a failure rate (503s, retryable), and idempotency by
+ * key the way real gateways take an `Idempotency-Key`, so a charge repeated after a crash is
+ * never a second charge.
+ *
+ * Whether an attempt fails is a pure function of the seed, the order id and the attempt
+ * number, not of the order in which workers happen to call: a run is reproducible under any
+ * concurrency.
+ *
+ * @module
+ */
+import type { Clock } from "../pipeline/clock.ts";
+import { systemClock } from "../pipeline/clock.ts";
+import { RejectedError, RetryableError } from "../pipeline/errors.ts";
+import { murmur2 } from "../pipeline/transport/murmur2.ts";
+
+/** The gateway was unavailable (HTTP 503): worth retrying. */
+export class GatewayUnavailableError extends RetryableError {}
+
+/** The gateway declined the charge for good. */
+export class PaymentDeclinedError extends RejectedError {}
+
+/** Options for {@linkcode createPaymentGateway}. */
+export interface PaymentGatewayOptions {
+  /**
+   * The probability that one attempt fails with a 503, in [0, 1].
+   * @default 0.2
+   */
+  readonly failureRate?: number;
+  /**
+   * The time one charge takes, in milliseconds.
+   * @default 0
+   */
+  readonly latencyMs?: number;
+  /**
+   * Charges above this amount are declined for good.
+   * @default Infinity
+   */
+  readonly declineAbove?: number;
+  /**
+   * The seed of the failure draw.
+   * @default 1
+   */
+  readonly seed?: number;
+  /**
+   * The clock the latency is spent on.
+   * @default systemClock
+   */
+  readonly clock?: Clock;
+}
+
+/** A charge request. */
+export interface ChargeRequest {
+  /** The idempotency key: one charge per key, however often it is asked. */
+  readonly idempotencyKey: string;
+  /** The amount. */
+  readonly amount: number;
+  /** The currency. */
+  readonly currency: string;
+  /** The attempt number, for the failure draw. */
+  readonly attempt: number;
+}
+
+/** A successful charge. */
+export interface Charge {
+  /** The gateway's id for the charge. */
+  readonly paymentId: string;
+  /** Whether this request found an earlier charge under the same key. */
+  readonly replayed: boolean;
+}
+
+/** The simulated gateway. */
+export interface PaymentGateway {
+  /** Charges once per idempotency key. */
+  charge(request: ChargeRequest, signal?: AbortSignal): Promise<Charge>;
+  /** Distinct charges made. */
+  readonly charges: number;
+  /** Requests answered with an earlier charge (a redelivered order). */
+  readonly replays: number;
+}
+
+const encoder = new TextEncoder();
+
+/** A uniform draw in [0, 1) fixed by seed, key and attempt. */
+function draw(seed: number, key: string, attempt: number): number {
+  return (murmur2(encoder.encode(`${seed}:${key}:${attempt}`)) >>> 0) / 4294967296;
+}
+
+/**
+ * Creates a simulated gateway.
+ *
+ * @example
+ * ```ts
+ * import { createPaymentGateway } from "./payment_gateway.ts";
+ * const gateway = createPaymentGateway({ failureRate: 0 });
+ * const charge = await gateway.charge({ idempotencyKey: "o-1", amount: 5, currency: "USD", attempt: 1 });
+ * console.log(charge.replayed); // false
+ * ```
+ */
+export function createPaymentGateway(options: PaymentGatewayOptions = {}): PaymentGateway {
+  const {
+    failureRate = 0.2,
+    latencyMs = 0,
+    declineAbove = Number.POSITIVE_INFINITY,
+    seed = 1,
+    clock = systemClock,
+  } = options;
+  if (!(failureRate >= 0 && failureRate <= 1)) {
+    throw new RangeError(
+      `Cannot create gateway as 'failureRate' must be in [0, 1]: current value is ${failureRate}`,
+    );
+  }
+  const charged = new Map<string, string>();
+  let replays = 0;
+  return {
+    async charge(request: ChargeRequest, signal?: AbortSignal): Promise<Charge> {
+      if (latencyMs > 0) await clock.sleep(latencyMs, signal);
+      const earlier = charged.get(request.idempotencyKey);
+      if (earlier !== undefined) {
+        replays++;
+        return { paymentId: earlier, replayed: true };
+      }
+      if (draw(seed, request.idempotencyKey, request.attempt) < failureRate) {
+        throw new GatewayUnavailableError(
+          `Payment gateway answered 503 for "${request.idempotencyKey}" on attempt ${request.attempt}`,
+        );
+      }
+      if (request.amount > declineAbove) {
+        throw new PaymentDeclinedError(
+          `Payment declined for "${request.idempotencyKey}": amount ${request.amount} ${request.currency} is above the limit ${declineAbove}`,
+        );
+      }
+      const paymentId = `pay_${
+        (murmur2(encoder.encode(`${seed}:${request.idempotencyKey}`)) >>> 0).toString(16)
+      }_${charged.size}`;
+      charged.set(request.idempotencyKey, paymentId);
+      return { paymentId, replayed: false };
+    },
+    get charges(): number {
+      return charged.size;
+    },
+    get replays(): number {
+      return replays;
+    },
+  };
+}

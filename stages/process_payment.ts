@@ -1,0 +1,65 @@
+/**
+ * The payment stage: charge each placed order once, emit `PaymentProcessed`. Idempotent by
+ * `order_id` twice over: the runtime skips an order that already has an outcome, and the
+ * gateway charges each `order_id` at most once even if asked again after a crash.
+ *
+ * @module
+ */
+import { defineStage } from "../pipeline/stage.ts";
+import type { Stage } from "../pipeline/stage.ts";
+import { OrderPlacedV1, PaymentProcessedV1 } from "./events.ts";
+import type { OrderPlaced, PaymentProcessed } from "./events.ts";
+import type { PaymentGateway } from "./payment_gateway.ts";
+import { ORDER_METRIC } from "./telemetry.ts";
+
+/** The payment stage's stable name. */
+export const PROCESS_PAYMENT = "process-payment";
+
+/** Business attributes set on the `process` span of each order. */
+export const ORDER_ATTR = {
+  ORDER_ID: "order.id",
+  USER_ID: "user.id",
+  AMOUNT: "amount",
+} as const;
+
+/** Creates the payment stage over a gateway. */
+export function createProcessPaymentStage(
+  gateway: PaymentGateway,
+): Stage<OrderPlaced, PaymentProcessed> {
+  return defineStage({
+    name: PROCESS_PAYMENT,
+    input: OrderPlacedV1,
+    output: PaymentProcessedV1,
+    requireKey: true,
+    maxValueBytes: 64 * 1024,
+    processingLatency: ORDER_METRIC.PAYMENT_PROCESSING_LATENCY,
+    idempotencyKey: (order) => order.order_id,
+    outputKey: (payment) => payment.order_id,
+    async handle(order, context) {
+      context.setAttributes({
+        [ORDER_ATTR.ORDER_ID]: order.order_id,
+        [ORDER_ATTR.USER_ID]: order.user_id,
+        [ORDER_ATTR.AMOUNT]: order.amount,
+      });
+      const charge = await gateway.charge({
+        idempotencyKey: order.order_id,
+        amount: order.amount,
+        currency: order.currency,
+        attempt: context.attempt,
+      }, context.signal);
+      return {
+        event_type: "PaymentProcessed",
+        event_version: 1,
+        order_id: order.order_id,
+        payment_id: charge.paymentId,
+        user_id: order.user_id,
+        amount: order.amount,
+        currency: order.currency,
+        status: "succeeded",
+        attempts: context.attempt,
+        order_created_at: order.created_at,
+        processed_at: new Date(context.clock.now()).toISOString(),
+      };
+    },
+  });
+}
