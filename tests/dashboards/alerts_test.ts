@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import {
   ALERT_EXPRESSIONS,
   ALERT_RULES,
   alertRulesFile,
+  PANEL_QUERIES,
   renderAlertRules,
   RULES_FILE,
   RUNBOOKS,
@@ -107,4 +108,21 @@ Deno.test("the rules file holds ALERT_EXPRESSIONS with severity, summary, descri
     assert.equal(rule.annotations.runbook_url, `${RUNBOOKS}#${rule.alert.toLowerCase()}`);
     assert.ok(runbooks.includes(`\n## ${rule.alert}\n`), `No runbook section for ${rule.alert}`);
   }
+});
+
+Deno.test({
+  name: "promtool parses every dashboard query (checked as recording rules)",
+  ignore: ignorePromtool,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "panel_queries_" });
+    try {
+      const rules = PANEL_QUERIES.map((q, i) => ({ record: `panel:query:${i}`, expr: q.promql }));
+      const file = join(dir, "panel_queries.yml");
+      await Deno.writeTextFile(file, stringify({ groups: [{ name: "panels", rules }] }));
+      const out = await promtool("check", "rules", file);
+      assert.match(out, new RegExp(`SUCCESS: ${PANEL_QUERIES.length} rules found`));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
