@@ -1,0 +1,114 @@
+/**
+ * Topic provisioning and offset queries over the kafkajs admin client.
+ *
+ * @module
+ */
+import type { Admin } from "kafkajs";
+import { DefinitionError, PipelineError } from "../../errors.ts";
+import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
+
+/** Settings {@linkcode ensureTopics} needs from the transport options. */
+export interface EnsureTopicsSettings {
+  /** The replication factor of topics whose spec sets none. */
+  readonly replicationFactor: number;
+  /** How long to wait for new topics to show up in metadata, in milliseconds. */
+  readonly readyTimeout: number;
+}
+
+function validateSpec(spec: TopicSpec): void {
+  if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
+    throw new DefinitionError(
+      `Cannot create topic "${spec.name}" as 'partitions' must be a positive integer: ` +
+        `current value is ${spec.partitions}`,
+      { topic: spec.name, field: "partitions" },
+    );
+  }
+  const factor = spec.replicationFactor;
+  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
+    throw new DefinitionError(
+      `Cannot create topic "${spec.name}" as 'replicationFactor' must be a positive integer: ` +
+        `current value is ${factor}`,
+      { topic: spec.name, field: "replicationFactor" },
+    );
+  }
+}
+
+/** Whether every topic is in the metadata with a leader for each of its partitions. */
+async function topicsReady(admin: Admin, specs: readonly TopicSpec[]): Promise<boolean> {
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.name) });
+    return specs.every((spec) => {
+      const found = topics.find((topic) => topic.name === spec.name);
+      return found !== undefined && found.partitions.length > 0 &&
+        found.partitions.every((partition) => partition.leader >= 0);
+    });
+  } catch {
+    // A topic that is not in the metadata yet makes the whole request fail: poll again.
+    return false;
+  }
+}
+
+/**
+ * Creates the topics that do not exist yet (existing ones are left alone), then waits until
+ * every topic has a leader for each partition, so producers do not meet `UNKNOWN_TOPIC`.
+ */
+export async function ensureTopics(
+  admin: Admin,
+  specs: readonly TopicSpec[],
+  settings: EnsureTopicsSettings,
+): Promise<void> {
+  specs.forEach(validateSpec);
+  if (specs.length === 0) return;
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((spec) => !existing.has(spec.name));
+  if (missing.length > 0) {
+    // Resolves false when another client created one of them first: that is fine.
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((spec) => ({
+        topic: spec.name,
+        numPartitions: spec.partitions,
+        replicationFactor: spec.replicationFactor ?? settings.replicationFactor,
+        configEntries: Object.entries(spec.config ?? {}).map(([name, value]) => ({ name, value })),
+      })),
+    });
+  }
+  const deadline = Date.now() + settings.readyTimeout;
+  let delay = 20;
+  while (!(await topicsReady(admin, specs))) {
+    if (Date.now() >= deadline) {
+      throw new PipelineError(
+        `Cannot use topics ${specs.map((spec) => `"${spec.name}"`).join(", ")}: ` +
+          `not visible in the broker metadata after ${settings.readyTimeout} ms`,
+        { topic: specs[0].name },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 250);
+  }
+}
+
+/** The high watermark of each partition of `topic`, in partition order. */
+export async function endOffsets(admin: Admin, topic: string): Promise<TopicOffsets> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  const end = offsets
+    .map((entry) => ({ partition: entry.partition, offset: Number(entry.high) }))
+    .sort((a, b) => a.partition - b.partition);
+  return { topic, end };
+}
+
+/** The offsets `groupId` committed on each partition of `topic`; never committed reads 0. */
+export async function committedOffsets(
+  admin: Admin,
+  groupId: string,
+  topic: string,
+): Promise<PartitionOffset[]> {
+  const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  const partitions = entry?.partitions ?? [];
+  return partitions
+    .map((partition) => {
+      const offset = Number(partition.offset);
+      return { partition: partition.partition, offset: offset < 0 ? 0 : offset };
+    })
+    .sort((a, b) => a.partition - b.partition);
+}

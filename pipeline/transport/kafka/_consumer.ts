@@ -1,0 +1,327 @@
+/**
+ * The kafkajs consumer behind {@linkcode Consumer}, committing offsets itself.
+ *
+ * kafkajs runs with `autoCommit: false`. After `eachRecord` resolves, the record's offset + 1 is
+ * marked completed; completed offsets are committed every `commitInterval` ms or
+ * `commitThreshold` records, when the group starts rebalancing (still under the old
+ * generation, which the broker accepts while the group prepares to rebalance), and on close.
+ *
+ * Why this is at-least-once: a partition's records are handled one at a time in offset order,
+ * and a record whose handler rejected blocks its partition's completed offset until it is
+ * delivered again and succeeds, so nothing past it is ever committed. Completions from before a
+ * rebalance or crash are dropped rather than committed under the next generation; those
+ * records are delivered again (duplicates, never losses).
+ *
+ * Backpressure: kafkajs fetches a batch per partition and hands it over one record at a time,
+ * fetching again only when the batches in hand are done. So at most one record per partition
+ * is in a handler at once, and at most `min(partitionConcurrency, partitions owned)` in all;
+ * fetched records waiting for a handler are bounded by kafkajs's `maxBytesPerPartition`
+ * (1 MiB) per partition and `maxBytes` (10 MiB) per fetch.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { Consumer as KafkaConsumer, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import { ConfigError, errorMessage, PipelineError, RetryableError } from "../../errors.ts";
+import type {
+  Assignment,
+  ConsumedRecord,
+  Consumer,
+  ConsumerOptions,
+  RecordContext,
+  RecordHandler,
+  RecordHeaders,
+} from "../transport.ts";
+import { toPipelineError } from "./_errors.ts";
+import type { KafkaLogger } from "./_logger.ts";
+
+/** Settings the consumer takes from the transport options. */
+export interface ConsumerSettings {
+  /** Commit completed offsets at least this often, in milliseconds. */
+  readonly commitInterval: number;
+  /** Commit as soon as this many records completed since the last commit. */
+  readonly commitThreshold: number;
+  /** How long a fetch waits for records on the broker, in milliseconds. */
+  readonly fetchMaxWait: number;
+  /** Where commit failures that nobody awaits are reported. */
+  readonly logger: KafkaLogger;
+}
+
+interface Completed {
+  readonly topic: string;
+  readonly partition: number;
+  /** The next offset to read: the completed record's offset + 1. */
+  readonly offset: number;
+}
+
+function partitionKey(topic: string, partition: number): string {
+  return `${topic}\0${partition}`;
+}
+
+function toBytes(data: Buffer | null): Uint8Array | null {
+  return data === null ? null : new Uint8Array(data);
+}
+
+function decodeHeaders(headers: IHeaders | undefined): RecordHeaders {
+  const out: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(headers ?? {})) {
+    // Kafka allows a header name more than once; kafkajs then gives an array: the last wins.
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    if (value === undefined) continue;
+    out[name] = typeof value === "string" ? value : Buffer.from(value).toString("utf8");
+  }
+  return out;
+}
+
+function toRecord(topic: string, partition: number, message: KafkaMessage): ConsumedRecord {
+  return {
+    topic,
+    partition,
+    offset: Number(message.offset),
+    key: toBytes(message.key ?? null),
+    value: toBytes(message.value),
+    headers: decodeHeaders(message.headers),
+    timestamp: Number(message.timestamp),
+  };
+}
+
+function validate(options: ConsumerOptions): number {
+  const concurrency = options.partitionConcurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new ConfigError(
+      `Cannot start consumer of group "${options.groupId}" as 'partitionConcurrency' must be ` +
+        `a positive integer: current value is ${concurrency}`,
+      { field: "partitionConcurrency" },
+    );
+  }
+  if (options.topics.length === 0) {
+    throw new ConfigError(
+      `Cannot start consumer of group "${options.groupId}" as 'topics' is empty`,
+      { field: "topics" },
+    );
+  }
+  return concurrency;
+}
+
+/** Opens a kafkajs consumer group member, connected and subscribed but not yet running. */
+export async function openConsumer(
+  kafka: Kafka,
+  brokers: readonly string[],
+  options: ConsumerOptions,
+  settings: ConsumerSettings,
+): Promise<Consumer> {
+  const concurrency = validate(options);
+  const { groupId } = options;
+  const consumer: KafkaConsumer = kafka.consumer({
+    groupId,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: settings.fetchMaxWait,
+  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...options.topics], fromBeginning: true });
+  } catch (error) {
+    await consumer.disconnect().catch(() => undefined);
+    throw toPipelineError(`Cannot join consumer group "${groupId}"`, brokers, error);
+  }
+
+  /** Bumped whenever kafkajs's group generation ends; completions from older ones are void. */
+  let epoch = 0;
+  let owned: Record<string, readonly number[]> = {};
+  let completed = new Map<string, Completed>();
+  /** Per partition, the lowest offset whose handler rejected and that has not succeeded since. */
+  let failed = new Map<string, number>();
+  let partitionAborts = new Map<string, AbortController>();
+  let sinceCommit = 0;
+  let commitChain: Promise<void> = Promise.resolve();
+  let running = false;
+  let closing = false;
+  let closed: Promise<void> | undefined;
+  const closeAbort = new AbortController();
+  const inFlight = new Set<Promise<unknown>>();
+
+  function endGeneration(): void {
+    epoch++;
+    owned = {};
+    completed = new Map();
+    failed = new Map();
+    for (const controller of partitionAborts.values()) controller.abort();
+    partitionAborts = new Map();
+    sinceCommit = 0;
+  }
+
+  /** Commits the completed offsets of the current generation; one commit at a time. */
+  function commit(): Promise<void> {
+    const run = commitChain.then(async function commitCompleted() {
+      if (!running || completed.size === 0) return;
+      const snapshot = [...completed.values()];
+      const epochAtStart = epoch;
+      sinceCommit = 0;
+      await consumer.commitOffsets(
+        snapshot.map(({ topic, partition, offset }) => ({
+          topic,
+          partition,
+          offset: String(offset),
+        })),
+      );
+      if (epoch !== epochAtStart) return;
+      for (const entry of snapshot) {
+        const key = partitionKey(entry.topic, entry.partition);
+        if (completed.get(key) === entry) completed.delete(key);
+      }
+    });
+    commitChain = run.catch(() => undefined);
+    return run;
+  }
+
+  function commitInBackground(): void {
+    commit().catch(function reportCommitFailure(error) {
+      settings.logger({
+        level: "warn",
+        namespace: "Transport",
+        message: `Cannot commit offsets of group "${groupId}": ${errorMessage(error)}; ` +
+          "trying again at the next commit",
+        fields: {},
+      });
+    });
+  }
+
+  function partitionSignal(key: string): AbortSignal {
+    if (closing) return closeAbort.signal;
+    let controller = partitionAborts.get(key);
+    if (!controller) {
+      controller = new AbortController();
+      partitionAborts.set(key, controller);
+    }
+    return AbortSignal.any([controller.signal, closeAbort.signal]);
+  }
+
+  consumer.on(consumer.events.GROUP_JOIN, function onGroupJoin(event) {
+    endGeneration();
+    const assignment: Record<string, readonly number[]> = {};
+    for (const topic of options.topics) {
+      const partitions = event.payload.memberAssignment[topic];
+      if (partitions?.length) assignment[topic] = [...partitions].sort((a, b) => a - b);
+    }
+    owned = assignment;
+    running = true;
+  });
+  consumer.on(consumer.events.REBALANCING, function onRebalancing() {
+    // Every handler has returned by now (kafkajs waits for the batches in hand), and the
+    // old generation may still commit: save what is done, then forget it.
+    const rebalancing = epoch;
+    commitInBackground();
+    void commitChain.then(function forgetGeneration() {
+      if (epoch === rebalancing) endGeneration();
+    });
+  });
+  for (const event of [consumer.events.CRASH, consumer.events.STOP]) {
+    consumer.on(event, function onStopped() {
+      running = false;
+      endGeneration();
+    });
+  }
+
+  const timer = setInterval(function commitOnInterval() {
+    if (completed.size > 0) commitInBackground();
+  }, settings.commitInterval);
+
+  async function handle(
+    eachRecord: RecordHandler,
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    // Closing: leave the record for the next owner of the partition.
+    if (closing) return;
+    const record = toRecord(topic, partition, message);
+    const key = partitionKey(topic, partition);
+    const epochAtStart = epoch;
+    const signal = partitionSignal(key);
+    const context: RecordContext = {
+      signal,
+      async heartbeat() {
+        try {
+          await heartbeat();
+        } catch (error) {
+          partitionAborts.get(key)?.abort();
+          throw toPipelineError(`Cannot heartbeat in group "${groupId}"`, brokers, error, {
+            topic,
+            partition,
+            offset: record.offset,
+          });
+        }
+      },
+    };
+    try {
+      await eachRecord(record, context);
+    } catch (error) {
+      if (epoch === epochAtStart) {
+        const lowest = failed.get(key);
+        if (lowest === undefined || record.offset < lowest) failed.set(key, record.offset);
+      }
+      // A retriable error makes kafkajs fetch the record again instead of crashing for good.
+      throw new RetryableError(
+        `Cannot complete record ${record.offset} of topic "${topic}" partition ${partition}: ` +
+          `${errorMessage(error)}; it will be delivered again`,
+        { topic, partition, offset: record.offset, cause: error },
+      );
+    }
+    if (epoch !== epochAtStart) return;
+    const lowestFailed = failed.get(key);
+    if (lowestFailed !== undefined) {
+      if (record.offset > lowestFailed) return;
+      failed.delete(key);
+    }
+    completed.set(key, { topic, partition, offset: record.offset + 1 });
+    if (++sinceCommit >= settings.commitThreshold) await commit().catch(() => undefined);
+  }
+
+  async function run(eachRecord: RecordHandler): Promise<void> {
+    if (closed) throw new PipelineError(`Cannot run consumer of group "${groupId}": it is closed`);
+    await consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: concurrency,
+      eachMessage({ topic, partition, message, heartbeat }) {
+        const work = handle(eachRecord, topic, partition, message, heartbeat);
+        inFlight.add(work);
+        return work.finally(() => inFlight.delete(work));
+      },
+    });
+  }
+
+  async function drain(): Promise<void> {
+    closing = true;
+    closeAbort.abort();
+    clearInterval(timer);
+    if (running) consumer.pause(options.topics.map((topic) => ({ topic })));
+    await Promise.allSettled([...inFlight]);
+    let commitError: unknown;
+    try {
+      await commit();
+    } catch (error) {
+      commitError = error;
+    }
+    running = false;
+    await consumer.disconnect();
+    if (commitError !== undefined) {
+      throw toPipelineError(
+        `Cannot commit offsets of group "${groupId}" on close`,
+        brokers,
+        commitError,
+      );
+    }
+  }
+
+  function close(): Promise<void> {
+    closed ??= drain();
+    return closed;
+  }
+
+  function assignment(): Assignment {
+    return { partitions: { ...owned } };
+  }
+
+  return { run, close, assignment };
+}

@@ -1,0 +1,338 @@
+/**
+ * The kafkajs transport: the shared contract against a real broker, plus what only a real
+ * broker shows (connection failures, delivery offsets, partitioning, topic config, records
+ * from an independent client).
+ *
+ * Broker tests need `KAFKA_BROKERS` and are ignored without it. The independent-client test
+ * needs `kcat` (Debian package `kcat`) on the PATH.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import kafkajs from "kafkajs";
+import { BrokerUnavailableError, ConfigError } from "../../../pipeline/errors.ts";
+import {
+  createKafkaTransport,
+  type KafkaLogRecord,
+  type KafkaTransport,
+} from "../../../pipeline/transport/kafka/mod.ts";
+import { partitionForKey } from "../../../pipeline/transport/murmur2.ts";
+import type { ConsumedRecord, OutgoingRecord } from "../../../pipeline/transport/transport.ts";
+import { transportContract } from "./contract.ts";
+
+const { Kafka, KafkaJSError, ConfigResourceTypes } = kafkajs;
+
+const brokers = Deno.env.get("KAFKA_BROKERS") ?? "";
+const noBroker = brokers === "";
+const kcatMissing = !hasKcat();
+const TIMEOUT_MS = 30_000;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
+let counter = 0;
+
+function unique(prefix: string): string {
+  return `kafka-${prefix}-${runId}-${++counter}`;
+}
+
+function hasKcat(): boolean {
+  try {
+    return new Deno.Command("kcat", { args: ["-V"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+function quietTransport(logs: KafkaLogRecord[] = []): KafkaTransport {
+  // Fresh brokers log transient "coordinator loading" warnings; keep them for assertions only.
+  return createKafkaTransport(brokers, { logger: (record) => logs.push(record) });
+}
+
+async function waitUntil(what: string, condition: () => boolean | Promise<boolean>) {
+  const deadline = Date.now() + TIMEOUT_MS;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${TIMEOUT_MS} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A loopback port nothing listens on: bound by us a moment ago, then released. */
+function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Runs `body` with a transport, closing everything it registered. */
+async function withTransport(
+  body: (transport: KafkaTransport, defer: (close: () => Promise<void>) => void) => Promise<void>,
+): Promise<void> {
+  const transport = quietTransport();
+  const closers: Array<() => Promise<void>> = [];
+  try {
+    await body(transport, (close) => closers.push(close));
+  } finally {
+    for (const close of closers.reverse()) await close();
+    await transport.close();
+  }
+}
+
+/** Reads every record of `topic` with a fresh group until `count` arrived. */
+async function readAll(
+  transport: KafkaTransport,
+  topic: string,
+  count: number,
+): Promise<ConsumedRecord[]> {
+  const consumer = await transport.consumer({ groupId: unique("reader"), topics: [topic] });
+  const seen: ConsumedRecord[] = [];
+  try {
+    await consumer.run((record) => {
+      seen.push(record);
+      return Promise.resolve();
+    });
+    await waitUntil(`${count} records read from "${topic}"`, () => seen.length >= count);
+  } finally {
+    await consumer.close();
+  }
+  return seen;
+}
+
+transportContract(
+  "kafka",
+  () => Promise.resolve({ transport: quietTransport() }),
+  { ignore: noBroker, timeoutMs: TIMEOUT_MS },
+);
+
+Deno.test("createKafkaTransport() refuses a malformed KAFKA_BROKERS naming the variable", () => {
+  for (const value of ["", " , ", "localhost", "127.0.0.1:99999", "a:1,b"]) {
+    assert.throws(
+      () => createKafkaTransport(value),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError, `${JSON.stringify(value)}: ${error}`);
+        assert.equal(error.field, "KAFKA_BROKERS");
+        assert.match(error.message, /^Cannot use KAFKA_BROKERS as ".*"/);
+        return true;
+      },
+    );
+  }
+  const transport = createKafkaTransport(" 127.0.0.1:9092 , [::1]:9093 ");
+  assert.equal(transport.kind, "kafka");
+  assert.equal(transport.target, "kafka 127.0.0.1:9092,[::1]:9093");
+  assert.deepEqual(transport.brokers, ["127.0.0.1:9092", "[::1]:9093"]);
+});
+
+Deno.test("kafka transport: an unreachable broker fails within 5 s naming KAFKA_BROKERS", async () => {
+  const broker = `127.0.0.1:${closedPort()}`;
+  const password = "pa55-w0rd-never-logged";
+  const logs: KafkaLogRecord[] = [];
+  const transport = createKafkaTransport(broker, {
+    sasl: { mechanism: "plain", username: "pipeline", password },
+    logger: (record) => logs.push(record),
+  });
+  try {
+    for (const call of [() => transport.producer(), () => transport.endOffsets("orders")]) {
+      const started = Date.now();
+      await assert.rejects(call, (error: unknown) => {
+        assert.ok(error instanceof BrokerUnavailableError, String(error));
+        assert.equal(error.retriable, true);
+        assert.equal(error.field, "KAFKA_BROKERS");
+        assert.equal(
+          error.message,
+          `Cannot reach Kafka broker at "${broker}" given by KAFKA_BROKERS: ` +
+            "connect ECONNREFUSED; start one with 'deno task broker' or point KAFKA_BROKERS " +
+            "at a running broker",
+        );
+        assert.ok(error.cause instanceof KafkaJSError, "the kafkajs error is the cause");
+        return true;
+      });
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < 5_000, `failed after ${elapsed} ms`);
+    }
+    assert.ok(logs.length > 0, "kafkajs reported the failed connections");
+    assert.ok(logs.every((record) => record.level === "error" || record.level === "warn"));
+    assert.ok(!JSON.stringify(logs).includes(password), "the SASL password is never logged");
+  } finally {
+    await transport.close();
+  }
+});
+
+Deno.test({
+  name: "kafka transport: delivery reports give each record's own offset across partitions",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport, defer) => {
+      const [first, second] = [unique("offsets"), unique("offsets")];
+      await transport.ensureTopics([
+        { name: first, partitions: 3 },
+        { name: second, partitions: 2 },
+      ]);
+      const producer = await transport.producer();
+      defer(() => producer.close());
+      const records: OutgoingRecord[] = [];
+      for (let i = 0; i < 30; i++) {
+        // Topics, keyed and unkeyed records interleaved in one send.
+        records.push({
+          topic: i % 3 === 2 ? second : first,
+          key: i % 5 === 0 ? null : `key-${i % 7}`,
+          value: `record-${i}`,
+        });
+      }
+      const reports = [...await producer.send(records.slice(0, 12))];
+      reports.push(...await producer.send(records.slice(12)));
+      assert.equal(reports.length, records.length);
+      const expected = new Map<string, string>();
+      reports.forEach((report, i) => {
+        assert.equal(report.topic, records[i].topic);
+        expected.set(`${report.topic}/${report.partition}/${report.offset}`, `record-${i}`);
+      });
+      assert.equal(expected.size, records.length, "no two records share an offset");
+      const read = [
+        ...await readAll(transport, first, 20),
+        ...await readAll(transport, second, 10),
+      ];
+      const actual = new Map(
+        read.map((r) => [`${r.topic}/${r.partition}/${r.offset}`, decoder.decode(r.value!)]),
+      );
+      assert.deepEqual(actual, expected);
+    }),
+});
+
+Deno.test({
+  name: "kafka transport: keyed records land where the embedded transport's murmur2 puts them",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport, defer) => {
+      const topic = unique("keys");
+      await transport.ensureTopics([{ name: topic, partitions: 6 }]);
+      const producer = await transport.producer();
+      defer(() => producer.close());
+      const keys: Array<string | Uint8Array> = Array.from({ length: 100 }, (_, i) => `order-${i}`);
+      keys.push("", "ключ-🔑", new Uint8Array([0, 255, 128, 1]));
+      const reports = await producer.send(keys.map((key) => ({ topic, key, value: "v" })));
+      reports.forEach((report, i) => {
+        const key = keys[i];
+        const bytes = typeof key === "string" ? encoder.encode(key) : key;
+        assert.equal(report.partition, partitionForKey(bytes, 6), `key ${JSON.stringify(key)}`);
+      });
+    }),
+});
+
+Deno.test({
+  name: "kafka transport: ensureTopics provisions partitions and topic config",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport) => {
+      const topic = unique("config");
+      await transport.ensureTopics([
+        { name: topic, partitions: 5, config: { "retention.ms": "3600000" } },
+      ]);
+      // Already there: left as it is, even with a different spec.
+      await transport.ensureTopics([{ name: topic, partitions: 2 }]);
+      assert.equal((await transport.endOffsets(topic)).end.length, 5);
+      const admin = new Kafka({ brokers: transport.brokers.slice(), logCreator: () => () => {} })
+        .admin();
+      await admin.connect();
+      try {
+        const { resources } = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+        });
+        const entry = resources[0].configEntries.find((e) => e.configName === "retention.ms");
+        assert.equal(entry?.configValue, "3600000");
+        const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+        assert.equal(metadata.topics[0].partitions.length, 5);
+      } finally {
+        await admin.disconnect();
+      }
+    }),
+});
+
+Deno.test({
+  name: "kafka transport: a record whose handler keeps failing is never committed past",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport, defer) => {
+      const topic = unique("redeliver");
+      const groupId = unique("group");
+      await transport.ensureTopics([{ name: topic, partitions: 2 }]);
+      const producer = await transport.producer();
+      defer(() => producer.close());
+      const reports = await producer.send(
+        Array.from({ length: 20 }, (_, i) => ({ topic, key: "same", value: `${i}` })),
+      );
+      const partition = reports[0].partition;
+      let failures = 0;
+      let overtaken = false;
+      const seen: number[] = [];
+      const consumer = await transport.consumer({ groupId, topics: [topic] });
+      defer(() => consumer.close());
+      await consumer.run(async (record) => {
+        seen.push(record.offset);
+        if (record.offset !== 7 || failures >= 2) return;
+        failures++;
+        // While offset 7 fails, the committed offset must stay at or below it.
+        const committed = await transport.committedOffsets(groupId, topic);
+        if (committed[partition].offset > 7) overtaken = true;
+        throw new Error(`Injected failure ${failures} on offset 7`);
+      });
+      await waitUntil("all 20 records completed and committed", async () => {
+        const committed = (await transport.committedOffsets(groupId, topic))[partition].offset;
+        const succeeded = seen.filter((offset) => offset === 7).length >= 3;
+        if (committed > 7 && !succeeded) overtaken = true;
+        return committed === 20;
+      });
+      assert.equal(overtaken, false);
+      assert.equal(failures, 2);
+      assert.deepEqual(seen.filter((offset) => offset === 7), [7, 7, 7]);
+      assert.deepEqual(
+        [...new Set(seen)].sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+    }),
+});
+
+Deno.test({
+  name: "kafka transport: a record written by kcat is consumed with its key and headers",
+  ignore: noBroker || kcatMissing,
+  fn: () =>
+    withTransport(async (transport) => {
+      const topic = unique("kcat");
+      await transport.ensureTopics([{ name: topic, partitions: 4 }]);
+      const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+      const child = new Deno.Command("kcat", {
+        args: [
+          "-P",
+          "-b",
+          transport.brokers.join(","),
+          "-t",
+          topic,
+          "-k",
+          "order-42",
+          "-H",
+          `traceparent=${traceparent}`,
+          "-H",
+          "note=héllo wörld",
+          // librdkafka's Java-compatible partitioner, so the key lands where Kafka puts it.
+          "-X",
+          "partitioner=murmur2_random",
+        ],
+        stdin: "piped",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      await writer.write(encoder.encode('{"order_id":"order-42"}\n'));
+      await writer.close();
+      const { success, stderr } = await child.output();
+      assert.ok(success, `kcat failed: ${decoder.decode(stderr)}`);
+      const [record] = await readAll(transport, topic, 1);
+      assert.equal(decoder.decode(record.key!), "order-42");
+      assert.equal(decoder.decode(record.value!), '{"order_id":"order-42"}');
+      assert.deepEqual({ ...record.headers }, { traceparent, note: "héllo wörld" });
+      assert.equal(record.partition, partitionForKey(encoder.encode("order-42"), 4));
+      assert.equal(record.offset, 0);
+    }),
+});
