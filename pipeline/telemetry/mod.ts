@@ -18,3 +18,4 @@ export * from "./config.ts";
 export * from "./instrumentation.ts";
 export * from "./metrics.ts";
 export * from "./setup.ts";
+export * from "./runtime.ts";

@@ -6,6 +6,7 @@ import {
   setSpanAttributes,
 } from "../../../pipeline/telemetry/instrumentation.ts";
 import { ATTR, SPAN } from "../../../pipeline/telemetry/names.ts";
+import { runtimeInstrumentation } from "../../../pipeline/telemetry/runtime.ts";
 import { RetryableError } from "../../../pipeline/errors.ts";
 import type { ConsumedRecord, RecordHeaders } from "../../../pipeline/transport/transport.ts";
 import { type ReceivedSpan, startOtlpReceiver } from "../../_otlp_receiver.ts";
@@ -199,6 +200,38 @@ Deno.test("traceProcess() marks the span failed when the handler rejects", async
     const send = byName(spans, SPAN.send("events"))!;
     assert.equal(send.attributes[ATTR.ERROR_TYPE], "RetryableError");
     assert.equal(send.statusCode, 2);
+  } finally {
+    await telemetry.shutdown();
+  }
+});
+
+Deno.test("runtimeInstrumentation() gives the runner spans and metrics through its contract", async () => {
+  await using receiver = await startOtlpReceiver();
+  const telemetry = await setupTelemetry({
+    serviceName: "runtime",
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_LOGS_EXPORTER: "none" },
+  });
+  try {
+    const runtime = runtimeInstrumentation(telemetry);
+    const headers: RecordHeaders = {};
+    await runtime.traceSend("events", headers, { key: "k" }, async () => {});
+    await runtime.traceProcess(consumed("events", headers), "g", "s", () => {
+      runtime.setSpanAttributes({ "item.id": "i-1" });
+      runtime.metrics.consumed("s", "events", 2);
+      return runtime.traceAttempt("s", 1, () => Promise.resolve());
+    });
+    await telemetry.forceFlush();
+    const process = await receiver.waitFor(
+      (r) => byName(r.spans, SPAN.process("events")),
+      5000,
+      "the process span",
+    );
+    assert.equal(process.attributes["item.id"], "i-1");
+    await receiver.waitFor(
+      (r) => r.metrics.find((m) => m.name === "messages_consumed"),
+      5000,
+      "messages_consumed",
+    );
   } finally {
     await telemetry.shutdown();
   }

@@ -1,0 +1,41 @@
+/**
+ * Adapts a {@linkcode Telemetry} to the runtime's own `Instrumentation` contract
+ * (`pipeline/instrumentation.ts`), so the runner takes OpenTelemetry or the no-op through one
+ * interface.
+ *
+ * @example
+ * ```ts ignore
+ * import { runtimeInstrumentation, setupTelemetry } from "./mod.ts";
+ * const telemetry = await setupTelemetry({ serviceName: "payment-service", instanceId: "w0" });
+ * const instrumentation = runtimeInstrumentation(telemetry); // hand this to the runner
+ * ```
+ *
+ * @module
+ */
+
+import type { Instrumentation as RuntimeInstrumentation } from "../instrumentation.ts";
+import { setSpanAttributes } from "./instrumentation.ts";
+import type { ProcessOutcome } from "./metrics.ts";
+import type { Telemetry } from "./setup.ts";
+
+/** The runtime's instrumentation over `telemetry`'s spans and metrics. */
+export function runtimeInstrumentation(telemetry: Telemetry): RuntimeInstrumentation {
+  const { instrumentation: ins, metrics } = telemetry;
+  return {
+    traceSend: (topic, headers, attributes, fn) => ins.traceSend(topic, headers, attributes, fn),
+    traceProcess: (record, group, stage, fn) => ins.traceProcess(record, group, stage, fn),
+    traceAttempt: (stage, attempt, fn) => ins.traceAttempt(stage, attempt, fn),
+    setSpanAttributes: ins.enabled ? setSpanAttributes : () => {},
+    metrics: {
+      consumed: (stage, topic, partition) => metrics.consumed(stage, topic, partition),
+      failed: (stage, errorType) => metrics.failed(stage, errorType),
+      deadLettered: (stage, errorType, topic) => metrics.deadLettered(stage, errorType, topic),
+      retried: (stage, tier) => metrics.retried(stage, tier),
+      duplicateSkipped: (stage) => metrics.duplicateSkipped(stage),
+      processDuration: (stage, topic, ms, outcome, extra) =>
+        metrics.processDuration(stage, topic, ms, outcome as ProcessOutcome, extra),
+      sent: (topic) => metrics.sent(topic),
+      inFlight: (delta) => metrics.inFlight(delta),
+    },
+  };
+}
