@@ -1,0 +1,120 @@
+/**
+ * `deno task broker`: installs (first run only) and runs the local single-node Kafka broker
+ * in the foreground until Ctrl-C. `--install-only` gathers the jars and exits (CI uses it).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ConfigError, PipelineError } from "../../pipeline/errors.ts";
+import { installBroker } from "./install.ts";
+import { dropTimeoutNegativeWarnings } from "./kafkajs_warning.ts";
+import { startLocalBroker } from "./local_broker.ts";
+import { defaultDataDir, displayPath, REPO_ROOT } from "./_paths.ts";
+
+const USAGE = `Run a local single-node Apache Kafka broker (KRaft) on 127.0.0.1.
+
+Usage: deno task broker [options]
+
+Options:
+  --port <n>             client (PLAINTEXT) port                  [default: 9092]
+  --controller-port <n>  KRaft controller port                    [default: port + 1]
+  --fresh                wipe the data folder first (no topics, no offsets)
+  --install-only         gather the broker's jars with Maven, then exit
+  -h, --help             show this help
+
+Needs java (17+) and, for the first run, mvn. Jars: .local/kafka/libs; data and broker.log
+(WARN and above): .local/kafka/data. Stop with Ctrl-C (SIGINT) or SIGTERM.`;
+
+/** Parses the flags, runs the broker until a signal, and returns the exit code. */
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: "string" },
+      "controller-port": { type: "string" },
+      fresh: { type: "boolean", default: false },
+      "install-only": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = (line: string) => console.error(line);
+
+  if (values["install-only"]) {
+    const { kafkaVersion, libsDir, installed } = await installBroker({ log });
+    if (!installed) {
+      console.log(`Kafka ${kafkaVersion} already installed in ${displayPath(libsDir, REPO_ROOT)}`);
+    }
+    return 0;
+  }
+
+  const port = parsePort("--port", values.port);
+  const controllerPort = parsePort("--controller-port", values["controller-port"]);
+  const broker = await startLocalBroker({ port, controllerPort, fresh: values.fresh, log });
+  const dataDir = displayPath(defaultDataDir(REPO_ROOT), REPO_ROOT);
+  console.log(
+    `Kafka ${broker.version} ready on ${broker.brokers} (data: ${dataDir}); Ctrl-C to stop`,
+  );
+
+  const signalled = Promise.withResolvers<Deno.Signal>();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => {
+    const handler = () => signalled.resolve(signal);
+    Deno.addSignalListener(signal, handler);
+    return { signal, handler };
+  });
+  const outcome = await Promise.race([
+    signalled.promise.then((signal) => ({ signal })),
+    broker.exited.then((code) => ({ code })),
+  ]);
+  for (const { signal, handler } of handlers) Deno.removeSignalListener(signal, handler);
+
+  if ("code" in outcome) {
+    console.error(
+      `Kafka exited on its own with code ${outcome.code}; see ${dataDir}/broker.log`,
+    );
+    return outcome.code === 0 ? 1 : outcome.code;
+  }
+  console.error(`Stopping Kafka (${outcome.signal})...`);
+  await broker.stop();
+  console.error("Kafka stopped");
+  return 0;
+}
+
+function parsePort(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    throw new ConfigError(
+      `Cannot use '${flag}' as it must be an integer from 1 to 65535: current value is "${value}"`,
+      { field: flag },
+    );
+  }
+  return port;
+}
+
+if (import.meta.main) {
+  dropTimeoutNegativeWarnings();
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    // Errors the launcher knows (missing java/mvn, port taken, start failure) are reported as
+    // one clear message; anything else keeps its stack.
+    if (error instanceof PipelineError) {
+      console.error(`error: ${error.message}`);
+      Deno.exit(1);
+    }
+    if (error instanceof TypeError && "code" in error) {
+      // node:util parseArgs reports unknown flags as a TypeError with an ERR_PARSE_ARGS_* code.
+      console.error(`error: ${error.message}\n\n${USAGE}`);
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}
