@@ -43,6 +43,12 @@ export interface ConsumerSettings {
   readonly commitThreshold: number;
   /** How long a fetch waits for records on the broker, in milliseconds. */
   readonly fetchMaxWait: number;
+  /** The consumer's backoff after failures (kafkajs `RetryOptions`). */
+  readonly retry: {
+    readonly retries?: number;
+    readonly initialRetryTime?: number;
+    readonly maxRetryTime?: number;
+  };
   /** Where commit failures that nobody awaits are reported. */
   readonly logger: KafkaLogger;
 }
@@ -116,6 +122,7 @@ export async function openConsumer(
     groupId,
     allowAutoTopicCreation: false,
     maxWaitTimeInMs: settings.fetchMaxWait,
+    retry: { ...settings.retry },
   });
   try {
     await consumer.connect();

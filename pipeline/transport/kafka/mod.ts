@@ -95,6 +95,13 @@ export interface KafkaTransportOptions {
    */
   readonly fetchMaxWait?: number;
   /**
+   * How a consumer backs off after a handler rejected (the record is fetched again after the
+   * delay) or a group request failed; after `retries` failures kafkajs restarts the member,
+   * which rejoins its group. Every partition of the member waits during the backoff.
+   * @default { retries: 5, initialRetryTime: 300, maxRetryTime: 30000 }
+   */
+  readonly consumerRetry?: ConsumerRetryOptions;
+  /**
    * Receives kafkajs's log lines at `logLevel` and above, SASL passwords redacted.
    * @default writes each line to stderr as `kafkajs <namespace>: <message> {fields}`
    */
@@ -114,6 +121,25 @@ export interface KafkaTransportOptions {
    * @default undefined (none)
    */
   readonly sasl?: SASLOptions;
+}
+
+/** Backoff settings for a consumer, as kafkajs takes them. */
+export interface ConsumerRetryOptions {
+  /**
+   * Failures in a row before kafkajs restarts the member.
+   * @default 5
+   */
+  readonly retries?: number;
+  /**
+   * The first delay, in milliseconds; each next one doubles, with 20% jitter.
+   * @default 300
+   */
+  readonly initialRetryTime?: number;
+  /**
+   * The longest delay, in milliseconds.
+   * @default 30000
+   */
+  readonly maxRetryTime?: number;
 }
 
 /** A {@linkcode Transport} backed by kafkajs. */
@@ -148,11 +174,11 @@ function parseBrokers(value: string): string[] {
   return brokers;
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || (value === 0 && name !== "connectRetries")) {
+function checkInteger(name: string, value: number, min = 1): number {
+  if (!Number.isInteger(value) || value < min) {
+    const kind = min === 0 ? "a non-negative integer" : "a positive integer";
     throw new ConfigError(
-      `Cannot create the Kafka transport as '${name}' must be a positive integer: ` +
-        `current value is ${value}`,
+      `Cannot create the Kafka transport as '${name}' must be ${kind}: current value is ${value}`,
       { field: name },
     );
   }
@@ -197,20 +223,26 @@ export function createKafkaTransport(
     commitInterval = 100,
     commitThreshold = 500,
     fetchMaxWait = 500,
+    consumerRetry = {},
     logger = defaultKafkaLogger,
     logLevel = "warn",
     ssl,
     sasl,
   } = options;
   const list = parseBrokers(brokers);
-  positiveInteger("connectionTimeout", connectionTimeout);
-  positiveInteger("requestTimeout", requestTimeout);
-  positiveInteger("connectRetries", connectRetries);
-  positiveInteger("replicationFactor", replicationFactor);
-  positiveInteger("topicReadyTimeout", topicReadyTimeout);
-  positiveInteger("commitInterval", commitInterval);
-  positiveInteger("commitThreshold", commitThreshold);
-  positiveInteger("fetchMaxWait", fetchMaxWait);
+  checkInteger("connectionTimeout", connectionTimeout);
+  checkInteger("requestTimeout", requestTimeout);
+  checkInteger("connectRetries", connectRetries, 0);
+  checkInteger("replicationFactor", replicationFactor);
+  checkInteger("topicReadyTimeout", topicReadyTimeout);
+  checkInteger("commitInterval", commitInterval);
+  checkInteger("commitThreshold", commitThreshold);
+  checkInteger("fetchMaxWait", fetchMaxWait);
+  for (const [name, value] of Object.entries(consumerRetry)) {
+    if (value !== undefined) {
+      checkInteger(`consumerRetry.${name}`, value, name === "retries" ? 0 : 1);
+    }
+  }
 
   const base: KafkaConfig = {
     brokers: list,
@@ -276,6 +308,7 @@ export function createKafkaTransport(
         commitInterval,
         commitThreshold,
         fetchMaxWait,
+        retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 30000, ...consumerRetry },
         logger,
       });
     },

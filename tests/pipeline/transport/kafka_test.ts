@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import kafkajs from "kafkajs";
-import { BrokerUnavailableError, ConfigError } from "../../../pipeline/errors.ts";
+import { BrokerUnavailableError, ConfigError, FatalError } from "../../../pipeline/errors.ts";
 import {
   createKafkaTransport,
   type KafkaLogRecord,
@@ -334,5 +334,93 @@ Deno.test({
       assert.deepEqual({ ...record.headers }, { traceparent, note: "héllo wörld" });
       assert.equal(record.partition, partitionForKey(encoder.encode("order-42"), 4));
       assert.equal(record.offset, 0);
+    }),
+});
+
+Deno.test({
+  name: "kafka transport: a rebalance commits what the member completed before it",
+  ignore: noBroker,
+  fn: async () => {
+    const logs: KafkaLogRecord[] = [];
+    // Commits neither by time nor by count: only the rebalance (and close) commit.
+    const transport = createKafkaTransport(brokers, {
+      commitInterval: 600_000,
+      commitThreshold: 1_000_000,
+      logger: (record) => logs.push(record),
+    });
+    const topic = unique("rebalance");
+    const groupId = unique("group");
+    const members: Array<{ close(): Promise<void> }> = [];
+    try {
+      await transport.ensureTopics([{ name: topic, partitions: 4 }]);
+      const producer = await transport.producer();
+      members.push(producer);
+      await producer.send(
+        Array.from({ length: 40 }, (_, i) => ({ topic, key: `k${i}`, value: `${i}` })),
+      );
+      const end = (await transport.endOffsets(topic)).end.map((p) => p.offset);
+      const first = await transport.consumer({ groupId, topics: [topic] });
+      members.push(first);
+      let read = 0;
+      await first.run(() => {
+        read++;
+        return Promise.resolve();
+      });
+      await waitUntil("the first member read all 40 records", () => read >= 40);
+      const committed = async () =>
+        (await transport.committedOffsets(groupId, topic)).map((p) => p.offset);
+      assert.deepEqual(await committed(), [0, 0, 0, 0], "nothing committed before the rebalance");
+      const second = await transport.consumer({ groupId, topics: [topic] });
+      members.push(second);
+      await second.run(() => Promise.resolve());
+      await waitUntil(
+        "the rebalance committed the first member's offsets",
+        async () => JSON.stringify(await committed()) === JSON.stringify(end),
+      );
+    } finally {
+      for (const member of members.reverse()) await member.close();
+      await transport.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "kafka transport: a handler failing past kafkajs's retries restarts the member",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (_quiet, defer) => {
+      const transport = createKafkaTransport(brokers, {
+        consumerRetry: { retries: 2, initialRetryTime: 50, maxRetryTime: 200 },
+        logger: () => {},
+      });
+      defer(() => transport.close());
+      const topic = unique("crash");
+      const groupId = unique("group");
+      await transport.ensureTopics([{ name: topic, partitions: 1 }]);
+      const producer = await transport.producer();
+      defer(() => producer.close());
+      await producer.send(
+        Array.from({ length: 5 }, (_, i) => ({ topic, key: "k", value: `${i}` })),
+      );
+      const seen: number[] = [];
+      const consumer = await transport.consumer({ groupId, topics: [topic] });
+      defer(() => consumer.close());
+      let failures = 0;
+      await consumer.run((record) => {
+        seen.push(record.offset);
+        // kafkajs retries twice, then crashes and restarts the consumer: fail 5 times.
+        if (record.offset === 2 && failures < 5) {
+          failures++;
+          return Promise.reject(new FatalError(`Injected fatal failure ${failures}`));
+        }
+        return Promise.resolve();
+      });
+      await waitUntil(
+        "all records completed and committed",
+        async () => (await transport.committedOffsets(groupId, topic))[0].offset === 5,
+      );
+      assert.equal(failures, 5);
+      assert.equal(seen.filter((offset) => offset === 2).length, 6);
+      assert.deepEqual([...new Set(seen)].sort(), [0, 1, 2, 3, 4]);
     }),
 });
