@@ -19,6 +19,8 @@ export const HEADER = {
   ORIGINAL_PARTITION: "x-original-partition",
   /** The offset the record was first read at. */
   ORIGINAL_OFFSET: "x-original-offset",
+  /** When the record was first produced, ms since the epoch (for end-to-end latency). */
+  ORIGINAL_TIMESTAMP: "x-original-timestamp",
   /** The last error's type. */
   ERROR_TYPE: "x-error-type",
   /** The last error's message. */

@@ -43,6 +43,8 @@ export interface RuntimeMetrics {
   sent(topic: string): void;
   /** Records in flight went up or down. */
   inFlight(delta: number): void;
+  /** A record reached its final outcome `ms` after it was first produced. */
+  endToEnd(stage: string, ms: number): void;
 }
 
 /** Tracing and metrics for the runtime. */
@@ -68,6 +70,8 @@ export interface Instrumentation {
   traceAttempt<T>(stage: string, attempt: number, fn: () => Promise<T>): Promise<T>;
   /** Adds attributes to the active span. */
   setSpanAttributes(attributes: Attributes): void;
+  /** Marks the active span failed without throwing (a record that was dead-lettered). */
+  recordError(error: unknown): void;
   /** The runtime's metrics. */
   readonly metrics: RuntimeMetrics;
 }
@@ -80,6 +84,7 @@ export const noopInstrumentation: Instrumentation = {
   traceProcess: (_record, _group, _stage, fn) => fn(),
   traceAttempt: (_stage, _attempt, fn) => fn(),
   setSpanAttributes: nothing,
+  recordError: nothing,
   metrics: {
     consumed: nothing,
     failed: nothing,
@@ -89,5 +94,6 @@ export const noopInstrumentation: Instrumentation = {
     processDuration: nothing,
     sent: nothing,
     inFlight: nothing,
+    endToEnd: nothing,
   },
 };

@@ -161,7 +161,13 @@ export function createRecordHandler(
     try {
       await telemetry.traceProcess(record, group, stage.name, async () => {
         const finish = (outcome: Omit<StageOutcome, "stage" | "record">) => {
-          const ms = clock.now() - started;
+          const now = clock.now();
+          const ms = now - started;
+          if (outcome.kind === "output" || outcome.kind === "dead-lettered") {
+            const firstProduced = int(record.headers, HEADER.ORIGINAL_TIMESTAMP) ??
+              record.timestamp;
+            telemetry.metrics.endToEnd(stage.name, Math.max(0, now - firstProduced));
+          }
           telemetry.metrics.processDuration(
             stage.name,
             record.topic,
@@ -190,6 +196,7 @@ export function createRecordHandler(
             },
           }, keyText);
           telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
+          telemetry.recordError(error);
           return {
             errorType: envelope.error_type,
             errorReason: envelope.error_reason,
@@ -289,6 +296,8 @@ export function createRecordHandler(
               [HEADER.ORIGINAL_TOPIC]: original?.topic ?? record.topic,
               [HEADER.ORIGINAL_PARTITION]: String(original?.partition ?? record.partition),
               [HEADER.ORIGINAL_OFFSET]: String(original?.offset ?? record.offset),
+              [HEADER.ORIGINAL_TIMESTAMP]: record.headers[HEADER.ORIGINAL_TIMESTAMP] ??
+                String(record.timestamp),
               [HEADER.ERROR_TYPE]: errorType(lastError),
               [HEADER.ERROR_REASON]: lastError instanceof Error
                 ? lastError.message

@@ -7,19 +7,24 @@ import { helpText, markdownTable, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
 import type { Clock } from "../pipeline/clock.ts";
 import { systemClock } from "../pipeline/clock.ts";
-import { ConfigError, errorMessage, PipelineError } from "../pipeline/errors.ts";
+import { errorMessage, PipelineError } from "../pipeline/errors.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 import { pipelineLag, startPipeline, waitUntilDrained } from "../pipeline/run.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
+import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
 import { SummaryCounter } from "./summary.ts";
+import { ORDER_METRIC, SERVICE } from "./telemetry.ts";
+import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
+import type { Telemetry } from "../pipeline/telemetry/mod.ts";
+import type { LagSample } from "../pipeline/telemetry/metrics.ts";
 import type { RunSummary } from "./summary.ts";
 
 /** The settings of a run. */
@@ -53,6 +58,11 @@ export interface RunOrdersAppOptions {
    * @default 1000
    */
   readonly progressEveryMs?: number;
+  /**
+   * The environment `OTEL_*` settings are read from.
+   * @default Deno.env.toObject()
+   */
+  readonly env?: Record<string, string | undefined>;
 }
 
 const USAGE = `Usage: deno task pipeline [options]
@@ -95,10 +105,7 @@ export function configurationTable(): string {
 
 function openTransport(config: OrdersConfig): Transport {
   if (config.brokers === undefined) return createEmbeddedTransport();
-  throw new ConfigError(
-    `Cannot use KAFKA_BROKERS "${config.brokers}" as the Kafka transport is not wired into this command yet`,
-    { field: "KAFKA_BROKERS" },
-  );
+  return createKafkaTransport(config.brokers);
 }
 
 /**
@@ -135,35 +142,79 @@ export async function runOrdersApp(
     }: ${pipeline.stage("process-payment").concurrency} payment worker(s), ` +
       `failure rate ${config.failureRate}, retry ${config.retry}`,
   );
+  const telemetry = await setupTelemetry({
+    serviceName: SERVICE.ORDER,
+    instanceId: `${SERVICE.ORDER}-${Deno.pid}`,
+    env: options.env,
+  });
+  if (telemetry.mode !== "off") io.stderr(`telemetry: ${telemetry.mode} export`);
+  const instrumentation = runtimeInstrumentation(telemetry);
   const counter = new SummaryCounter();
   const running = await startPipeline(pipeline, {
     transport,
     clock,
+    instrumentation,
     onOutcome: (outcome) => counter.record(outcome),
   });
   const publisher = createPublisher<OrderPlaced>(pipeline, PUBLISH_ORDER, {
     producer: running.producer,
+    instrumentation,
   });
+  const lag = watchLag(pipeline, transport, telemetry);
   const progress = setInterval(() => io.stderr(counter.progressLine()), progressEveryMs);
   try {
-    await generate(config, counter, signal, async (orders) => {
-      await publisher.publish(orders);
-    });
+    await generate(config, counter, signal, (orders) => publishOrders(orders));
     io.stderr(`generation stopped after ${counter.summary.generated} orders; draining`);
     await waitUntilDrained(pipeline, transport, { timeoutMs: config.drainTimeout * 1000 });
   } finally {
     clearInterval(progress);
+    lag.stop();
     await running.stop();
     await transport.close();
+    io.stderr(counter.progressLine());
+    // Telemetry that cannot be delivered is reported, never a reason to fail the run.
+    await telemetry.shutdown().catch((error) =>
+      io.stderr(`telemetry: final export failed: ${errorMessage(error)}`)
+    );
   }
-  io.stderr(counter.progressLine());
   return counter.summary;
+
+  /**
+   * Publishes a batch, retrying with backoff while the transport refuses it: a broker that is
+   * down delays orders, it does not lose them. Gives up only when the run is aborted.
+   */
+  async function publishOrders(orders: OrderPlaced[]): Promise<boolean> {
+    const published = telemetry.metrics.counter(ORDER_METRIC.ORDERS_PUBLISHED);
+    const failed = telemetry.metrics.counter(ORDER_METRIC.ORDERS_FAILED);
+    const latency = telemetry.metrics.histogram(ORDER_METRIC.ORDER_PUBLISH_LATENCY);
+    for (let attempt = 1;; attempt++) {
+      const started = performance.now();
+      try {
+        await publisher.publish(orders);
+        const ms = performance.now() - started;
+        for (let i = 0; i < orders.length; i++) latency.record(ms);
+        published.add(orders.length);
+        return true;
+      } catch (error) {
+        failed.add(orders.length, { error_type: (error as Error)?.constructor?.name ?? "Error" });
+        const wait = Math.min(5000, 250 * 2 ** (attempt - 1));
+        io.stderr(
+          `publish of ${orders.length} orders failed (attempt ${attempt}), retrying in ${wait} ms: ${
+            errorMessage(error)
+          }`,
+        );
+        if (signal?.aborted) return false;
+        await systemClock.sleep(wait, signal).catch(() => {});
+        if (signal?.aborted) return false;
+      }
+    }
+  }
 
   async function generate(
     config: OrdersConfig,
     counter: SummaryCounter,
     signal: AbortSignal | undefined,
-    publish: (orders: OrderPlaced[]) => Promise<void>,
+    publish: (orders: OrderPlaced[]) => Promise<boolean>,
   ): Promise<void> {
     const next = createOrderGenerator({ seed: config.seed, now: () => clock.now() });
     const started = performance.now();
@@ -197,10 +248,42 @@ export async function runOrdersApp(
       }
       const orders = Array.from({ length: batch }, next);
       counter.summary.generated += orders.length;
-      await publish(orders);
-      counter.summary.published += orders.length;
+      if (await publish(orders)) counter.summary.published += orders.length;
     }
   }
+}
+
+/** Polls the pipeline's lag every few seconds and exposes it as the consumer lag gauge. */
+function watchLag(
+  pipeline: Parameters<typeof pipelineLag>[0],
+  transport: Transport,
+  telemetry: Telemetry,
+): { stop(): void } {
+  if (telemetry.mode === "off") return { stop() {} };
+  let samples: LagSample[] = [];
+  const unregister = telemetry.metrics.observeLag(() => samples);
+  const poll = async () => {
+    try {
+      samples = (await pipelineLag(pipeline, transport)).flatMap((l) =>
+        l.partitions.map((p) => ({
+          topic: l.topic,
+          partition: p.partition,
+          group: l.group,
+          lag: p.lag,
+        }))
+      );
+    } catch {
+      // A broker hiccup leaves the last samples in place; the next poll tries again.
+    }
+  };
+  const timer = setInterval(poll, 5000);
+  poll();
+  return {
+    stop() {
+      clearInterval(timer);
+      unregister();
+    },
+  };
 }
 
 /** The command's entry point: parses, runs, prints the summary; returns the exit code. */
@@ -219,7 +302,7 @@ export async function main(
   }
   if (config === undefined) return 0;
   try {
-    const summary = await runOrdersApp(config, { io, signal });
+    const summary = await runOrdersApp(config, { io, signal, env });
     io.stdout(JSON.stringify({ summary }));
     return 0;
   } catch (error) {

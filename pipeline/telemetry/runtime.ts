@@ -14,7 +14,7 @@
  */
 
 import type { Instrumentation as RuntimeInstrumentation } from "../instrumentation.ts";
-import { setSpanAttributes } from "./instrumentation.ts";
+import { recordError, setSpanAttributes } from "./instrumentation.ts";
 import type { ProcessOutcome } from "./metrics.ts";
 import type { Telemetry } from "./setup.ts";
 
@@ -26,6 +26,7 @@ export function runtimeInstrumentation(telemetry: Telemetry): RuntimeInstrumenta
     traceProcess: (record, group, stage, fn) => ins.traceProcess(record, group, stage, fn),
     traceAttempt: (stage, attempt, fn) => ins.traceAttempt(stage, attempt, fn),
     setSpanAttributes: ins.enabled ? setSpanAttributes : () => {},
+    recordError: ins.enabled ? (error) => recordError(error) : () => {},
     metrics: {
       consumed: (stage, topic, partition) => metrics.consumed(stage, topic, partition),
       failed: (stage, errorType) => metrics.failed(stage, errorType),
@@ -36,6 +37,7 @@ export function runtimeInstrumentation(telemetry: Telemetry): RuntimeInstrumenta
         metrics.processDuration(stage, topic, ms, outcome as ProcessOutcome, extra),
       sent: (topic) => metrics.sent(topic),
       inFlight: (delta) => metrics.inFlight(delta),
+      endToEnd: (stage, ms) => metrics.e2eLatency(stage, ms),
     },
   };
 }
