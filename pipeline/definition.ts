@@ -122,11 +122,17 @@ function sameSchema(a: Schema<unknown>, b: Schema<unknown>): boolean {
   return JSON.stringify(jsonSchemaOf(a)) === JSON.stringify(jsonSchemaOf(b));
 }
 
-function checkUnique(kind: string, names: readonly string[]): void {
+function checkUnique(
+  kind: "topic" | "stage or source",
+  names: readonly string[],
+): void {
   const seen = new Set<string>();
   for (const name of names) {
     if (seen.has(name)) {
-      refuse(`Cannot define pipeline as ${kind} name "${name}" is used twice`, undefined, "name");
+      // A duplicate stage or source names itself; a duplicate topic names its field.
+      const stage = kind === "topic" ? undefined : name;
+      const field = kind === "topic" ? `topics.${name}.name` : "name";
+      refuse(`Cannot define pipeline as ${kind} name "${name}" is used twice`, stage, field);
     }
     seen.add(name);
   }
