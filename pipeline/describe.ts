@@ -76,7 +76,7 @@ function retrySummary(retry: RetryPolicy): string {
 export function describePipelineText(pipeline: Pipeline): string {
   const lines = [`Pipeline "${pipeline.name}"`, "  Topics:"];
   for (const t of describePipeline(pipeline).topics) {
-    lines.push(`    ${t.name} (${t.partitions} partitions, ${t.role})`);
+    lines.push(`    ${t.name} (${partitionsText(t.partitions)}, ${t.role})`);
   }
   lines.push("  Sources:");
   for (const s of pipeline.sources) lines.push(`    ${s.name} -> ${s.output}`);
@@ -92,29 +92,39 @@ export function describePipelineText(pipeline: Pipeline): string {
   return lines.join("\n") + "\n";
 }
 
-function mermaidId(name: string): string {
-  return name.replace(/[^a-zA-Z0-9]/g, "_");
+/**
+ * A node id unique across kinds and names: a stage, a source and a topic may share a name, and
+ * topic names differing only in `.`, `_` or `-` must not merge into one node.
+ */
+function mermaidId(kind: "topic" | "stage" | "source", name: string): string {
+  const escaped = name.replace(/[^a-zA-Z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}`);
+  return `${kind}_${escaped}`;
+}
+
+function partitionsText(partitions: number): string {
+  return `${partitions} partition${partitions === 1 ? "" : "s"}`;
 }
 
 /** Describes a pipeline as a Mermaid flowchart (sources, topics, stages, retry and DLQ edges). */
 export function describePipelineMermaid(pipeline: Pipeline): string {
+  const topic = (name: string) => mermaidId("topic", name);
   const lines = ["flowchart LR"];
   for (const t of pipeline.topics) {
-    lines.push(`  ${mermaidId(t.name)}[("${t.name}<br/>${t.partitions} partitions")]`);
+    lines.push(`  ${topic(t.name)}[("${t.name}<br/>${partitionsText(t.partitions)}")]`);
   }
   for (const s of pipeline.sources) {
-    lines.push(`  ${mermaidId(s.name)}[/"${s.name}"/] --> ${mermaidId(s.output)}`);
+    lines.push(`  ${mermaidId("source", s.name)}[/"${s.name}"/] --> ${topic(s.output)}`);
   }
   for (const s of pipeline.stages) {
-    const id = mermaidId(s.stage.name);
+    const id = mermaidId("stage", s.stage.name);
     lines.push(`  ${id}["${s.stage.name}<br/>group ${s.group} x${s.concurrency}"]`);
-    lines.push(`  ${mermaidId(s.input)} --> ${id}`);
-    if (s.output) lines.push(`  ${id} --> ${mermaidId(s.output)}`);
-    for (const [i, topic] of s.retryTopics.entries()) {
-      lines.push(`  ${id} -. "retry ${s.retry.tiers[i].delayMs} ms" .-> ${mermaidId(topic)}`);
-      lines.push(`  ${mermaidId(topic)} -.-> ${id}`);
+    lines.push(`  ${topic(s.input)} --> ${id}`);
+    if (s.output) lines.push(`  ${id} --> ${topic(s.output)}`);
+    for (const [i, name] of s.retryTopics.entries()) {
+      lines.push(`  ${id} -. "retry ${s.retry.tiers[i].delayMs} ms" .-> ${topic(name)}`);
+      lines.push(`  ${topic(name)} -.-> ${id}`);
     }
-    lines.push(`  ${id} -. "dead letter" .-> ${mermaidId(s.deadLetter)}`);
+    lines.push(`  ${id} -. "dead letter" .-> ${topic(s.deadLetter)}`);
   }
   return lines.join("\n") + "\n";
 }
