@@ -1,0 +1,68 @@
+/**
+ * infra/tempo/tempo.yaml checked structurally (Tempo cannot run here): listeners, local
+ * storage on the compose volume, and a metrics generator that makes service graphs and span
+ * metrics for Prometheus.
+ */
+
+import assert from "node:assert/strict";
+import { type Doc, INFRA, publishedPorts, readYaml } from "./_infra_files.ts";
+
+const tempo: Doc = await readYaml(INFRA.tempo);
+const compose: Doc = await readYaml(INFRA.compose);
+
+Deno.test("Tempo has only known top-level sections", () => {
+  const known = new Set([
+    "stream_over_http_enabled",
+    "server",
+    "distributor",
+    "ingester",
+    "compactor",
+    "metrics_generator",
+    "storage",
+    "overrides",
+    "query_frontend",
+    "querier",
+    "memberlist",
+  ]);
+  for (const key of Object.keys(tempo)) assert.ok(known.has(key), `unknown section "${key}"`);
+});
+
+Deno.test("Tempo serves its API on the port compose publishes", () => {
+  assert.equal(tempo.server.http_listen_port, 3200);
+  assert.ok(publishedPorts(compose.services.tempo).some((p) => p.container === 3200));
+});
+
+Deno.test("Tempo receives OTLP gRPC and HTTP on all interfaces", () => {
+  const { grpc, http } = tempo.distributor.receivers.otlp.protocols;
+  assert.equal(grpc.endpoint, "0.0.0.0:4317");
+  assert.equal(http.endpoint, "0.0.0.0:4318");
+});
+
+Deno.test("Tempo stores traces locally on the compose volume", () => {
+  const mounts: string[] = compose.services.tempo.volumes;
+  const volume = mounts.find((m) => m.startsWith("tempo-data:"));
+  assert.ok(volume, "no tempo-data volume");
+  const root = volume.split(":")[1];
+  assert.equal(tempo.storage.trace.backend, "local");
+  for (
+    const path of [
+      tempo.storage.trace.wal.path,
+      tempo.storage.trace.local.path,
+      tempo.metrics_generator.storage.path,
+      tempo.metrics_generator.traces_storage.path,
+    ]
+  ) {
+    assert.ok(String(path).startsWith(`${root}/`), `"${path}" is not on the volume "${root}"`);
+  }
+});
+
+Deno.test("Tempo's metrics generator makes service graphs and span metrics with exemplars", () => {
+  const processors: string[] = tempo.overrides.defaults.metrics_generator.processors;
+  for (const p of ["service-graphs", "span-metrics", "local-blocks"]) {
+    assert.ok(processors.includes(p), `processor "${p}" is off`);
+  }
+  const [write] = tempo.metrics_generator.storage.remote_write;
+  assert.equal(write.send_exemplars, true);
+  assert.ok(tempo.metrics_generator.processor.service_graphs);
+  assert.ok(tempo.metrics_generator.processor.span_metrics);
+});
