@@ -94,21 +94,29 @@ export function validateRetryPolicy(policy: RetryPolicy, stage?: string): void {
   const fail = (field: string, rule: string, value: unknown): never => {
     throw new DefinitionError(
       `Cannot use ${where} as 'retry.${field}' must be ${rule}: current value is ${
-        JSON.stringify(value)
-      }`,
+        // String() keeps NaN and Infinity readable; JSON.stringify would print null.
+        typeof value === "number" ? String(value) : JSON.stringify(value)}`,
       { stage, field: `retry.${field}` },
     );
   };
   if (!Number.isInteger(policy.attempts) || policy.attempts < 1) {
     fail("attempts", "an integer of at least 1", policy.attempts);
   }
-  if (!(policy.initialDelayMs >= 0)) fail("initialDelayMs", "0 or more", policy.initialDelayMs);
-  if (!(policy.multiplier >= 1)) fail("multiplier", "1 or more", policy.multiplier);
-  if (!(policy.maxDelayMs >= policy.initialDelayMs)) {
-    fail("maxDelayMs", "at least 'initialDelayMs'", policy.maxDelayMs);
+  // Infinite delays would sleep forever, and an infinite multiplier makes 0 * Infinity = NaN.
+  const finite = (value: number) => Number.isFinite(value);
+  if (!(finite(policy.initialDelayMs) && policy.initialDelayMs >= 0)) {
+    fail("initialDelayMs", "a finite number of 0 or more", policy.initialDelayMs);
+  }
+  if (!(finite(policy.multiplier) && policy.multiplier >= 1)) {
+    fail("multiplier", "a finite number of 1 or more", policy.multiplier);
+  }
+  if (!(finite(policy.maxDelayMs) && policy.maxDelayMs >= policy.initialDelayMs)) {
+    fail("maxDelayMs", "a finite number of at least 'initialDelayMs'", policy.maxDelayMs);
   }
   policy.tiers.forEach((tier, i) => {
-    if (!(tier.delayMs >= 0)) fail(`tiers[${i}].delayMs`, "0 or more", tier.delayMs);
+    if (!(finite(tier.delayMs) && tier.delayMs >= 0)) {
+      fail(`tiers[${i}].delayMs`, "a finite number of 0 or more", tier.delayMs);
+    }
   });
 }
 
@@ -126,7 +134,8 @@ export function validateRetryPolicy(policy: RetryPolicy, stage?: string): void {
 export function backoffDelay(policy: RetryPolicy, attempt: number, random: Random): number {
   const exponential = policy.initialDelayMs * policy.multiplier ** (attempt - 1);
   const capped = Math.min(policy.maxDelayMs, exponential);
-  return policy.jitter ? Math.floor(random() * (capped + 1)) : capped;
+  // Whole milliseconds in [0, capped]: flooring capped first keeps a fractional cap a bound.
+  return policy.jitter ? Math.floor(random() * (Math.floor(capped) + 1)) : capped;
 }
 
 /** The name of a stage input's retry tier topic: `orders` tier 1 is `orders.retry.1`. */
