@@ -380,13 +380,17 @@ Deno.test("definePipeline() refuses a stage not made by defineStage()", () => {
 const badRetry: [string, Record<string, unknown>, string][] = [
   ["attempts", { attempts: 0 }, "an integer of at least 1: current value is 0"],
   ["attempts", { attempts: 2.5 }, "an integer of at least 1: current value is 2.5"],
-  ["initialDelayMs", { initialDelayMs: -1 }, "0 or more: current value is -1"],
-  ["multiplier", { multiplier: 0.5 }, "1 or more: current value is 0.5"],
-  ["maxDelayMs", { maxDelayMs: 10 }, "at least 'initialDelayMs': current value is 10"],
+  ["initialDelayMs", { initialDelayMs: -1 }, "a finite number of 0 or more: current value is -1"],
+  ["multiplier", { multiplier: 0.5 }, "a finite number of 1 or more: current value is 0.5"],
+  [
+    "maxDelayMs",
+    { maxDelayMs: 10 },
+    "a finite number of at least 'initialDelayMs': current value is 10",
+  ],
   [
     "tiers[1].delayMs",
     { tiers: [{ delayMs: 5 }, { delayMs: -5 }] },
-    "0 or more: current value is -5",
+    "a finite number of 0 or more: current value is -5",
   ],
 ];
 
