@@ -200,7 +200,9 @@ export async function openConsumer(
       controller = new AbortController();
       partitionAborts.set(key, controller);
     }
-    return AbortSignal.any([controller.signal, closeAbort.signal]);
+    // One signal per partition and generation: `close()` and the end of the generation abort
+    // it, so no per-record composite signal is needed.
+    return controller.signal;
   }
 
   consumer.on(consumer.events.GROUP_JOIN, function onGroupJoin(event) {
@@ -301,6 +303,7 @@ export async function openConsumer(
   async function drain(): Promise<void> {
     closing = true;
     closeAbort.abort();
+    for (const controller of partitionAborts.values()) controller.abort();
     clearInterval(timer);
     if (running) consumer.pause(options.topics.map((topic) => ({ topic })));
     await Promise.allSettled([...inFlight]);

@@ -74,6 +74,10 @@ function reportsFor(
 export async function openProducer(kafka: Kafka, brokers: readonly string[]): Promise<Producer> {
   const chosen = new WeakMap<Message, number>();
   const producer = kafka.producer({
+    // No `retry` here: kafkajs 2.2.4 merges the client's retry settings into an object before
+    // its idempotent default (unbounded retries) is consulted, so sends retry 5 times with
+    // backoff (about 10 s) and then fail, which the runtime reports; setting `retries`
+    // explicitly would only add a startup warning.
     idempotent: true,
     // kafkajs serialises produce requests per broker for idempotence; one in flight keeps
     // sequence numbers in order even if that changes.
