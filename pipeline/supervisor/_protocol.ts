@@ -1,0 +1,101 @@
+/**
+ * The messages the supervisor and its workers exchange. Everything here is structured-clone-able:
+ * no functions, no class instances that must survive the trip.
+ *
+ * @module
+ */
+import type { KafkaTransportOptions } from "../transport/kafka/mod.ts";
+import type { OutcomeKind } from "../runner.ts";
+
+/** Where a worker finds the pipeline: a module that exports a factory. */
+export interface PipelineModuleSpec {
+  /** The URL of the module (e.g. `new URL("./worker_pipeline.ts", import.meta.url).href`). */
+  readonly module: string;
+  /** The name of the exported factory: `(options) => Pipeline`. */
+  readonly export: string;
+  /** What the factory is called with; must be structured-clone-able. */
+  readonly options?: unknown;
+}
+
+/** A transport every worker can open on its own. */
+export type TransportSpec =
+  | {
+    /** The kafkajs transport. */
+    readonly kind: "kafka";
+    /** The `KAFKA_BROKERS` value. */
+    readonly brokers: string;
+    /** Kafka transport options, without the logger function (it cannot be posted). */
+    readonly options?: Omit<KafkaTransportOptions, "logger">;
+  }
+  | {
+    /** The embedded transport: refused, its logs cannot be shared across workers. */
+    readonly kind: "embedded";
+  };
+
+/** One delivery's outcome as a worker reports it: the record's bytes stay in the worker. */
+export interface WorkerOutcome {
+  /** The stage. */
+  readonly stage: string;
+  /** What happened. */
+  readonly kind: OutcomeKind;
+  /** Handler attempts made in this delivery. */
+  readonly attempts: number;
+  /** Attempts in this delivery that were retries. */
+  readonly retries: number;
+  /** The error type, for dead-lettered and retry-scheduled outcomes. */
+  readonly errorType?: string;
+  /** Records produced to the output topic. */
+  readonly outputs: number;
+  /** The topic the record was read from. */
+  readonly topic: string;
+  /** The partition the record was read from. */
+  readonly partition: number;
+  /** The record's offset. */
+  readonly offset: number;
+}
+
+/** An error as it crosses the worker boundary. */
+export interface WorkerError {
+  /** The error's class name. */
+  readonly name: string;
+  /** The message. */
+  readonly message: string;
+  /** The stack, when there is one. */
+  readonly stack?: string;
+}
+
+/** Parent to worker: start the member. */
+export interface StartMessage {
+  readonly type: "start";
+  readonly pipeline: PipelineModuleSpec;
+  readonly transport: TransportSpec;
+  readonly stage: string;
+  readonly worker: string;
+  /** Outcomes are posted at least this often, in milliseconds. */
+  readonly flushEveryMs: number;
+  /** Outcomes are posted as soon as this many are waiting. */
+  readonly flushAt: number;
+}
+
+/** Parent to worker: close the member and report back. */
+export interface DrainMessage {
+  readonly type: "drain";
+}
+
+/** What the parent posts. */
+export type ToWorker = StartMessage | DrainMessage;
+
+/** What a worker posts. */
+export type FromWorker =
+  | { readonly type: "started" }
+  | { readonly type: "outcomes"; readonly outcomes: readonly WorkerOutcome[] }
+  | { readonly type: "failed"; readonly error: WorkerError }
+  | { readonly type: "drained" };
+
+/** Turns any thrown value into a {@linkcode WorkerError}. */
+export function toWorkerError(error: unknown): WorkerError {
+  if (error instanceof Error) {
+    return { name: error.name, message: error.message, stack: error.stack };
+  }
+  return { name: "Error", message: String(error) };
+}

@@ -1,0 +1,152 @@
+/**
+ * The worker entry: one consumer group member of one stage, in its own Web Worker. The parent
+ * posts `start` with where the pipeline module is and which transport to open; the worker
+ * imports the module, builds the pipeline with its factory, opens its own transport and
+ * producer, and runs `startStageMember`. Outcomes go back in small batches. On `drain` it closes
+ * the member (stop fetching, finish in-flight records, commit, leave the group), flushes, and
+ * answers `drained`.
+ *
+ * Errors are never swallowed: a failure to start is posted as `failed`; anything uncaught later
+ * reaches the parent as an `ErrorEvent`. Either way the parent restarts the worker per policy.
+ *
+ * @module
+ */
+import type { Pipeline } from "../definition.ts";
+import { ConfigError } from "../errors.ts";
+import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
+import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
+import { startStageMember } from "../run.ts";
+import type { StageMember } from "../run.ts";
+import type { StageOutcome } from "../runner.ts";
+import { createKafkaTransport } from "../transport/kafka/mod.ts";
+import type { ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
+import { toWorkerError } from "./_protocol.ts";
+import type { FromWorker, StartMessage, ToWorker, WorkerOutcome } from "./_protocol.ts";
+
+/** The worker's global scope, as far as this module uses it. */
+interface WorkerScope {
+  postMessage(message: FromWorker): void;
+  close(): void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+const decoder = new TextDecoder();
+
+let transport: Transport | undefined;
+let producer: Producer | undefined;
+let store: TopicIdempotencyStore | undefined;
+let member: StageMember | undefined;
+let starting: Promise<void> | undefined;
+let flushTimer: ReturnType<typeof setInterval> | undefined;
+let pending: WorkerOutcome[] = [];
+let flushAt = 200;
+
+function post(message: FromWorker): void {
+  scope.postMessage(message);
+}
+
+function flush(): void {
+  if (pending.length === 0) return;
+  const outcomes = pending;
+  pending = [];
+  post({ type: "outcomes", outcomes });
+}
+
+function report(outcome: StageOutcome): void {
+  const { record } = outcome;
+  pending.push({
+    stage: outcome.stage,
+    kind: outcome.kind,
+    attempts: outcome.attempts,
+    retries: outcome.retries,
+    errorType: outcome.errorType,
+    outputs: outcome.outputs,
+    topic: record.topic,
+    partition: record.partition,
+    offset: record.offset,
+  });
+  if (pending.length >= flushAt) flush();
+}
+
+function recordKey(record: ConsumedRecord): string | undefined {
+  return record.key === null ? undefined : decoder.decode(record.key);
+}
+
+async function loadPipeline(message: StartMessage): Promise<Pipeline> {
+  const { module, export: name, options } = message.pipeline;
+  const loaded: Record<string, unknown> = await import(module);
+  const factory = loaded[name];
+  if (typeof factory !== "function") {
+    throw new ConfigError(
+      `Cannot build pipeline as module "${module}" has no exported function "${name}"`,
+      { field: "pipeline.export" },
+    );
+  }
+  return await factory(options);
+}
+
+async function start(message: StartMessage): Promise<void> {
+  flushAt = message.flushAt;
+  const pipeline = await loadPipeline(message);
+  const node = pipeline.stage(message.stage);
+  if (message.transport.kind !== "kafka") {
+    throw new ConfigError(
+      `Cannot run worker on transport "${message.transport.kind}": only "kafka" is shared`,
+      { field: "transport.kind" },
+    );
+  }
+  const options = message.transport.options ?? {};
+  transport = createKafkaTransport(message.transport.brokers, {
+    ...options,
+    clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
+  });
+  producer = await transport.producer();
+  let idempotency;
+  if (node.stage.idempotencyKey) {
+    // The stage keys outputs and dead letters by its idempotency key (the DLQ keeps the
+    // original key), so a record key in either topic marks that input as done.
+    store = topicIdempotencyStore(transport, {
+      topics: node.output === undefined ? [node.deadLetter] : [node.output, node.deadLetter],
+      keyOf: recordKey,
+      group: node.group,
+    });
+    idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
+  }
+  flushTimer = setInterval(flush, message.flushEveryMs);
+  member = await startStageMember(node, {
+    transport,
+    producer,
+    idempotency,
+    onOutcome: report,
+  });
+  post({ type: "started" });
+}
+
+async function drain(): Promise<void> {
+  // A member still starting is let finish, then closed: leaving mid-join would be undone.
+  await starting?.catch(() => undefined);
+  await member?.close();
+  await store?.close();
+  if (flushTimer !== undefined) clearInterval(flushTimer);
+  flush();
+  await producer?.close();
+  await transport?.close();
+  post({ type: "drained" });
+  scope.close();
+}
+
+scope.onmessage = (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  if (message.type === "start") {
+    starting = start(message).catch((error) => {
+      post({ type: "failed", error: toWorkerError(error) });
+      scope.close();
+    });
+  } else if (message.type === "drain") {
+    drain().catch((error) => {
+      post({ type: "failed", error: toWorkerError(error) });
+      scope.close();
+    });
+  }
+};
