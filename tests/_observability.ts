@@ -376,7 +376,7 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   const stackJob = stackConfig.scrape_configs.find((job) => job.job_name === "otel-collector");
   const config = {
     global: { scrape_interval: `${intervalSeconds}s`, evaluation_interval: `${intervalSeconds}s` },
-    rule_files: ruleFiles.map((file) => new URL(file, `file://${Deno.cwd()}/`).pathname),
+    rule_files: ruleFiles.map((file) => file.startsWith("/") ? file : `${Deno.cwd()}/${file}`),
     scrape_configs: [{
       job_name: "otel-collector",
       honor_labels: stackJob?.honor_labels ?? true,

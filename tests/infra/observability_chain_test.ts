@@ -15,11 +15,14 @@ import {
   startPrometheus,
 } from "../_observability.ts";
 import { startOtlpReceiver } from "../_otlp_receiver.ts";
+import { repoPath } from "./_infra_files.ts";
 import { tool, toolTest } from "./_tools.ts";
 
 const otelcol = await tool(OTELCOL_BINARY);
 const prometheus = await tool("prometheus");
 
+/** The stack's rule files, as prometheus.yml loads them (none yet is fine). */
+const RULES_GLOB = repoPath("infra/prometheus/rules/*.yml");
 const TRACE_ID = "5b8efff798038103d269b633813fc60c";
 const SPAN_ID = "eee19b7ec3c1b174";
 /** A domain histogram like the reference's, declared the way stages/ declares its own. */
@@ -98,7 +101,10 @@ toolTest(
   [otelcol, prometheus],
   async () => {
     await using collector = await startCollector();
-    await using prom = await startPrometheus({ scrapeTarget: collector.scrapeTarget });
+    await using prom = await startPrometheus({
+      scrapeTarget: collector.scrapeTarget,
+      ruleFiles: [RULES_GLOB],
+    });
 
     const nowNs = BigInt(Date.now()) * 1_000_000n;
     const response = await fetch(`${collector.url}/v1/metrics`, {
@@ -168,6 +174,17 @@ toolTest(
       return found.length > 0 ? found : undefined;
     }, { timeoutMs: 10_000, description: "an exemplar on messages_consumed_total" });
     assert.equal(exemplars[0].labels.trace_id, TRACE_ID);
+
+    // The stack's rule files load into this Prometheus as they do into the stack's.
+    const rules = await (await fetch(`${prom.url}/api/v1/rules`)).json() as {
+      data: { groups: Array<{ file: string }> };
+    };
+    const expected = [];
+    for await (const entry of Deno.readDir(repoPath("infra/prometheus/rules"))) {
+      if (entry.name.endsWith(".yml")) expected.push(entry.name);
+    }
+    const loaded = new Set(rules.data.groups.map((g) => g.file.split("/").at(-1)));
+    assert.deepEqual([...loaded].sort(), expected.sort());
   },
 );
 
