@@ -3,19 +3,17 @@
  *
  * @module
  */
-import { helpText, markdownTable, parseConfig } from "../pipeline/config.ts";
+import { helpText, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
 import type { Clock } from "../pipeline/clock.ts";
 import { systemClock } from "../pipeline/clock.ts";
 import { errorMessage, PipelineError } from "../pipeline/errors.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
-import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
-import type { RetryPolicy } from "../pipeline/retry.ts";
 import { pipelineLag, startPipeline, waitUntilDrained } from "../pipeline/run.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
 import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
-import { ORDERS_CONFIG } from "./config.ts";
+import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "./orders_pipeline.ts";
@@ -72,18 +70,6 @@ payment-service group -> process payment -> payments topic, with retries and a d
 queue. Without KAFKA_BROKERS it runs on the embedded in-process transport.
 Ends with one JSON line on stdout: {"summary":{...}}.`;
 
-/** The retry policy of a preset name. */
-export function retryPreset(name: string): RetryPolicy {
-  switch (name) {
-    case "reference":
-      return REFERENCE_RETRY;
-    case "tiered":
-      return retryPolicy({ maxDelayMs: 1000, tiers: [{ delayMs: 1000 }, { delayMs: 5000 }] });
-    default:
-      return retryPolicy({ maxDelayMs: 1000 });
-  }
-}
-
 /** Parses arguments and environment; `undefined` when help was printed. */
 export function parseOrdersConfig(
   args: readonly string[],
@@ -96,11 +82,6 @@ export function parseOrdersConfig(
     return undefined;
   }
   return parsed.values;
-}
-
-/** The configuration table for the README. */
-export function configurationTable(): string {
-  return markdownTable(ORDERS_CONFIG);
 }
 
 function openTransport(config: OrdersConfig): Transport {

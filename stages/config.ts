@@ -6,6 +6,8 @@
  * @module
  */
 import { setting } from "../pipeline/config.ts";
+import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
+import type { RetryPolicy } from "../pipeline/retry.ts";
 
 /** Retry presets the command offers. */
 export const RETRY_PRESETS = ["reference", "backoff", "tiered"] as const;
@@ -124,3 +126,15 @@ export const ORDERS_CONFIG = {
     description: "How long to wait for in-flight orders when stopping, in seconds",
   }),
 } as const;
+
+/** The retry policy of a preset name from {@linkcode RETRY_PRESETS}. */
+export function retryPreset(name: string): RetryPolicy {
+  switch (name) {
+    case "reference":
+      return REFERENCE_RETRY;
+    case "tiered":
+      return retryPolicy({ maxDelayMs: 1000, tiers: [{ delayMs: 1000 }, { delayMs: 5000 }] });
+    default:
+      return retryPolicy({ maxDelayMs: 1000 });
+  }
+}
