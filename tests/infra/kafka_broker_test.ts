@@ -1,0 +1,210 @@
+/**
+ * The local Kafka broker (infra/kafka): its `server.properties`, option checks, and the broker
+ * the test runner started (`KAFKA_BROKERS`): cluster metadata, topic creation, an idempotent
+ * producer (acks=all) and a consumer group that reads and commits one record.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import kafkajs from "kafkajs";
+import { ConfigError } from "../../pipeline/errors.ts";
+import {
+  BrokerPortInUseError,
+  installBroker,
+  MissingToolError,
+  pinnedKafkaVersion,
+  probeBroker,
+  serverProperties,
+  startLocalBroker,
+} from "../../infra/kafka/mod.ts";
+import { brokerTest } from "../_broker.ts";
+
+const { Kafka, logLevel } = kafkajs;
+
+const TIMEOUT_MS = 30_000;
+const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
+
+function parseProperties(text: string): Map<string, string> {
+  const entries = text.split("\n")
+    .filter((line) => line.trim() !== "" && !line.startsWith("#"))
+    .map((line) => {
+      const at = line.indexOf("=");
+      return [line.slice(0, at), line.slice(at + 1)] as const;
+    });
+  return new Map(entries);
+}
+
+/** Rejects after `ms` unless `promise` settles first; the timer is always cleared. */
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    id = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(id);
+  }
+}
+
+Deno.test("serverProperties() describes a single-node KRaft broker on loopback", () => {
+  const properties = parseProperties(
+    serverProperties({ port: 19092, controllerPort: 19093, logDir: "/tmp/kafka data/kraft" }),
+  );
+  assert.equal(properties.get("process.roles"), "broker,controller");
+  assert.equal(properties.get("node.id"), "1");
+  assert.equal(properties.get("controller.quorum.voters"), "1@127.0.0.1:19093");
+  assert.equal(
+    properties.get("listeners"),
+    "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
+  );
+  assert.equal(properties.get("advertised.listeners"), "PLAINTEXT://127.0.0.1:19092");
+  assert.equal(properties.get("controller.listener.names"), "CONTROLLER");
+  assert.equal(properties.get("log.dirs"), "/tmp/kafka data/kraft");
+  assert.equal(properties.get("auto.create.topics.enable"), "false");
+  assert.equal(properties.get("group.initial.rebalance.delay.ms"), "0");
+  for (
+    const key of [
+      "offsets.topic.replication.factor",
+      "transaction.state.log.replication.factor",
+      "transaction.state.log.min.isr",
+      "share.coordinator.state.topic.replication.factor",
+    ]
+  ) {
+    assert.equal(properties.get(key), "1", key);
+  }
+  // Static voters and the standalone bootstrap list must not be mixed (ENVIRONMENT.md).
+  assert.equal(properties.has("controller.quorum.bootstrap.servers"), false);
+});
+
+Deno.test("serverProperties() escapes backslashes in the log folder", () => {
+  const text = serverProperties({ port: 1, controllerPort: 2, logDir: "C:\\kafka" });
+  assert.match(text, /^log\.dirs=C:\\\\kafka$/m);
+});
+
+Deno.test("pinnedKafkaVersion() reads the pinned 4.x version from infra/kafka/pom.xml", async () => {
+  const pom = await Deno.readTextFile(new URL("../../infra/kafka/pom.xml", import.meta.url));
+  assert.match(pinnedKafkaVersion(pom), /^4\.\d+\.\d+$/);
+});
+
+Deno.test("startLocalBroker() refuses bad ports before any work", async () => {
+  await assert.rejects(startLocalBroker({ port: 0 }), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.field, "port");
+    assert.match(error.message, /'port' must be an integer from 1 to 65535: current value is 0/);
+    return true;
+  });
+  await assert.rejects(
+    startLocalBroker({ port: 19092, controllerPort: 19092 }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.field, "controllerPort");
+      return true;
+    },
+  );
+});
+
+Deno.test("installBroker() names java when it is not on the search path", async () => {
+  await assert.rejects(installBroker({ searchPath: "" }), (error: unknown) => {
+    assert.ok(error instanceof MissingToolError);
+    assert.equal(error.tool, "java");
+    assert.match(error.message, /^Cannot run the local Kafka broker as "java" is not on the PATH/);
+    return true;
+  });
+});
+
+brokerTest("the broker describes its cluster, creates a topic and round-trips a record", async (
+  brokers,
+) => {
+  // kafkajs logs the coordinator's first-use "loading" answers at ERROR level and retries them;
+  // failures that matter reach the test as rejections.
+  const kafka = new Kafka({
+    clientId: "kafka-broker-test",
+    brokers: brokers.split(","),
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const topic = `broker-test-${runId}`;
+  const groupId = `broker-test-group-${runId}`;
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  try {
+    await withDeadline(admin.connect(), TIMEOUT_MS, "admin connect");
+    const cluster = await withDeadline(admin.describeCluster(), TIMEOUT_MS, "describeCluster");
+    assert.ok(cluster.brokers.length >= 1);
+    assert.ok(cluster.clusterId.length > 0);
+
+    const created = await withDeadline(
+      admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true }),
+      TIMEOUT_MS,
+      "createTopics",
+    );
+    assert.equal(created, true);
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    assert.equal(metadata.topics[0].partitions.length, 2);
+
+    await withDeadline(producer.connect(), TIMEOUT_MS, "producer connect");
+    const [delivery] = await withDeadline(
+      producer.send({
+        topic,
+        acks: -1,
+        messages: [{ key: "order-1", value: "hello", headers: { trace: "abc" } }],
+      }),
+      TIMEOUT_MS,
+      "send",
+    );
+    assert.equal(delivery.errorCode, 0);
+
+    await withDeadline(consumer.connect(), TIMEOUT_MS, "consumer connect");
+    await consumer.subscribe({ topic, fromBeginning: true });
+    const received = Promise.withResolvers<{ key: string; value: string; trace: string }>();
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        await consumer.commitOffsets([
+          { topic, partition, offset: (BigInt(message.offset) + 1n).toString() },
+        ]);
+        received.resolve({
+          key: message.key?.toString() ?? "",
+          value: message.value?.toString() ?? "",
+          trace: message.headers?.trace?.toString() ?? "",
+        });
+      },
+    });
+    const record = await withDeadline(received.promise, TIMEOUT_MS, "consume one record");
+    assert.deepEqual(record, { key: "order-1", value: "hello", trace: "abc" });
+    await consumer.stop();
+
+    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const committed = offsets.partitions.find((p) => p.partition === delivery.partition);
+    assert.equal(committed?.offset, (BigInt(delivery.baseOffset ?? "0") + 1n).toString());
+  } finally {
+    await consumer.disconnect();
+    await producer.disconnect();
+    await admin.deleteTopics({ topics: [topic] }).catch((error: unknown) => {
+      // The topic may not exist when an earlier step failed; that step's error is the one
+      // the test reports.
+      if (!(error instanceof kafkajs.KafkaJSError)) throw error;
+    });
+    await admin.disconnect();
+  }
+});
+
+brokerTest("startLocalBroker() reports or reuses a broker already on its port", async (brokers) => {
+  const match = brokers.split(",")[0].match(/^(127\.0\.0\.1|localhost):(\d+)$/);
+  // Only a broker on this machine's loopback can collide with a local start.
+  if (!match) return;
+  const port = Number(match[2]);
+  await assert.rejects(startLocalBroker({ port }), (error: unknown) => {
+    assert.ok(error instanceof BrokerPortInUseError);
+    assert.equal(error.runningBroker, true);
+    assert.equal(error.port, port);
+    return true;
+  });
+  const reused = await startLocalBroker({ port, reuseRunning: true });
+  assert.equal(reused.reused, true);
+  assert.equal(reused.brokers, `127.0.0.1:${port}`);
+  await reused.stop();
+  assert.equal(await probeBroker(`127.0.0.1:${port}`), true);
+});
