@@ -305,21 +305,23 @@ export async function openConsumer(
     closeAbort.abort();
     for (const controller of partitionAborts.values()) controller.abort();
     clearInterval(timer);
-    if (running) consumer.pause(options.topics.map((topic) => ({ topic })));
-    await Promise.allSettled([...inFlight]);
-    let commitError: unknown;
+    let failure: unknown;
     try {
+      // Paused partitions are neither fetched nor handed over; kafkajs stops a batch at the
+      // next record, which `handle` leaves alone now anyway.
+      if (running) consumer.pause(options.topics.map((topic) => ({ topic })));
+      await Promise.allSettled([...inFlight]);
       await commit();
     } catch (error) {
-      commitError = error;
+      failure = error;
     }
     running = false;
     await consumer.disconnect();
-    if (commitError !== undefined) {
+    if (failure !== undefined) {
       throw toPipelineError(
         `Cannot commit offsets of group "${groupId}" on close`,
         brokers,
-        commitError,
+        failure,
       );
     }
   }
