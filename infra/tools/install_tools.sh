@@ -3,7 +3,9 @@
 #   - Prometheus 2.42 and promtool (Debian package `prometheus`),
 #   - kcat (Debian package `kcat`), an independent Kafka client,
 #   - the OpenTelemetry Collector built from Go modules into .local/bin/otelcol
-#     (infra/tools/build_otelcol.sh; needs Go on the machine).
+#     (infra/tools/build_otelcol.sh; needs Go on the machine),
+#   - .local/bin/compose_check (infra/tools/compose_check), which loads infra/compose.yaml with
+#     compose-go, the loader of Docker Compose.
 # Idempotent: installs only what is missing. Run as root (CI runs it so): `bash infra/tools/install_tools.sh`.
 set -euo pipefail
 
@@ -44,3 +46,19 @@ echo "promtool: $(promtool --version 2>&1 | head -n 1)"
 echo "kcat: $(kcat -V 2>&1 | head -n 1)"
 
 bash "$repo_root/infra/tools/build_otelcol.sh"
+
+# compose_check: rebuilt when missing or older than its sources.
+compose_check="$repo_root/.local/bin/compose_check"
+sources=("$repo_root"/infra/tools/compose_check/{main.go,go.mod,go.sum})
+stale=0
+[[ -x "$compose_check" ]] || stale=1
+for source in "${sources[@]}"; do
+  if [[ "$source" -nt "$compose_check" ]]; then stale=1; fi
+done
+if [[ $stale == 1 ]]; then
+  echo "Building compose_check"
+  mkdir -p "$repo_root/.local/bin"
+  PATH="$PATH:/usr/local/go/bin" go build -C "$repo_root/infra/tools/compose_check" \
+    -buildvcs=false -o "$compose_check" .
+fi
+echo "compose_check: $compose_check"

