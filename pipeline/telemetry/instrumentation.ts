@@ -38,6 +38,7 @@ import {
   type Attributes,
   type Context,
   context,
+  createContextKey,
   defaultTextMapGetter,
   defaultTextMapSetter,
   INVALID_SPAN_CONTEXT,
@@ -132,6 +133,8 @@ export interface InstrumentationOptions {
 }
 
 const MESSAGING_SYSTEM_KAFKA = "kafka";
+/** Where the context of a record being processed keeps its `process` span. */
+const PROCESS_SPAN = createContextKey("pipeline process span");
 const decoder = new TextDecoder();
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
@@ -255,7 +258,11 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
         SPAN.process(record.topic),
         { kind: SpanKind.CONSUMER, attributes, links },
         parent,
-        (span) => runInSpan(span, () => fn(span), false),
+        (span) =>
+          context.with(
+            context.active().setValue(PROCESS_SPAN, span),
+            () => runInSpan(span, () => fn(span), false),
+          ),
       );
     },
     traceAttempt: function traceAttempt<T>(
@@ -321,6 +328,27 @@ export function recordError(error: unknown, span: Span | undefined = trace.getAc
 export function setSpanAttributes(attrs: Attributes): void {
   const span = trace.getActiveSpan();
   if (span !== undefined && span.isRecording()) span.setAttributes(attrs);
+}
+
+/**
+ * Adds attributes to the `process` span of the record being handled, and to the active span
+ * when that is another one (an `attempt` span): what a stage's `setAttributes` promises, so
+ * business ids such as `order.id` find the record's span whichever attempt set them. Outside
+ * a record, the same as {@linkcode setSpanAttributes}.
+ *
+ * @example
+ * ```ts
+ * import { setRecordAttributes } from "./instrumentation.ts";
+ * setRecordAttributes({ "order.id": "o-1" });
+ * ```
+ */
+export function setRecordAttributes(attrs: Attributes): void {
+  const active = trace.getActiveSpan();
+  const process = context.active().getValue(PROCESS_SPAN) as Span | undefined;
+  if (process !== undefined && process !== active && process.isRecording()) {
+    process.setAttributes(attrs);
+  }
+  if (active !== undefined && active.isRecording()) active.setAttributes(attrs);
 }
 
 /** The ids of the active span, as logs carry them. */

@@ -14,7 +14,7 @@
  */
 
 import type { Instrumentation as RuntimeInstrumentation } from "../instrumentation.ts";
-import { recordError, setSpanAttributes } from "./instrumentation.ts";
+import { recordError, setRecordAttributes } from "./instrumentation.ts";
 import type { ProcessOutcome } from "./metrics.ts";
 import type { Telemetry } from "./setup.ts";
 
@@ -25,7 +25,8 @@ export function runtimeInstrumentation(telemetry: Telemetry): RuntimeInstrumenta
     traceSend: (topic, headers, attributes, fn) => ins.traceSend(topic, headers, attributes, fn),
     traceProcess: (record, group, stage, fn) => ins.traceProcess(record, group, stage, fn),
     traceAttempt: (stage, attempt, fn) => ins.traceAttempt(stage, attempt, fn),
-    setSpanAttributes: ins.enabled ? setSpanAttributes : () => {},
+    // Stages call it from inside an attempt; it must reach the record's process span too.
+    setSpanAttributes: ins.enabled ? setRecordAttributes : () => {},
     recordError: ins.enabled ? (error) => recordError(error) : () => {},
     metrics: {
       consumed: (stage, topic, partition) => metrics.consumed(stage, topic, partition),
