@@ -1,0 +1,181 @@
+/**
+ * Helpers of the end-to-end observability tests: run the real pipeline command
+ * (`stages/main.ts`, what `deno task pipeline` runs) as a child process with a bounded
+ * deadline, and register tests that need external tools (the Collector, Prometheus) so they
+ * are ignored with the reason on a developer's machine and fail under CI (`CI=true`).
+ *
+ * @module
+ */
+
+import { PipelineError } from "../../pipeline/errors.ts";
+import { findExecutable, OTELCOL_BINARY } from "../_observability.ts";
+
+const REPO_ROOT = new URL("../../", import.meta.url).pathname;
+const MAIN = new URL("stages/main.ts", new URL("../../", import.meta.url)).pathname;
+const OUTPUT_LIMIT = 65_536;
+
+/** Whether this run is CI's, where missing tools are a failure rather than a reason to skip. */
+export const IN_CI: boolean = Deno.env.get("CI") === "true";
+
+/** The summary line the pipeline command prints last on stdout. */
+export interface PipelineSummary {
+  readonly generated: number;
+  readonly published: number;
+  readonly paid: number;
+  readonly dead_lettered: number;
+  readonly retries: number;
+  readonly duplicates_skipped: number;
+}
+
+/** What a pipeline run left behind. */
+export interface PipelineRun {
+  /** The exit code. */
+  readonly code: number;
+  /** The parsed `{"summary":...}` line, when printed. */
+  readonly summary?: PipelineSummary;
+  /** The last part of stdout. */
+  readonly stdout: string;
+  /** The last part of stderr (progress lines, telemetry diagnostics). */
+  readonly stderr: string;
+}
+
+/** Options of {@linkcode runPipeline}. */
+export interface RunPipelineOptions {
+  /**
+   * Variables set for the child on top of the inherited environment, which loses every
+   * `OTEL_*` variable, `KAFKA_BROKERS` (the embedded transport keeps the run deterministic)
+   * and `RUST_BACKTRACE`.
+   * @default {}
+   */
+  env?: Record<string, string>;
+  /**
+   * Kill the child (SIGKILL) and fail after this long.
+   * @default 60000
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs `deno run -A stages/main.ts ...args` from the repository root and resolves when it
+ * exits; rejects when it is still running at the deadline (after killing it).
+ *
+ * @example
+ * ```ts ignore
+ * const run = await runPipeline(["--max-orders", "10", "--rate", "0"], {
+ *   env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint },
+ * });
+ * assert.equal(run.code, 0, run.stderr);
+ * ```
+ */
+export async function runPipeline(
+  args: readonly string[],
+  options: RunPipelineOptions = {},
+): Promise<PipelineRun> {
+  const { env = {}, timeoutMs = 60_000 } = options;
+  const childEnv = Deno.env.toObject();
+  for (const name of Object.keys(childEnv)) {
+    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
+      delete childEnv[name];
+    }
+  }
+  Object.assign(childEnv, env);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: REPO_ROOT,
+    env: childEnv,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  const keep = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) into(text);
+  };
+  const drained = Promise.all([
+    keep(child.stdout, (t) => stdout = (stdout + t).slice(-OUTPUT_LIMIT)),
+    keep(child.stderr, (t) => stderr = (stderr + t).slice(-OUTPUT_LIMIT)),
+  ]);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), timeoutMs);
+  });
+  try {
+    const first = await Promise.race([child.status, late]);
+    if (first === "late") {
+      child.kill("SIGKILL");
+      await child.status;
+      await drained;
+      throw new PipelineError(
+        `Pipeline run "${args.join(" ")}" did not exit within ${timeoutMs} ms: last stderr:\n` +
+          stderr.slice(-4000),
+      );
+    }
+    await drained;
+    const line = stdout.trim().split("\n").reverse().find((l) => l.startsWith('{"summary"'));
+    const summary = line === undefined
+      ? undefined
+      : (JSON.parse(line) as { summary: PipelineSummary }).summary;
+    return { code: first.code, summary, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** An external tool a test needs. */
+export interface NeededTool {
+  /** A name on `PATH`, or a path. */
+  readonly name: string;
+  /** How to get it, for the skip reason and the CI failure. */
+  readonly hint: string;
+}
+
+/** The tools among `tools` that cannot be found, as `"name" (hint)` strings. */
+export async function missingTools(tools: readonly NeededTool[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const tool of tools) {
+    if (await findExecutable(tool.name) === undefined) {
+      missing.push(`"${tool.name}" (${tool.hint})`);
+    }
+  }
+  return missing;
+}
+
+/**
+ * Registers a test that needs `tools`: run when all are there; when some are missing it is
+ * ignored with the reason in its name, or, under CI, registered as a failing test.
+ *
+ * @example
+ * ```ts ignore
+ * await toolTest("metrics reach Prometheus", [PROMETHEUS], async () => { ... });
+ * ```
+ */
+export async function toolTest(
+  name: string,
+  tools: readonly NeededTool[],
+  fn: () => Promise<void>,
+): Promise<void> {
+  const missing = await missingTools(tools);
+  if (missing.length === 0) {
+    Deno.test({ name, fn, sanitizeResources: true, sanitizeOps: true });
+  } else if (IN_CI) {
+    Deno.test(name, () => {
+      throw new PipelineError(`Cannot run under CI: missing ${missing.join(", ")}`);
+    });
+  } else {
+    Deno.test({ name: `${name} [ignored: missing ${missing.join(", ")}]`, ignore: true, fn });
+  }
+}
+
+/** The Collector built from Go modules. */
+export const OTELCOL_TOOL: NeededTool = {
+  name: OTELCOL_BINARY,
+  hint: "infra/tools/build_otelcol.sh builds it",
+};
+
+/** Debian's Prometheus. */
+export const PROMETHEUS_TOOL: NeededTool = {
+  name: "prometheus",
+  hint: "apt-get install prometheus, or infra/tools/install_tools.sh",
+};
