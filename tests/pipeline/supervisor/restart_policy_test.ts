@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "../../../pipeline/errors.ts";
+import {
+  DEFAULT_RESTART_POLICY,
+  RestartTracker,
+  validateRestartPolicy,
+} from "../../../pipeline/supervisor/restart_policy.ts";
+
+Deno.test("RestartTracker doubles the delay per crash and caps it at maxDelayMs", () => {
+  const tracker = new RestartTracker(DEFAULT_RESTART_POLICY);
+  const delays = [0, 1, 2, 3, 4].map((i) => tracker.crashed(i * 10)?.delayMs);
+  assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000]);
+  const capped = new RestartTracker({ ...DEFAULT_RESTART_POLICY, maxRestarts: 10 });
+  for (let i = 0; i < 6; i++) capped.crashed(i);
+  assert.deepEqual(capped.crashed(7), { attempt: 7, delayMs: 10_000 });
+});
+
+Deno.test("RestartTracker gives up on the crash after maxRestarts within windowMs", () => {
+  const tracker = new RestartTracker({ ...DEFAULT_RESTART_POLICY, maxRestarts: 2 });
+  assert.deepEqual(tracker.crashed(0), { attempt: 1, delayMs: 500 });
+  assert.deepEqual(tracker.crashed(1000), { attempt: 2, delayMs: 1000 });
+  assert.equal(tracker.crashed(2000), null);
+  assert.equal(tracker.recentCrashes, 3);
+});
+
+Deno.test("RestartTracker forgets crashes older than windowMs", () => {
+  const tracker = new RestartTracker({ ...DEFAULT_RESTART_POLICY, maxRestarts: 2 });
+  tracker.crashed(0);
+  tracker.crashed(1000);
+  // Both earlier crashes left the window: this one is a first restart again.
+  assert.deepEqual(tracker.crashed(61_001), { attempt: 1, delayMs: 500 });
+  assert.deepEqual(tracker.crashed(61_002), { attempt: 2, delayMs: 1000 });
+  assert.equal(tracker.crashed(61_003), null);
+});
+
+Deno.test("validateRestartPolicy() names the field out of range", () => {
+  validateRestartPolicy(DEFAULT_RESTART_POLICY);
+  validateRestartPolicy({ ...DEFAULT_RESTART_POLICY, initialDelayMs: 0, maxRestarts: 0 });
+  for (
+    const [field, value] of [
+      ["initialDelayMs", -1],
+      ["multiplier", 0.5],
+      ["maxDelayMs", Number.NaN],
+      ["maxRestarts", 1.5],
+      ["windowMs", 0],
+    ] as const
+  ) {
+    assert.throws(
+      () => validateRestartPolicy({ ...DEFAULT_RESTART_POLICY, [field]: value }),
+      (error: unknown) =>
+        error instanceof ConfigError && error.field === `restart.${field}` &&
+        error.message.includes(`'${field}'`),
+    );
+  }
+});
