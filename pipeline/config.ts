@@ -75,7 +75,9 @@ function convert(setting: Setting, raw: string, source: string): unknown {
     case "integer":
     case "number": {
       const value = Number(raw);
-      if (raw.trim() === "" || !Number.isFinite(value)) fail(`a ${setting.type}`);
+      if (raw.trim() === "" || !Number.isFinite(value)) {
+        fail(setting.type === "integer" ? "an integer" : "a number");
+      }
       if (setting.type === "integer" && !Number.isInteger(value)) fail("an integer");
       if (setting.min !== undefined && value < setting.min) fail(`at least ${setting.min}`);
       if (setting.max !== undefined && value > setting.max) fail(`at most ${setting.max}`);
@@ -86,7 +88,7 @@ function convert(setting: Setting, raw: string, source: string): unknown {
 
 /** The result of {@linkcode parseConfig}. */
 export interface ParsedConfig<S extends ConfigSpec> {
-  /** The values. */
+  /** The values; with `help`, the defaults (flags and environment are not read). */
   readonly values: ConfigValues<S>;
   /** Whether `--help` or `-h` was given. */
   readonly help: boolean;
@@ -163,8 +165,9 @@ export function parseConfig<S extends ConfigSpec>(
   const values: Record<string, unknown> = {};
   const sources: Record<string, "flag" | "env" | "default"> = {};
   for (const [key, s] of Object.entries(spec)) {
-    const fromFlag = flags.get(key);
-    const fromEnv = s.env === undefined ? undefined : env[s.env];
+    // With --help nothing runs, so a bad value must not hide the help that explains it.
+    const fromFlag = help ? undefined : flags.get(key);
+    const fromEnv = help || s.env === undefined ? undefined : env[s.env];
     if (fromFlag !== undefined) {
       values[key] = convert(s, fromFlag, `flag "--${s.flag}"`);
       sources[key] = "flag";
@@ -205,11 +208,13 @@ export function markdownTable(spec: ConfigSpec): string {
     "| flag | environment variable | type | default | description |",
     "| --- | --- | --- | --- | --- |",
   ];
+  // A "|" inside a cell would end it early and shift every later column.
+  const cell = (text: string) => text.replaceAll("|", "\\|");
   for (const s of Object.values(spec)) {
     rows.push(
       `| ${s.flag ? `\`--${s.flag}\`` : ""} | ${s.env ? `\`${s.env}\`` : ""} | ${s.type} | \`${
-        defaultText(s)
-      }\` | ${s.description} |`,
+        cell(defaultText(s))
+      }\` | ${cell(s.description)} |`,
     );
   }
   return rows.join("\n") + "\n";
