@@ -142,6 +142,9 @@ export async function runOrdersApp(
     instrumentation,
   });
   const lag = watchLag(pipeline, transport, telemetry);
+  // As the reference's counter did, orders_failed_total exists at 0 from the start: a healthy
+  // run shows 0 publish failures, not "no data".
+  telemetry.metrics.counter(ORDER_METRIC.ORDERS_FAILED).add(0);
   const progress = setInterval(() => io.stderr(counter.progressLine()), progressEveryMs);
   try {
     await generate(config, counter, signal, (orders) => publishOrders(orders));
