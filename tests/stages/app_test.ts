@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { main } from "../../stages/app.ts";
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    io: { stdout: (l: string) => out.push(l), stderr: (l: string) => err.push(l) },
+  };
+}
+
+Deno.test("main() runs 200 orders on the embedded transport and prints one JSON summary", async () => {
+  const { out, err, io } = capture();
+  const code = await main(
+    ["--max-orders", "200", "--rate", "0", "--gateway-latency-ms", "0"],
+    {},
+    io,
+  );
+  assert.equal(code, 0, err.join("\n"));
+  assert.equal(out.length, 1);
+  const { summary } = JSON.parse(out[0]);
+  assert.equal(summary.generated, 200);
+  assert.equal(summary.published, 200);
+  assert.equal(summary.paid + summary.dead_lettered, 200);
+  assert.ok(summary.retries > 0);
+  assert.equal(summary.duplicates_skipped, 0);
+});
+
+Deno.test("main() prints the options for --help and returns 0", async () => {
+  const { out, io } = capture();
+  assert.equal(await main(["--help"], {}, io), 0);
+  const help = out.join("\n");
+  for (
+    const option of ["--max-orders", "--failure-rate", "PAYMENT_FAILURE_RATE", "KAFKA_BROKERS"]
+  ) {
+    assert.ok(help.includes(option), option);
+  }
+  assert.match(help, /^Usage: deno task pipeline/);
+});
+
+Deno.test("main() returns 2 naming the variable for PAYMENT_FAILURE_RATE=2", async () => {
+  const { out, err, io } = capture();
+  assert.equal(await main([], { PAYMENT_FAILURE_RATE: "2" }, io), 2);
+  assert.deepEqual(out, []);
+  assert.deepEqual(err, [
+    `error: Cannot use PAYMENT_FAILURE_RATE as it must be at most 1: current value is "2"`,
+  ]);
+});
+
+Deno.test("main() returns 2 naming an unknown flag", async () => {
+  const { err, io } = capture();
+  assert.equal(await main(["--max-order", "5"], {}, io), 2);
+  assert.deepEqual(err, [
+    `error: Cannot use argument "--max-order" as it is not a known flag: see --help`,
+  ]);
+});
