@@ -229,15 +229,17 @@ export function createRecordHandler(
           return;
         }
 
-        // 3. Handle, with in-place retries.
+        // 3. Handle, with in-place retries. Only the handler and the encoding of its outputs
+        // are attempts: a failure to send the outputs is the transport's, not the record's.
         let lastError: unknown;
         let attempts = 0;
+        let encoded: OutgoingRecord[] | undefined;
         for (let i = 1; i <= retry.attempts; i++) {
           attempts = i;
           const attempt = priorAttempts + i;
           if (attempt > 1) telemetry.metrics.retried(stage.name, tier);
           try {
-            const outputs = await telemetry.traceAttempt(stage.name, attempt, async () => {
+            encoded = await telemetry.traceAttempt(stage.name, attempt, async () => {
               const stageContext: StageContext = {
                 record,
                 attempt,
@@ -246,27 +248,19 @@ export function createRecordHandler(
                 setAttributes: (attributes) => telemetry.setSpanAttributes(attributes),
               };
               const result = await stage.handle(input, stageContext);
-              if (result === null || result === undefined) return [];
-              return Array.isArray(result) ? result : [result];
-            });
-            // 4. Outputs are durable before the offset can be committed.
-            for (const output of outputs) {
-              const key = stage.outputKey?.(output) ?? keyText ?? null;
-              await send({
+              const outputs = result === null || result === undefined
+                ? []
+                : Array.isArray(result)
+                ? result
+                : [result];
+              return outputs.map((output): OutgoingRecord => ({
                 topic: node.output!,
-                key,
+                key: stage.outputKey?.(output) ?? keyText ?? null,
                 value: encodeValue(stage.output!, output, errorContext),
                 headers: traceHeaders(record.headers),
-              }, key ?? undefined);
-            }
-            if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "output");
-            finish({
-              kind: "output",
-              attempts,
-              retries: priorAttempts > 0 ? attempts : attempts - 1,
-              outputs: outputs.length,
+              }));
             });
-            return;
+            break;
           } catch (error) {
             if (context.signal.aborted) throw error;
             lastError = error;
@@ -279,6 +273,17 @@ export function createRecordHandler(
           }
         }
         const retries = priorAttempts > 0 ? attempts : attempts - 1;
+
+        // 4. Outputs are durable before the offset can be committed. A send that fails rejects
+        // the record handler, so the record is delivered again (never dead-lettered for it).
+        if (encoded !== undefined) {
+          for (const output of encoded) {
+            await send(output, typeof output.key === "string" ? output.key : undefined);
+          }
+          if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "output");
+          finish({ kind: "output", attempts, retries, outputs: encoded.length });
+          return;
+        }
 
         // 5. Retryable and tiers left: forward to the next tier, without blocking this partition.
         if (isRetriable(lastError) && tier < node.retryTopics.length) {

@@ -55,7 +55,6 @@ Deno.test({
   // that moves from an upstream stage's input to a downstream stage's input between the two
   // reads is counted nowhere, and waitUntilDrained() returns early. See the report.
   name: "waitUntilDrained() is not fooled by a record moving between two stages",
-  ignore: !Deno.env.get("RUN_KNOWN_FAILURES"),
   async fn() {
     const inner = createEmbeddedTransport();
     let release!: () => void;

@@ -418,7 +418,6 @@ Deno.test({
   // keeps failing is counted as handler attempts and the record is dead-lettered although it
   // was handled (a charged order reported as failed). See the report for the runner patch.
   name: "runner: an output that cannot be sent is redelivered, never dead-lettered",
-  ignore: !Deno.env.get("RUN_KNOWN_FAILURES"),
   async fn() {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => open = resolve);
