@@ -9,20 +9,23 @@ import type { Clock } from "../pipeline/clock.ts";
 import { systemClock } from "../pipeline/clock.ts";
 import { errorMessage, PipelineError } from "../pipeline/errors.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
-import { pipelineLag, startPipeline, waitUntilDrained } from "../pipeline/run.ts";
+import { pipelineLag, waitUntilDrained } from "../pipeline/run.ts";
+import { startEngine } from "./engine.ts";
+import type { Engine } from "./engine.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
 import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
-import { createOrdersPipeline, PUBLISH_ORDER } from "./orders_pipeline.ts";
+import { PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
 import { SummaryCounter } from "./summary.ts";
 import { ORDER_METRIC, SERVICE } from "./telemetry.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
+import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
 import type { RunSummary } from "./summary.ts";
 
 /** The settings of a run. */
@@ -101,44 +104,82 @@ export async function runOrdersApp(
   const transport = options.transport ?? openTransport(config);
   const cores = navigator.hardwareConcurrency ?? 2;
   const workers = config.workers ?? Math.min(config.partitions, cores);
-  const gateway = createPaymentGateway({
-    failureRate: config.failureRate,
-    latencyMs: config.gatewayLatencyMs,
-    seed: config.seed,
-    clock,
-  });
-  const pipeline = createOrdersPipeline({
-    gateway,
-    ordersTopic: config.ordersTopic,
-    paymentsTopic: config.paymentsTopic,
-    dlqTopic: config.dlqTopic,
-    groupId: config.groupId,
-    partitions: config.partitions,
-    concurrency: Math.min(workers, config.partitions),
-    retry: retryPreset(config.retry),
-  });
-  io.stderr(
-    `orders pipeline on ${transport.target}${
-      config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
-    }: ${pipeline.stage("process-payment").concurrency} payment worker(s), ` +
-      `failure rate ${config.failureRate}, retry ${config.retry}`,
-  );
   const telemetry = await setupTelemetry({
     serviceName: SERVICE.ORDER,
     instanceId: `${SERVICE.ORDER}-${Deno.pid}`,
     env: options.env,
   });
-  if (telemetry.mode !== "off") io.stderr(`telemetry: ${telemetry.mode} export`);
   const instrumentation = runtimeInstrumentation(telemetry);
   const counter = new SummaryCounter();
-  const running = await startPipeline(pipeline, {
-    transport,
-    clock,
-    instrumentation,
-    onOutcome: (outcome) => counter.record(outcome),
-  });
+  // Stops generation early when a stage has no workers left: draining would never end.
+  const failed = new AbortController();
+  let failure: Error | undefined;
+  const restarts = telemetry.metrics;
+  const paymentWorkers = Math.min(workers, config.partitions);
+  let engine: Engine;
+  try {
+    engine = await startEngine({
+      transport,
+      brokers: options.transport === undefined ? config.brokers : undefined,
+      pipeline: {
+        ordersTopic: config.ordersTopic,
+        paymentsTopic: config.paymentsTopic,
+        dlqTopic: config.dlqTopic,
+        groupId: config.groupId,
+        partitions: config.partitions,
+        concurrency: paymentWorkers,
+        retry: retryPreset(config.retry),
+      },
+      gateway: {
+        failureRate: config.failureRate,
+        latencyMs: config.gatewayLatencyMs,
+        seed: config.seed,
+      },
+      createGateway: () =>
+        createPaymentGateway({
+          failureRate: config.failureRate,
+          latencyMs: config.gatewayLatencyMs,
+          seed: config.seed,
+          clock,
+        }),
+      workers: paymentWorkers,
+      clock,
+      instrumentation,
+      onOutcome: (outcome) => counter.record(outcome),
+      onEvent: (event) => {
+        if (event.type === "crash") {
+          io.stderr(
+            `worker ${event.worker} crashed: ${event.error.message}` +
+              (event.restart
+                ? `; restart ${event.restart.attempt} in ${event.restart.delayMs} ms`
+                : ""),
+          );
+          if (event.restart) restarts.workerRestart(event.stage);
+        } else if (event.type === "gave-up") {
+          io.stderr(`worker ${event.worker} gave up after ${event.crashes} crashes`);
+          failure = event.error;
+          failed.abort(event.error);
+        }
+      },
+    });
+  } catch (error) {
+    await transport.close();
+    await telemetry.shutdown().catch(() => {});
+    throw error;
+  }
+  const { pipeline } = engine;
+  io.stderr(
+    `orders pipeline on ${transport.target}${
+      config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
+    }: payment stage in ${engine.description}, failure rate ${config.failureRate}, ` +
+      `retry ${config.retry}${telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`}`,
+  );
+  // Every stage's restart series exists from the start, so the panel shows 0, not "no data".
+  for (const node of pipeline.stages) {
+    restarts.counter(METRIC.WORKER_RESTARTS).add(0, { [LABEL.STAGE]: node.stage.name });
+  }
   const publisher = createPublisher<OrderPlaced>(pipeline, PUBLISH_ORDER, {
-    producer: running.producer,
+    producer: engine.producer,
     instrumentation,
   });
   const lag = watchLag(pipeline, transport, telemetry);
@@ -146,14 +187,19 @@ export async function runOrdersApp(
   // run shows 0 publish failures, not "no data".
   telemetry.metrics.counter(ORDER_METRIC.ORDERS_FAILED).add(0);
   const progress = setInterval(() => io.stderr(counter.progressLine()), progressEveryMs);
+  const stop = signal === undefined ? failed.signal : AbortSignal.any([signal, failed.signal]);
   try {
-    await generate(config, counter, signal, (orders) => publishOrders(orders));
+    await generate(config, counter, stop, (orders) => publishOrders(orders));
+    if (failure) throw failure;
     io.stderr(`generation stopped after ${counter.summary.generated} orders; draining`);
-    await waitUntilDrained(pipeline, transport, { timeoutMs: config.drainTimeout * 1000 });
+    await waitUntilDrained(pipeline, transport, {
+      timeoutMs: config.drainTimeout * 1000,
+      signal: failed.signal,
+    });
   } finally {
     clearInterval(progress);
     lag.stop();
-    await running.stop();
+    await engine.stop(config.drainTimeout * 1000);
     await transport.close();
     io.stderr(counter.progressLine());
     // Telemetry that cannot be delivered is reported, never a reason to fail the run.

@@ -75,6 +75,16 @@ export interface StartMessage {
   readonly flushEveryMs: number;
   /** Outcomes are posted as soon as this many are waiting. */
   readonly flushAt: number;
+  /** Telemetry of the worker; omitted, the worker records nothing. */
+  readonly telemetry?: WorkerTelemetrySpec;
+}
+
+/** How a worker sets up its own telemetry (each worker exports its own, from `OTEL_*`). */
+export interface WorkerTelemetrySpec {
+  /** `service.name` (`OTEL_SERVICE_NAME` still overrides it). */
+  readonly serviceName: string;
+  /** `service.version`. */
+  readonly serviceVersion?: string;
 }
 
 /** Parent to worker: close the member and report back. */

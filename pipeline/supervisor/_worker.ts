@@ -21,6 +21,8 @@ import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
 import type { ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
+import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
+import type { Telemetry } from "../telemetry/mod.ts";
 import type { FromWorker, StartMessage, ToWorker, WorkerOutcome } from "./_protocol.ts";
 
 /** The worker's global scope, as far as this module uses it. */
@@ -37,6 +39,7 @@ let transport: Transport | undefined;
 let producer: Producer | undefined;
 let store: TopicIdempotencyStore | undefined;
 let member: StageMember | undefined;
+let telemetry: Telemetry | undefined;
 let starting: Promise<void> | undefined;
 let flushTimer: ReturnType<typeof setInterval> | undefined;
 let pending: WorkerOutcome[] = [];
@@ -113,12 +116,20 @@ async function start(message: StartMessage): Promise<void> {
     });
     idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
   }
+  if (message.telemetry !== undefined) {
+    telemetry = await setupTelemetry({
+      serviceName: message.telemetry.serviceName,
+      serviceVersion: message.telemetry.serviceVersion,
+      instanceId: message.worker,
+    });
+  }
   flushTimer = setInterval(flush, message.flushEveryMs);
   member = await startStageMember(node, {
     transport,
     producer,
     idempotency,
     onOutcome: report,
+    instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
   });
   post({ type: "started" });
 }
@@ -132,6 +143,10 @@ async function drain(): Promise<void> {
   flush();
   await producer?.close();
   await transport?.close();
+  // Telemetry that cannot be delivered must not turn a clean drain into a crash.
+  await telemetry?.shutdown().catch((error) =>
+    console.error(`telemetry: final export failed in worker: ${error}`)
+  );
   post({ type: "drained" });
   scope.close();
 }

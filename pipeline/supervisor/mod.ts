@@ -37,11 +37,18 @@ import type {
   TransportSpec,
   WorkerError,
   WorkerOutcome,
+  WorkerTelemetrySpec,
 } from "./_protocol.ts";
 import { DEFAULT_RESTART_POLICY, RestartTracker, validateRestartPolicy } from "./restart_policy.ts";
 import type { RestartDecision, RestartPolicy } from "./restart_policy.ts";
 
-export type { PipelineModuleSpec, TransportSpec, WorkerError, WorkerOutcome } from "./_protocol.ts";
+export type {
+  PipelineModuleSpec,
+  TransportSpec,
+  WorkerError,
+  WorkerOutcome,
+  WorkerTelemetrySpec,
+} from "./_protocol.ts";
 export { DEFAULT_RESTART_POLICY, RestartTracker, validateRestartPolicy } from "./restart_policy.ts";
 export type { RestartDecision, RestartPolicy } from "./restart_policy.ts";
 
@@ -65,6 +72,12 @@ export interface SupervisorSpec {
    * @default every consuming stage, default worker count
    */
   readonly stages?: Readonly<Record<string, StageWorkers>>;
+  /**
+   * Telemetry of every worker: each sets up its own SDK from the `OTEL_*` variables, with
+   * `service.instance.id` set to the worker's id.
+   * @default no telemetry in workers
+   */
+  readonly telemetry?: WorkerTelemetrySpec;
 }
 
 /** A worker crashed, failed to start, or could not be drained. */
@@ -387,6 +400,7 @@ export async function startSupervisor(
       worker: slot.id,
       flushEveryMs,
       flushAt,
+      telemetry: spec.telemetry,
     };
     worker.postMessage(start);
   }

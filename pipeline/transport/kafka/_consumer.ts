@@ -43,6 +43,10 @@ export interface ConsumerSettings {
   readonly commitThreshold: number;
   /** How long a fetch waits for records on the broker, in milliseconds. */
   readonly fetchMaxWait: number;
+  /** How long the group waits for a silent member, in milliseconds. */
+  readonly sessionTimeout: number;
+  /** How often the member heartbeats, in milliseconds. */
+  readonly heartbeatInterval: number;
   /** The consumer's backoff after failures (kafkajs `RetryOptions`). */
   readonly retry: {
     readonly retries?: number;
@@ -122,6 +126,8 @@ export async function openConsumer(
     groupId,
     allowAutoTopicCreation: false,
     maxWaitTimeInMs: settings.fetchMaxWait,
+    sessionTimeout: settings.sessionTimeout,
+    heartbeatInterval: settings.heartbeatInterval,
     retry: { ...settings.retry },
   });
   try {

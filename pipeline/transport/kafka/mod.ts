@@ -95,6 +95,19 @@ export interface KafkaTransportOptions {
    */
   readonly fetchMaxWait?: number;
   /**
+   * How long the group waits for a silent member (a crashed worker) before it hands the
+   * member's partitions to the others, in milliseconds. Brokers accept 6000 to 300000 by
+   * default; shorter means faster recovery after a crash, at the price of more rebalances on
+   * a loaded machine.
+   * @default 10000
+   */
+  readonly sessionTimeout?: number;
+  /**
+   * How often a consumer heartbeats, in milliseconds; a third of `sessionTimeout` or less.
+   * @default 3000
+   */
+  readonly heartbeatInterval?: number;
+  /**
    * How a consumer backs off after a handler rejected (the record is fetched again after the
    * delay) or a group request failed; after `retries` failures kafkajs restarts the member,
    * which rejoins its group. Every partition of the member waits during the backoff.
@@ -223,6 +236,8 @@ export function createKafkaTransport(
     commitInterval = 100,
     commitThreshold = 500,
     fetchMaxWait = 500,
+    sessionTimeout = 10000,
+    heartbeatInterval = 3000,
     consumerRetry = {},
     logger = defaultKafkaLogger,
     logLevel = "warn",
@@ -238,6 +253,8 @@ export function createKafkaTransport(
   checkInteger("commitInterval", commitInterval);
   checkInteger("commitThreshold", commitThreshold);
   checkInteger("fetchMaxWait", fetchMaxWait);
+  checkInteger("sessionTimeout", sessionTimeout);
+  checkInteger("heartbeatInterval", heartbeatInterval);
   for (const [name, value] of Object.entries(consumerRetry)) {
     if (value !== undefined) {
       checkInteger(`consumerRetry.${name}`, value, name === "retries" ? 0 : 1);
@@ -308,6 +325,8 @@ export function createKafkaTransport(
         commitInterval,
         commitThreshold,
         fetchMaxWait,
+        sessionTimeout,
+        heartbeatInterval,
         retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 30000, ...consumerRetry },
         logger,
       });

@@ -1,0 +1,107 @@
+/**
+ * Where the payment stage runs: in this process on the embedded transport (its logs cannot be
+ * shared with workers), or in supervised Deno workers on Kafka, each a member of the
+ * `payment-service` group with its own connections and telemetry.
+ *
+ * @module
+ */
+import type { Clock } from "../pipeline/clock.ts";
+import type { Pipeline } from "../pipeline/definition.ts";
+import type { Instrumentation } from "../pipeline/instrumentation.ts";
+import { startPipeline } from "../pipeline/run.ts";
+import type { StageOutcome } from "../pipeline/runner.ts";
+import { startSupervisor } from "../pipeline/supervisor/mod.ts";
+import type { SupervisorEvent } from "../pipeline/supervisor/mod.ts";
+import type { Producer, Transport } from "../pipeline/transport/transport.ts";
+import type { PaymentGateway } from "./payment_gateway.ts";
+import { createOrdersPipeline } from "./orders_pipeline.ts";
+import type { OrdersPipelineOptions } from "./orders_pipeline.ts";
+import { PROCESS_PAYMENT } from "./process_payment.ts";
+import { SERVICE } from "./telemetry.ts";
+import type { WorkerPipelineOptions } from "./worker_pipeline.ts";
+
+/** A running pipeline, wherever its stages run. */
+export interface Engine {
+  /** The pipeline, for publishing and drain checks. */
+  readonly pipeline: Pipeline;
+  /** The producer sources publish with. */
+  readonly producer: Producer;
+  /** Where the stages run, for the first line of output. */
+  readonly description: string;
+  /** Drains the stages (within `deadlineMs`) and closes the producer. */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/** Options for {@linkcode startEngine}. */
+export interface EngineOptions {
+  /** The transport. */
+  readonly transport: Transport;
+  /** The `KAFKA_BROKERS` value workers connect to; unset for the embedded transport. */
+  readonly brokers?: string;
+  /** The pipeline's settings, gateway excepted. */
+  readonly pipeline: Omit<OrdersPipelineOptions, "gateway">;
+  /** The gateway's settings (workers build their own gateway from them). */
+  readonly gateway: { failureRate: number; latencyMs: number; seed: number };
+  /** Builds the gateway for in-process runs. */
+  readonly createGateway: () => PaymentGateway;
+  /** Payment workers. */
+  readonly workers: number;
+  /** Time, for in-process runs. */
+  readonly clock: Clock;
+  /** Telemetry, for in-process runs (workers set up their own). */
+  readonly instrumentation: Instrumentation;
+  /** Called once per record outcome. */
+  readonly onOutcome: (outcome: Pick<StageOutcome, "kind" | "retries">) => void;
+  /** Called on worker crashes, restarts and give-ups. */
+  readonly onEvent: (event: SupervisorEvent) => void;
+}
+
+/** Starts the stages: in-process on the embedded transport, in Deno workers on Kafka. */
+export async function startEngine(options: EngineOptions): Promise<Engine> {
+  const { transport } = options;
+  if (options.brokers === undefined) {
+    const pipeline = createOrdersPipeline({
+      ...options.pipeline,
+      gateway: options.createGateway(),
+    });
+    const running = await startPipeline(pipeline, {
+      transport,
+      clock: options.clock,
+      instrumentation: options.instrumentation,
+      onOutcome: options.onOutcome,
+    });
+    return {
+      pipeline,
+      producer: running.producer,
+      description: `${options.workers} in-process member(s)`,
+      stop: () => running.stop(),
+    };
+  }
+  const workerOptions: WorkerPipelineOptions = {
+    ...options.pipeline,
+    ...options.gateway,
+  };
+  const supervisor = await startSupervisor({
+    pipeline: {
+      module: new URL("./worker_pipeline.ts", import.meta.url).href,
+      export: "createWorkerPipeline",
+      options: workerOptions,
+    },
+    transport: { kind: "kafka", brokers: options.brokers },
+    stages: { [PROCESS_PAYMENT]: { workers: options.workers } },
+    telemetry: { serviceName: SERVICE.PAYMENT },
+  }, { onOutcome: options.onOutcome, onEvent: options.onEvent });
+  const producer = await transport.producer();
+  return {
+    pipeline: supervisor.pipeline,
+    producer,
+    description: `${options.workers} Deno worker(s)`,
+    async stop(deadlineMs: number): Promise<void> {
+      try {
+        await supervisor.stop(deadlineMs);
+      } finally {
+        await producer.close();
+      }
+    },
+  };
+}
