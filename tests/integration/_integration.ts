@@ -1,0 +1,440 @@
+/**
+ * Helpers of the real-broker integration tests: run the pipeline command (`stages/main.ts`,
+ * what `deno task pipeline` runs) as a child process against `KAFKA_BROKERS`, read topics back
+ * with `kcat` (librdkafka: an independent client, so a bug in our kafkajs transport cannot hide
+ * itself), write odd records with `kcat`, and account for every order.
+ *
+ * Every child is bounded by a deadline and killed in `stop()`; tests call it in `finally`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { PipelineError } from "../../pipeline/errors.ts";
+import { brokerAvailable } from "../_broker.ts";
+import { findExecutable } from "../_observability.ts";
+
+const REPO_ROOT = new URL("../../", import.meta.url).pathname;
+const MAIN = join(REPO_ROOT, "stages", "main.ts");
+const OUTPUT_LIMIT = 256 * 1024;
+const decoder = new TextDecoder();
+
+/** Whether this run is CI's: a missing broker or tool is then a failure, not a skip. */
+export const IN_CI: boolean = Deno.env.get("CI") === "true";
+
+/** A per-process id that keeps topic and group names unique across runs on one broker. */
+const RUN_ID = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
+
+/** The topics and group of one test. */
+export interface Names {
+  readonly orders: string;
+  readonly payments: string;
+  readonly dlq: string;
+  readonly group: string;
+}
+
+/**
+ * Unique topic and group names for one test, e.g. `it-<run>-poison.orders`; `test` must be
+ * lowercase letters and digits (group names are lowercase words joined by dashes).
+ */
+export function uniqueNames(test: string): Names {
+  const base = `it-${RUN_ID}-${test}`;
+  return {
+    orders: `${base}.orders`,
+    payments: `${base}.payments`,
+    dlq: `${base}.dlq`,
+    group: `${base}-payment-service`,
+  };
+}
+
+/** The environment that points the pipeline command at `names` on `brokers`. */
+export function pipelineEnv(brokers: string, names: Names): Record<string, string> {
+  return {
+    KAFKA_BROKERS: brokers,
+    ORDERS_TOPIC: names.orders,
+    PAYMENTS_TOPIC: names.payments,
+    DLQ_TOPIC: names.dlq,
+    GROUP_ID: names.group,
+  };
+}
+
+/**
+ * Registers a test that needs a real broker and `kcat`. Without a broker or without kcat the
+ * test is ignored with the reason in its name on a developer's machine, and fails under CI.
+ */
+export async function integrationTest(
+  name: string,
+  fn: (brokers: string, kcat: string) => Promise<void>,
+): Promise<void> {
+  const { brokers, ignoreReason } = brokerAvailable();
+  const kcat = await findExecutable("kcat");
+  const missing = brokers === undefined
+    ? ignoreReason ?? "no Kafka broker"
+    : kcat === undefined
+    ? `"kcat" is missing (apt-get install kcat, or infra/tools/install_tools.sh)`
+    : undefined;
+  if (missing === undefined) {
+    Deno.test({
+      name,
+      fn: () => fn(brokers!, kcat!),
+      sanitizeOps: false,
+      sanitizeResources: false,
+    });
+  } else if (IN_CI) {
+    Deno.test(name, () => {
+      throw new PipelineError(`Cannot run a real-broker integration test under CI: ${missing}`);
+    });
+  } else {
+    Deno.test({ name: `${name} [ignored: ${missing}]`, ignore: true, fn: () => {} });
+  }
+}
+
+/** The summary line the pipeline command prints last on stdout. */
+export interface PipelineSummary {
+  readonly generated: number;
+  readonly published: number;
+  readonly paid: number;
+  readonly dead_lettered: number;
+  readonly retries: number;
+  readonly duplicates_skipped: number;
+}
+
+/** One progress line's counts: `[  1.0s] generated 10 | paid 8 | ... | dead-lettered 1 | ...`. */
+export interface Progress {
+  readonly generated: number;
+  readonly paid: number;
+  readonly deadLettered: number;
+}
+
+/** A pipeline command running as a child process. */
+export interface PipelineProcess {
+  /** The child's pid. */
+  readonly pid: number;
+  /** stdout so far (the last 256 KiB). */
+  stdout(): string;
+  /** stderr so far (the last 256 KiB). */
+  stderr(): string;
+  /** The last progress line's counts, if one was printed. */
+  progress(): Progress | undefined;
+  /** Sends a signal (e.g. SIGTERM for a graceful drain). */
+  kill(signal: Deno.Signal): void;
+  /**
+   * Waits for the exit within `timeoutMs` (killing the child and rejecting after it) and
+   * returns the exit code and the parsed summary.
+   */
+  exited(timeoutMs: number): Promise<{ code: number; summary?: PipelineSummary }>;
+  /** Kills the child if it still runs and waits for it: for `finally`. */
+  stop(): Promise<void>;
+}
+
+const PROGRESS = /generated (\d+) \| paid (\d+) \| .*?dead-lettered (\d+)/g;
+
+/**
+ * Starts `deno run -A stages/main.ts ...args` from the repository root with `env` on top of
+ * the inherited environment (less `OTEL_*`, `KAFKA_BROKERS` and `RUST_BACKTRACE`).
+ */
+export function spawnPipeline(
+  args: readonly string[],
+  env: Record<string, string>,
+): PipelineProcess {
+  const childEnv = Deno.env.toObject();
+  for (const name of Object.keys(childEnv)) {
+    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
+      delete childEnv[name];
+    }
+  }
+  Object.assign(childEnv, env);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: REPO_ROOT,
+    env: childEnv,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  let stderr = "";
+  const keep = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) into(text);
+  };
+  const drained = Promise.all([
+    keep(child.stdout, (t) => stdout = (stdout + t).slice(-OUTPUT_LIMIT)),
+    keep(child.stderr, (t) => stderr = (stderr + t).slice(-OUTPUT_LIMIT)),
+  ]);
+  let exitedAlready = false;
+  const status = child.status.then((s) => {
+    exitedAlready = true;
+    return s;
+  });
+  const args_ = args.join(" ");
+
+  return {
+    pid: child.pid,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    progress(): Progress | undefined {
+      const matches = [...stderr.matchAll(PROGRESS)];
+      const last = matches.at(-1);
+      if (last === undefined) return undefined;
+      return { generated: +last[1], paid: +last[2], deadLettered: +last[3] };
+    },
+    kill(signal: Deno.Signal): void {
+      if (!exitedAlready) child.kill(signal);
+    },
+    async exited(timeoutMs: number) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((resolve) => {
+        timer = setTimeout(() => resolve("late"), timeoutMs);
+      });
+      try {
+        const first = await Promise.race([status, late]);
+        if (first === "late") {
+          child.kill("SIGKILL");
+          await status;
+          await drained;
+          throw new PipelineError(
+            `Pipeline run "${args_}" did not exit within ${timeoutMs} ms: last stderr:\n` +
+              stderr.slice(-4000),
+          );
+        }
+        await drained;
+        const line = stdout.trim().split("\n").reverse().find((l) => l.startsWith('{"summary"'));
+        const summary = line === undefined
+          ? undefined
+          : (JSON.parse(line) as { summary: PipelineSummary }).summary;
+        return { code: first.code, summary };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async stop(): Promise<void> {
+      if (!exitedAlready) child.kill("SIGKILL");
+      await status;
+      await drained;
+    },
+  };
+}
+
+/** Polls `condition` every 100 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  detail: () => string = () => "",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new PipelineError(`Timed out after ${timeoutMs} ms waiting for ${what}${detail()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A record as `kcat -J` prints it. */
+export interface KcatRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly payload: string | null;
+  /** Header names and values in order (kcat prints them as a flat list). */
+  readonly headers: Record<string, string>;
+}
+
+/** Runs kcat with a deadline; resolves with stdout, rejects with stderr on failure. */
+async function runKcat(
+  kcat: string,
+  args: readonly string[],
+  timeoutMs = 60_000,
+): Promise<string> {
+  const output = await new Deno.Command(kcat, {
+    args: [...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  if (!output.success) {
+    throw new PipelineError(
+      `kcat ${args.join(" ")} failed with code ${output.code}: ` +
+        decoder.decode(output.stderr).slice(-2000),
+    );
+  }
+  return decoder.decode(output.stdout);
+}
+
+/** Every record of `topic` from the beginning to its current end, read by kcat. */
+export async function readTopic(
+  kcat: string,
+  brokers: string,
+  topic: string,
+): Promise<KcatRecord[]> {
+  const text = await runKcat(kcat, [
+    "-C",
+    "-b",
+    brokers,
+    "-t",
+    topic,
+    "-o",
+    "beginning",
+    "-e",
+    "-q",
+    "-J",
+    "-X",
+    "fetch.message.max.bytes=2097152",
+  ]);
+  return text.split("\n").filter((line) => line.trim() !== "").map((line) => {
+    const raw = JSON.parse(line) as {
+      topic: string;
+      partition: number;
+      offset: number;
+      key: string | null;
+      payload: string | null;
+      headers?: string[];
+    };
+    const headers: Record<string, string> = {};
+    const list = raw.headers ?? [];
+    for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]] = list[i + 1];
+    return {
+      topic: raw.topic,
+      partition: raw.partition,
+      offset: raw.offset,
+      key: raw.key,
+      payload: raw.payload,
+      headers,
+    };
+  });
+}
+
+/** One record to write with {@linkcode produceWithKcat}. */
+export interface KcatMessage {
+  /** The key; `undefined` writes a record with a null key. */
+  readonly key?: string;
+  /** The value, written byte for byte. */
+  readonly value: string | Uint8Array;
+  /** Headers. */
+  readonly headers?: Record<string, string>;
+}
+
+/**
+ * Writes one record per call of kcat (the value comes from a file, so it is sent whole:
+ * newlines, any size up to the broker's limit).
+ */
+export async function produceWithKcat(
+  kcat: string,
+  brokers: string,
+  topic: string,
+  message: KcatMessage,
+): Promise<void> {
+  const file = await Deno.makeTempFile({ prefix: "kcat-value-" });
+  try {
+    await Deno.writeFile(
+      file,
+      typeof message.value === "string" ? new TextEncoder().encode(message.value) : message.value,
+    );
+    const args = ["-P", "-b", brokers, "-t", topic, "-X", "message.max.bytes=2000000"];
+    if (message.key !== undefined) args.push("-k", message.key);
+    for (const [name, value] of Object.entries(message.headers ?? {})) {
+      args.push("-H", `${name}=${value}`);
+    }
+    await runKcat(kcat, [...args, file]);
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+/** What the topics of a run hold, as counted by kcat. */
+export interface TopicAccount {
+  /** Order ids on the orders topic (from the record values). */
+  readonly orders: string[];
+  /** Order ids of the PaymentProcessed records, one per record. */
+  readonly paid: string[];
+  /** Order ids of the dead letters, one per record (from the envelope's original value). */
+  readonly deadLettered: string[];
+}
+
+function orderIdOf(json: string | null): string | undefined {
+  if (json === null) return undefined;
+  try {
+    const id = (JSON.parse(json) as { order_id?: unknown }).order_id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the orders, payments and DLQ topics of `names` and extracts order ids. */
+export async function accountTopics(
+  kcat: string,
+  brokers: string,
+  names: Names,
+): Promise<TopicAccount> {
+  const [orders, payments, dlq] = await Promise.all([
+    readTopic(kcat, brokers, names.orders),
+    readTopic(kcat, brokers, names.payments),
+    readTopic(kcat, brokers, names.dlq),
+  ]);
+  const ids = (records: KcatRecord[], of: (r: KcatRecord) => string | undefined) =>
+    records.map((record) => {
+      const id = of(record);
+      assert.ok(id, `record ${record.topic}/${record.partition}@${record.offset} has no order_id`);
+      return id;
+    });
+  return {
+    orders: ids(orders, (r) => orderIdOf(r.payload)),
+    paid: ids(payments, (r) => {
+      const id = orderIdOf(r.payload);
+      assert.equal(r.key, id, `payment ${r.partition}@${r.offset} is keyed by its order_id`);
+      return id;
+    }),
+    deadLettered: ids(dlq, (r) => {
+      const envelope = JSON.parse(r.payload ?? "null") as { value: string | null };
+      return orderIdOf(envelope.value);
+    }),
+  };
+}
+
+function duplicates(ids: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const id of ids) (seen.has(id) ? twice : seen).add(id);
+  return [...twice];
+}
+
+/**
+ * Asserts exactly-once accounting over the topics: every order on the orders topic appears
+ * once, and has exactly one outcome: one payment or one dead letter, never both, never two.
+ * Returns the counts.
+ */
+export function assertEveryOrderOnce(
+  account: TopicAccount,
+  expectedOrders: number,
+): { paid: number; deadLettered: number } {
+  assert.equal(account.orders.length, expectedOrders, "records on the orders topic");
+  assert.deepEqual(duplicates(account.orders), [], "order ids on the orders topic are unique");
+  assert.deepEqual(duplicates(account.paid), [], "no order is paid twice");
+  assert.deepEqual(duplicates(account.deadLettered), [], "no order is dead-lettered twice");
+  const paid = new Set(account.paid);
+  const both = account.deadLettered.filter((id) => paid.has(id));
+  assert.deepEqual(both, [], "no order is both paid and dead-lettered");
+  const outcomes = new Set([...account.paid, ...account.deadLettered]);
+  const orders = new Set(account.orders);
+  const lost = [...orders].filter((id) => !outcomes.has(id));
+  assert.deepEqual(lost, [], "every order has an outcome (none lost)");
+  const strangers = [...outcomes].filter((id) => !orders.has(id));
+  assert.deepEqual(strangers, [], "every outcome belongs to an order on the orders topic");
+  return { paid: account.paid.length, deadLettered: account.deadLettered.length };
+}
+
+/** `count` distinct free TCP ports on 127.0.0.1, all held until every one is chosen. */
+export function freeLoopbackPorts(count: number): number[] {
+  const listeners = Array.from(
+    { length: count },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((listener) => (listener.addr as Deno.NetAddr).port);
+  for (const listener of listeners) listener.close();
+  return ports;
+}
