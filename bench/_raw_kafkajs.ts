@@ -9,7 +9,7 @@
  * @module
  */
 import kafkajs from "kafkajs";
-import type { Kafka, Message } from "kafkajs";
+import type { Kafka, KafkaMessage, Message } from "kafkajs";
 import { PipelineError } from "../pipeline/errors.ts";
 import { round } from "./_stats.ts";
 
@@ -160,6 +160,153 @@ export async function runRawBaseline(options: RawBaselineOptions): Promise<RawBa
     };
   } finally {
     clearInterval(timer);
+    clearTimeout(deadline);
+    await consumer.disconnect();
+    await producer.disconnect();
+  }
+}
+
+/** Options for {@linkcode runRawTransform}. */
+export interface RawTransformOptions extends RawBaselineOptions {
+  /** The output topic; must not exist. */
+  readonly outputTopic: string;
+  /**
+   * `per-record`: each consumed record's output is sent and awaited before the next (what the
+   * pipeline's runner does). `per-batch`: one `sendBatch` per fetched batch, offsets committed
+   * after it is acknowledged (at-least-once all the same).
+   */
+  readonly mode: "per-record" | "per-batch";
+}
+
+/**
+ * Raw kafkajs consume -> produce -> commit, the shape of the payment stage without the
+ * pipeline: how fast kafkajs itself can go with outputs awaited per record or per batch.
+ * Input records are produced first (not timed); the clock runs from the group join to the
+ * commit covering the last input record.
+ */
+export async function runRawTransform(options: RawTransformOptions): Promise<RawBaselineResult> {
+  const { brokers, topic, outputTopic, groupId, records, partitions, batchSize, timeoutMs } =
+    options;
+  const kafka: Kafka = new kafkajs.Kafka({
+    brokers: [...brokers],
+    clientId: "bench-raw-transform",
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: [topic, outputTopic].map((name) => ({
+        topic: name,
+        numPartitions: partitions,
+        replicationFactor: 1,
+      })),
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  for (let at = 0; at < records.length; at += batchSize) {
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: records.slice(at, at + batchSize).map((r) => ({ key: r.key, value: r.value })),
+    });
+  }
+  const consumer = kafka.consumer({
+    groupId,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: options.fetchMaxWait ?? 500,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const done = Promise.withResolvers<void>();
+  const deadline = setTimeout(
+    () =>
+      done.reject(
+        new PipelineError(`Cannot finish the kafkajs transform within ${timeoutMs} ms`, {
+          topic,
+        }),
+      ),
+    timeoutMs,
+  );
+  let consumed = 0;
+  const output = (message: KafkaMessage): Message => {
+    const order = JSON.parse(message.value?.toString() ?? "null");
+    return { key: message.key, value: JSON.stringify({ ...order, status: "succeeded" }) };
+  };
+  // The clock starts once the member owns its partitions, as in the other phases.
+  let started = performance.now();
+  consumer.on(consumer.events.GROUP_JOIN, () => started = performance.now());
+  try {
+    if (options.mode === "per-record") {
+      const completed = new Map<number, number>();
+      let sinceCommit = 0;
+      const commit = () => {
+        sinceCommit = 0;
+        return consumer.commitOffsets(
+          [...completed].map(([partition, offset]) => ({
+            topic,
+            partition,
+            offset: String(offset),
+          })),
+        );
+      };
+      await consumer.run({
+        autoCommit: false,
+        partitionsConsumedConcurrently: partitions,
+        async eachMessage({ partition, message }) {
+          await producer.send({ topic: outputTopic, acks: -1, messages: [output(message)] });
+          completed.set(partition, Number(message.offset) + 1);
+          if (++sinceCommit >= 500) await commit();
+          if (++consumed === records.length) {
+            await commit();
+            done.resolve();
+          }
+        },
+      });
+    } else {
+      await consumer.run({
+        autoCommit: false,
+        partitionsConsumedConcurrently: partitions,
+        async eachBatch({ batch }) {
+          if (batch.messages.length === 0) return;
+          // A fetched batch can pass the broker's 1 MiB record batch limit: send in chunks.
+          for (let at = 0; at < batch.messages.length; at += batchSize) {
+            await producer.send({
+              topic: outputTopic,
+              acks: -1,
+              messages: batch.messages.slice(at, at + batchSize).map(output),
+            });
+          }
+          const last = batch.messages[batch.messages.length - 1];
+          await consumer.commitOffsets([{
+            topic,
+            partition: batch.partition,
+            offset: String(Number(last.offset) + 1),
+          }]);
+          consumed += batch.messages.length;
+          if (consumed >= records.length) done.resolve();
+        },
+      });
+    }
+    await done.promise;
+    const totalMs = performance.now() - started;
+    return {
+      records: records.length,
+      produceMs: 0,
+      totalMs: round(totalMs),
+      recordsPerSecond: round(records.length / (totalMs / 1000), 1),
+      produceRecordsPerSecond: 0,
+    };
+  } finally {
     clearTimeout(deadline);
     await consumer.disconnect();
     await producer.disconnect();

@@ -31,7 +31,7 @@ import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.t
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { profileTransport } from "./_profiled_transport.ts";
 import type { TransportProfile } from "./_profiled_transport.ts";
-import { runRawBaseline } from "./_raw_kafkajs.ts";
+import { runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
 import type { RawBaselineResult } from "./_raw_kafkajs.ts";
 import { describePercentiles, percentiles, round } from "./_stats.ts";
 import type { Percentiles } from "./_stats.ts";
@@ -52,6 +52,8 @@ Options:
   --phase-timeout <s>    give up on a phase after this long           [default: 300]
   --commit-poll-ms <n>   how often the latency phase reads committed offsets [default: 20]
   --coalesce             experiment: merge concurrent producer sends into one request
+  --transform            also time raw kafkajs consume->produce->commit, outputs awaited
+                         per record (the runner's shape) and per fetched batch
   --skip-embedded        leave out the embedded transport line
   --skip-latency         leave out the latency phase
   --keep-topics          do not delete the run's topics at the end
@@ -70,6 +72,7 @@ interface BenchConfig {
   readonly phaseTimeoutMs: number;
   readonly commitPollMs: number;
   readonly coalesce: boolean;
+  readonly transform: boolean;
   readonly skipEmbedded: boolean;
   readonly skipLatency: boolean;
   readonly keepTopics: boolean;
@@ -100,6 +103,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       "phase-timeout": { type: "string" },
       "commit-poll-ms": { type: "string" },
       coalesce: { type: "boolean", default: false },
+      transform: { type: "boolean", default: false },
       "skip-embedded": { type: "boolean", default: false },
       "skip-latency": { type: "boolean", default: false },
       "keep-topics": { type: "boolean", default: false },
@@ -124,6 +128,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     phaseTimeoutMs: positiveInt("--phase-timeout", values["phase-timeout"], 300) * 1000,
     commitPollMs: positiveInt("--commit-poll-ms", values["commit-poll-ms"], 20),
     coalesce: values.coalesce,
+    transform: values.transform,
     skipEmbedded: values["skip-embedded"],
     skipLatency: values["skip-latency"],
     keepTopics: values["keep-topics"],
@@ -524,6 +529,26 @@ async function bench(config: BenchConfig): Promise<void> {
     });
     topicsUsed.push(`bench-raw-${suffix}`);
 
+    const transforms: Record<string, RawBaselineResult> = {};
+    if (config.transform) {
+      for (const mode of ["per-record", "per-batch"] as const) {
+        say(`1/4 raw kafkajs consume -> produce -> commit, outputs awaited ${mode} ...`);
+        const name = `bench-raw-${mode}-${suffix}`;
+        topicsUsed.push(name, `${name}-out`);
+        transforms[mode] = await runRawTransform({
+          brokers,
+          topic: name,
+          outputTopic: `${name}-out`,
+          groupId: name,
+          records: orders.map((order) => ({ key: order.order_id, value: JSON.stringify(order) })),
+          partitions: config.partitions,
+          batchSize: config.batch,
+          timeoutMs: config.phaseTimeoutMs,
+          mode,
+        });
+      }
+    }
+
     say("2/4 pipeline on kafka ...");
     const pipeline = await pipelineThroughput(
       createKafkaTransport(config.brokers, { clientId: "bench-pipeline" }),
@@ -577,6 +602,14 @@ async function bench(config: BenchConfig): Promise<void> {
           embedded.recordsPerSecond,
         )]
         : []),
+      ...Object.entries(transforms).map(([mode, result]) =>
+        throughputRow(
+          `raw consume->produce, ${mode}`,
+          result.records,
+          result.totalMs,
+          result.recordsPerSecond,
+        )
+      ),
       `ratio pipeline/raw: ${ratio}  (${(1 / ratio).toFixed(1)}x slower)`,
       `  raw: produce ${(raw.produceMs / 1000).toFixed(2)} s ` +
       `(${raw.produceRecordsPerSecond.toFixed(0)} records/s)`,
@@ -607,6 +640,7 @@ async function bench(config: BenchConfig): Promise<void> {
       },
       config: { ...config, out: undefined },
       raw,
+      ...(config.transform ? { rawTransform: transforms } : {}),
       pipeline,
       ratio,
       embedded,
