@@ -41,7 +41,10 @@ async function topicsReady(admin: Admin, specs: readonly TopicSpec[]): Promise<b
       const found = topics.find((topic) => topic.name === spec.name);
       return found !== undefined && found.partitions.length > 0 &&
         found.partitions.every((partition) => partition.leader >= 0);
-    });
+    }) &&
+      // Metadata can name a leader before that leader serves the partition ("not the leader
+      // for that topic-partition" on the first ListOffsets); ready means offsets answer too.
+      (await Promise.all(specs.map((spec) => admin.fetchTopicOffsets(spec.name)))).length > 0;
   } catch {
     // A topic that is not in the metadata yet makes the whole request fail: poll again.
     return false;
