@@ -25,6 +25,7 @@
 
 import {
   configure,
+  getConfig,
   getLogger as logtapeGetLogger,
   type Logger,
   type LogLevel,
@@ -246,4 +247,12 @@ function otlpSink(): Sink {
       context: context.active(),
     });
   };
+}
+
+/**
+ * Whether {@linkcode configureLogging} (or any logtape configuration) is in force. Library
+ * code that must never lose an error falls back to the console when it is not.
+ */
+export function isLoggingConfigured(): boolean {
+  return getConfig() !== null;
 }

@@ -12,11 +12,12 @@ import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
 import { buildEnvelope } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
-import { errorType, isRetriable, PoisonRecordError } from "./errors.ts";
+import { errorMessage, errorType, isRetriable, PoisonRecordError } from "./errors.ts";
 import { HEADER, TRACE_HEADERS } from "./headers.ts";
 import type { IdempotencyStore } from "./idempotency.ts";
 import type { Random } from "./random.ts";
 import { backoffDelay } from "./retry.ts";
+import { getLogger } from "./log.ts";
 import type { StageContext } from "./stage.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import { noopInstrumentation } from "./instrumentation.ts";
@@ -78,6 +79,7 @@ export interface RecordHandlerOptions {
 
 const encoder = new TextEncoder();
 const HEARTBEAT_EVERY_MS = 3000;
+const log = getLogger(["pipeline", "runner"]);
 
 function int(headers: RecordHeaders, name: string): number | undefined {
   const value = headers[name];
@@ -156,6 +158,7 @@ export function createRecordHandler(
       partition: record.partition,
       offset: record.offset,
     };
+    const where = { ...errorContext, key: keyText };
     telemetry.metrics.consumed(stage.name, record.topic, record.partition);
     telemetry.metrics.inFlight(1);
     try {
@@ -197,6 +200,13 @@ export function createRecordHandler(
           }, keyText);
           telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
           telemetry.recordError(error);
+          log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
+            ...where,
+            dlq: node.deadLetter,
+            error_type: envelope.error_type,
+            error_reason: envelope.error_reason,
+            attempts: envelope.attempts,
+          });
           return {
             errorType: envelope.error_type,
             errorReason: envelope.error_reason,
@@ -225,6 +235,7 @@ export function createRecordHandler(
         const idempotencyKey = stage.idempotencyKey?.(input);
         if (idempotencyKey !== undefined && (await idempotency!.get(idempotencyKey))) {
           telemetry.metrics.duplicateSkipped(stage.name);
+          log.info("Record skipped: key {key} already has an outcome", where);
           finish({ kind: "duplicate", attempts: 0, retries: 0, outputs: 0 });
           return;
         }
@@ -267,7 +278,15 @@ export function createRecordHandler(
             telemetry.metrics.failed(stage.name, errorType(error));
             if (!isRetriable(error)) break;
             if (i < retry.attempts) {
-              await clock.sleep(backoffDelay(retry, i, random), context.signal);
+              const delayMs = backoffDelay(retry, i, random);
+              log.debug("Attempt {attempt} failed, retrying in {delay_ms} ms: {error_reason}", {
+                ...where,
+                attempt,
+                delay_ms: delayMs,
+                error_type: errorType(error),
+                error_reason: errorMessage(error),
+              });
+              await clock.sleep(delayMs, context.signal);
               await context.heartbeat();
             }
           }
@@ -310,6 +329,13 @@ export function createRecordHandler(
               [HEADER.STAGE]: stage.name,
             },
           }, keyText);
+          log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
+            ...where,
+            tier: next,
+            retry_topic: node.retryTopics[tier],
+            delay_ms: retry.tiers[tier].delayMs,
+            error_type: errorType(lastError),
+          });
           finish({
             kind: "retry-scheduled",
             attempts,
@@ -326,6 +352,15 @@ export function createRecordHandler(
         if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "dead-lettered");
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
       });
+    } catch (error) {
+      if (!context.signal.aborted) {
+        log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
+          ...where,
+          error_type: errorType(error),
+          error_reason: errorMessage(error),
+        });
+      }
+      throw error;
     } finally {
       telemetry.metrics.inFlight(-1);
     }

@@ -26,6 +26,8 @@ import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mo
 import type { Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
+import { configureLogging } from "../pipeline/log.ts";
+import type { LogLevel } from "../pipeline/log.ts";
 import type { RunSummary } from "./summary.ts";
 
 /** The settings of a run. */
@@ -104,10 +106,16 @@ export async function runOrdersApp(
   const transport = options.transport ?? openTransport(config);
   const cores = navigator.hardwareConcurrency ?? 2;
   const workers = config.workers ?? Math.min(config.partitions, cores);
+  const env = options.env ?? Deno.env.toObject();
+  await configureLogging({
+    level: config.logLevel as LogLevel,
+    otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined ||
+      env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== undefined,
+  });
   const telemetry = await setupTelemetry({
     serviceName: SERVICE.ORDER,
     instanceId: `${SERVICE.ORDER}-${Deno.pid}`,
-    env: options.env,
+    env,
   });
   const instrumentation = runtimeInstrumentation(telemetry);
   const counter = new SummaryCounter();
@@ -143,6 +151,7 @@ export async function runOrdersApp(
           clock,
         }),
       workers: paymentWorkers,
+      logLevel: config.logLevel as LogLevel,
       clock,
       instrumentation,
       onOutcome: (outcome) => counter.record(outcome),

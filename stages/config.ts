@@ -117,6 +117,15 @@ export const ORDERS_CONFIG = {
     default: 1,
     description: "Seed of the order generator and the gateway's failures (equal seeds, equal runs)",
   }),
+  logLevel: setting({
+    type: "string",
+    env: "LOG_LEVEL",
+    flag: "log-level",
+    default: "info",
+    choices: ["trace", "debug", "info", "warning", "error", "fatal"],
+    description:
+      "Lowest level of the JSON log lines on stderr (record-scoped lines carry trace_id and span_id)",
+  }),
   drainTimeout: setting({
     type: "number",
     env: "DRAIN_TIMEOUT_SECONDS",

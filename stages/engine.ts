@@ -46,6 +46,8 @@ export interface EngineOptions {
   readonly createGateway: () => PaymentGateway;
   /** Payment workers. */
   readonly workers: number;
+  /** The lowest level of the workers' JSON log lines. */
+  readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /** Time, for in-process runs. */
   readonly clock: Clock;
   /** Telemetry, for in-process runs (workers set up their own). */
@@ -89,7 +91,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     },
     transport: { kind: "kafka", brokers: options.brokers },
     stages: { [PROCESS_PAYMENT]: { workers: options.workers } },
-    telemetry: { serviceName: SERVICE.PAYMENT },
+    telemetry: { serviceName: SERVICE.PAYMENT, logLevel: options.logLevel },
   }, { onOutcome: options.onOutcome, onEvent: options.onEvent });
   const producer = await transport.producer();
   return {

@@ -85,6 +85,8 @@ export interface WorkerTelemetrySpec {
   readonly serviceName: string;
   /** `service.version`. */
   readonly serviceVersion?: string;
+  /** The lowest level of the worker's JSON log lines. */
+  readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
 }
 
 /** Parent to worker: close the member and report back. */

@@ -23,6 +23,7 @@ import type { ConsumedRecord, Producer, Transport } from "../transport/transport
 import { toWorkerError } from "./_protocol.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
+import { configureLogging } from "../log.ts";
 import type { FromWorker, StartMessage, ToWorker, WorkerOutcome } from "./_protocol.ts";
 
 /** The worker's global scope, as far as this module uses it. */
@@ -117,6 +118,12 @@ async function start(message: StartMessage): Promise<void> {
     idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
   }
   if (message.telemetry !== undefined) {
+    const env = Deno.env.toObject();
+    await configureLogging({
+      level: message.telemetry.logLevel ?? "info",
+      otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined ||
+        env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== undefined,
+    });
     telemetry = await setupTelemetry({
       serviceName: message.telemetry.serviceName,
       serviceVersion: message.telemetry.serviceVersion,

@@ -6,6 +6,7 @@
  */
 import kafkajs from "kafkajs";
 import type { logCreator, LogEntry } from "kafkajs";
+import { getLogger, isLoggingConfigured } from "../../log.ts";
 
 const { logLevel: Level } = kafkajs;
 
@@ -64,12 +65,34 @@ function redact(value: unknown, secrets: readonly string[], depth = 0): unknown 
   return out;
 }
 
-/** Writes WARN and ERROR lines to stderr as `kafkajs <namespace>: <message> {fields}`. */
+/**
+ * Errors kafkajs logs while a group rebalances or a fresh broker warms up, and then retries
+ * itself: routine, so they are logged as info. kafkajs gives them no error class here, only the
+ * broker's text, hence the match on it.
+ */
+const ROUTINE =
+  /rebalancing|coordinator is loading|not the correct coordinator|coordinator is not available/i;
+
+/**
+ * Writes kafkajs's lines as JSON log lines (category `kafkajs.<namespace>`), through the
+ * framework's logger, so they carry the same shape, redaction and trace ids as ours.
+ */
 export function defaultKafkaLogger(record: KafkaLogRecord): void {
-  const fields = Object.keys(record.fields).length ? ` ${JSON.stringify(record.fields)}` : "";
-  const line = `kafkajs ${record.namespace}: ${record.message}${fields}`;
-  if (record.level === "error") console.error(line);
-  else console.warn(line);
+  const text = `${record.message} ${String(record.fields.error ?? "")}`;
+  const level = record.level === "error" && ROUTINE.test(text) ? "info" : record.level;
+  if (!isLoggingConfigured()) {
+    // Nobody configured logging (a library user, a test): warnings and errors still show.
+    if (level !== "error" && level !== "warn") return;
+    const fields = Object.keys(record.fields).length ? ` ${JSON.stringify(record.fields)}` : "";
+    console.error(`kafkajs ${record.namespace}: ${record.message}${fields}`);
+    return;
+  }
+  const logger = getLogger(["kafkajs", record.namespace]);
+  const properties = { ...record.fields };
+  if (level === "error") logger.error(record.message, properties);
+  else if (level === "warn") logger.warn(record.message, properties);
+  else if (level === "info") logger.info(record.message, properties);
+  else logger.debug(record.message, properties);
 }
 
 /**

@@ -41,6 +41,9 @@ import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts"
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
 import { openProducer } from "./_producer.ts";
+import { dropTimeoutNegativeWarnings } from "./deno_warnings.ts";
+
+export { dropTimeoutNegativeWarnings };
 
 export type { KafkaLogger, KafkaLogLevel, KafkaLogRecord } from "./_logger.ts";
 export { BrokerUnavailableError };
@@ -245,6 +248,7 @@ export function createKafkaTransport(
     sasl,
   } = options;
   const list = parseBrokers(brokers);
+  dropTimeoutNegativeWarnings();
   checkInteger("connectionTimeout", connectionTimeout);
   checkInteger("requestTimeout", requestTimeout);
   checkInteger("connectRetries", connectRetries, 0);
