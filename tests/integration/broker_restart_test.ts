@@ -1,6 +1,7 @@
 /**
- * The broker goes away mid-run and comes back: the pipeline command waits, resumes, and every
- * order still ends up paid or dead-lettered exactly once. The test runs its own broker (free
+ * The broker goes away mid-run (a clean stop, or a crash: SIGKILL) and comes back on the same
+ * ports and data: the pipeline command waits, resumes, and every order still ends up paid or
+ * dead-lettered exactly once. The test runs its own broker (free
  * loopback ports, a temporary data folder) so it can stop and restart it.
  *
  * @module
@@ -21,78 +22,89 @@ import {
 import type { PipelineProcess } from "./_integration.ts";
 
 const ORDERS = 1500;
-/** How long the broker stays down. */
-const DOWN_MS = 5000;
+/**
+ * How long the broker stays down: longer than the consumers' session timeout (10 s) and
+ * kafkajs's consumer retry budget (about 9 s).
+ */
+const DOWN_MS = 12_000;
 
-await integrationTest(
-  "broker stopped mid-run and restarted: the pipeline resumes, no order lost or paid twice",
-  async (_sharedBrokers, kcat) => {
-    const [port, controllerPort] = freeLoopbackPorts(2);
-    const dataDir = await Deno.makeTempDir({ prefix: "it-broker-restart-" });
-    const log: string[] = [];
-    const start = (fresh: boolean) =>
-      startLocalBroker({
-        port,
-        controllerPort,
-        dataDir,
-        fresh,
-        readyTimeoutMs: 90_000,
-        log: (line) => log.push(line),
-      });
-    let broker: LocalBroker | undefined;
-    let run: PipelineProcess | undefined;
-    try {
-      broker = await start(true);
-      const brokers = broker.brokers;
-      const names = uniqueNames("brokerrestart");
-      run = spawnPipeline([
-        "--max-orders",
-        String(ORDERS),
-        "--rate",
-        "300",
-        "--failure-rate",
-        "0.2",
-        "--gateway-latency-ms",
-        "0",
-      ], pipelineEnv(brokers, names));
-      const pipeline = run;
-      await waitFor(
-        "some paid orders before stopping the broker",
-        () => (pipeline.progress()?.paid ?? 0) > 100,
-        60_000,
-        () => `: ${pipeline.stderr().slice(-2000)}`,
-      );
-      const before = pipeline.progress()!;
-      assert.ok(before.generated < ORDERS, "the broker stops while orders are still generated");
-      await broker.stop();
-      const downSince = Date.now();
-      await new Promise((resolve) => setTimeout(resolve, DOWN_MS));
-      broker = await start(false);
-      const downMs = Date.now() - downSince;
+/** How the broker goes away: a clean shutdown (SIGTERM) or a crash (SIGKILL). */
+type Outage = "stopped" | "killed";
 
-      const { code, summary } = await pipeline.exited(180_000);
-      const stderr = pipeline.stderr();
-      assert.equal(code, 0, stderr.slice(-4000));
-      assert.ok(summary, `no summary line in stdout: ${pipeline.stdout().slice(-2000)}`);
-      assert.equal(summary.generated, ORDERS);
-      assert.equal(summary.published, ORDERS);
-      assert.equal(summary.paid + summary.dead_lettered, ORDERS, JSON.stringify(summary));
+for (const outage of ["stopped", "killed"] as const) {
+  await integrationTest(
+    `broker ${outage} mid-run and restarted: the pipeline resumes, no order lost or paid twice`,
+    (_sharedBrokers, kcat) => brokerOutage(outage, kcat),
+  );
+}
 
-      const counted = assertEveryOrderOnce(await accountTopics(kcat, brokers, names), ORDERS);
-      // Redeliveries after the outage are skipped as duplicates, so the summary may count an
-      // order's outcome once more than the topics only if it was reported twice: it must not.
-      assert.equal(counted.paid, summary.paid, "payments on the topic == summary's paid");
-      assert.equal(counted.deadLettered, summary.dead_lettered);
-      const lines = (pattern: RegExp) => stderr.split("\n").filter((l) => pattern.test(l)).length;
-      console.error(
-        `broker down ${downMs} ms (stopped after ${before.paid} paid); ` +
-          `${lines(/^publish of \d+ orders failed/)} publish retries, ` +
-          `${lines(/^worker .* crashed/)} worker crashes; summary ${JSON.stringify(summary)}`,
-      );
-    } finally {
-      await run?.stop();
-      await broker?.stop();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => undefined);
-    }
-  },
-);
+async function brokerOutage(outage: Outage, kcat: string): Promise<void> {
+  const [port, controllerPort] = freeLoopbackPorts(2);
+  const dataDir = await Deno.makeTempDir({ prefix: "it-broker-restart-" });
+  const log: string[] = [];
+  const start = (fresh: boolean) =>
+    startLocalBroker({
+      port,
+      controllerPort,
+      dataDir,
+      fresh,
+      readyTimeoutMs: 90_000,
+      log: (line) => log.push(line),
+    });
+  let broker: LocalBroker | undefined;
+  let run: PipelineProcess | undefined;
+  try {
+    broker = await start(true);
+    const brokers = broker.brokers;
+    const names = uniqueNames(`broker${outage}`);
+    run = spawnPipeline([
+      "--max-orders",
+      String(ORDERS),
+      "--rate",
+      "300",
+      "--failure-rate",
+      "0.2",
+      "--gateway-latency-ms",
+      "0",
+    ], pipelineEnv(brokers, names));
+    const pipeline = run;
+    await waitFor(
+      "some paid orders before stopping the broker",
+      () => (pipeline.progress()?.paid ?? 0) > 100,
+      60_000,
+      () => `: ${pipeline.stderr().slice(-2000)}`,
+    );
+    const before = pipeline.progress()!;
+    assert.ok(before.generated < ORDERS, "the broker stops while orders are still generated");
+    if (outage === "killed") Deno.kill(broker.pid!, "SIGKILL");
+    await broker.stop();
+    const downSince = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, DOWN_MS));
+    broker = await start(false);
+    const downMs = Date.now() - downSince;
+
+    const { code, summary } = await pipeline.exited(180_000);
+    const stderr = pipeline.stderr();
+    assert.equal(code, 0, stderr.slice(-4000));
+    assert.ok(summary, `no summary line in stdout: ${pipeline.stdout().slice(-2000)}`);
+    assert.equal(summary.generated, ORDERS);
+    assert.equal(summary.published, ORDERS);
+    assert.equal(summary.paid + summary.dead_lettered, ORDERS, JSON.stringify(summary));
+
+    const counted = assertEveryOrderOnce(await accountTopics(kcat, brokers, names), ORDERS);
+    // Redeliveries after the outage are skipped as duplicates, so the summary may count an
+    // order's outcome once more than the topics only if it was reported twice: it must not.
+    assert.equal(counted.paid, summary.paid, "payments on the topic == summary's paid");
+    assert.equal(counted.deadLettered, summary.dead_lettered);
+    const lines = (pattern: RegExp) => stderr.split("\n").filter((l) => pattern.test(l)).length;
+    console.error(
+      `broker ${outage}, down ${downMs} ms (stopped after ${before.paid} paid); ` +
+        `${lines(/^publish of \d+ orders failed/)} publish retries, ` +
+        `${lines(/^worker .* crashed/)} worker crashes; summary ${JSON.stringify(summary)}`,
+    );
+  } finally {
+    await run?.stop();
+    await broker?.stop();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => undefined);
+  }
+}
