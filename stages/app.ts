@@ -29,17 +29,13 @@ import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
 import { configureLogging } from "../pipeline/log.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import type { RunSummary } from "./summary.ts";
+import type { CommandIo } from "./command.ts";
 
 /** The settings of a run. */
 export type OrdersConfig = ConfigValues<typeof ORDERS_CONFIG>;
 
-/** Where the command writes. */
-export interface AppIo {
-  /** The summary line (and `--help`). */
-  stdout(line: string): void;
-  /** Progress and diagnostics. */
-  stderr(line: string): void;
-}
+/** Where the command writes: results on stdout, progress on stderr. */
+export type AppIo = CommandIo;
 
 /** Options for {@linkcode runOrdersApp}. */
 export interface RunOrdersAppOptions {

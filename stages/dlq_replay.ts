@@ -25,6 +25,8 @@ import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG } from "./config.ts";
+import { runCommand } from "./command.ts";
+import type { CommandIo } from "./command.ts";
 
 /** The service name of the replay's spans (overridable by `OTEL_SERVICE_NAME`). */
 export const REPLAY_SERVICE = "dlq-replay";
@@ -86,13 +88,8 @@ export const REPLAY_CONFIG = {
 /** The settings of a replay. */
 export type ReplayConfig = ConfigValues<typeof REPLAY_CONFIG>;
 
-/** Where the command writes. */
-export interface ReplayIo {
-  /** Dry-run lines and the final JSON line (and `--help`). */
-  stdout(line: string): void;
-  /** Progress and diagnostics. */
-  stderr(line: string): void;
-}
+/** Where the command writes: results on stdout, progress on stderr. */
+export type ReplayIo = CommandIo;
 
 /** Options for {@linkcode runReplay}. */
 export interface RunReplayOptions {
@@ -241,18 +238,5 @@ export async function main(
 }
 
 if (import.meta.main) {
-  const controller = new AbortController();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const name of signals) {
-    Deno.addSignalListener(name, () => {
-      if (controller.signal.aborted) Deno.exit(130);
-      console.error(`${name} received: finishing the records in flight (again to exit now)`);
-      controller.abort(new Error(`${name} received`));
-    });
-  }
-  const code = await main(Deno.args, Deno.env.toObject(), {
-    stdout: (line) => console.log(line),
-    stderr: (line) => console.error(line),
-  }, controller.signal);
-  Deno.exit(code);
+  await runCommand(main, "finishing the records in flight");
 }

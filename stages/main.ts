@@ -5,20 +5,8 @@
  * @module
  */
 import { main } from "./app.ts";
+import { runCommand } from "./command.ts";
 
 if (import.meta.main) {
-  const controller = new AbortController();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const name of signals) {
-    Deno.addSignalListener(name, () => {
-      if (controller.signal.aborted) Deno.exit(130);
-      console.error(`${name} received: stopping generation and draining (again to exit now)`);
-      controller.abort(new Error(`${name} received`));
-    });
-  }
-  const code = await main(Deno.args, Deno.env.toObject(), {
-    stdout: (line) => console.log(line),
-    stderr: (line) => console.error(line),
-  }, controller.signal);
-  Deno.exit(code);
+  await runCommand(main, "stopping generation and draining");
 }
