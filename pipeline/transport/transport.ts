@@ -17,6 +17,29 @@
  *   handler rejected, or whose member left before committing, is delivered again.
  * - A group with no committed offset starts at the earliest offset.
  *
+ * Pipelined records (a handler resolving with a {@linkcode RecordAck}):
+ * - A handler resolving with `void` has completed its record, as above. A handler resolving
+ *   with `{ durable }` has handed its record's outcome over (e.g. queued output sends) but it is
+ *   not complete until `durable` resolves. The transport may deliver the partition's next record
+ *   at once, so a partition has at most one record in a handler but possibly many whose outcome
+ *   is still on its way.
+ * - A record's offset (offset + 1) is committed only once its `durable` resolved and every
+ *   earlier record of the partition is complete: the transport commits the longest complete
+ *   prefix of each partition, never past a record still pending.
+ * - If `durable` rejects, the error is reported like a handler rejection and the partition is
+ *   delivered again starting at that record (a seek back). Completions of the later records of
+ *   that partition are discarded: they are delivered again too. Duplicates are allowed, losses
+ *   never.
+ * - At most `maxPendingPerPartition` records of a partition are delivered but not yet committed
+ *   (pending or waiting for an earlier one); at that bound the transport waits for the oldest
+ *   before delivering more.
+ * - On close, and when a member loses a partition, the transport waits for the partition's
+ *   pending `durable`s to settle (they settle on their own: sends have timeouts), commits the
+ *   complete prefix, then hands the partition over. The handler's `signal` is aborted first, as
+ *   before; a `durable` already handed over is still awaited. (The kafka transport cannot hold a
+ *   broker rebalance back: there the commit is made as soon as the pending records settle, and
+ *   if the group moved on by then it is refused and the records are delivered again.)
+ *
  * @module
  */
 
@@ -108,8 +131,36 @@ export interface RecordContext {
   readonly signal: AbortSignal;
 }
 
-/** Called once per record, one at a time per partition. */
-export type RecordHandler = (record: ConsumedRecord, context: RecordContext) => Promise<void>;
+/**
+ * What a record handler may resolve with instead of `void`: the record's outcome is on its way
+ * and the record is complete once `durable` resolves (see the module doc).
+ *
+ * @example
+ * ```ts ignore
+ * await consumer.run((record) => {
+ *   const durable = producer.send([{ topic: "out", key: record.key, value: record.value }]);
+ *   return Promise.resolve({ durable: durable.then(() => undefined) });
+ * });
+ * ```
+ */
+export interface RecordAck {
+  /**
+   * Resolves once the record's outcome is durable; rejects if it cannot be made durable, and
+   * then the partition is delivered again from this record. Must settle on its own (bounded by
+   * the timeouts of what it waits for).
+   */
+  readonly durable: Promise<void>;
+}
+
+/**
+ * Called once per record, one at a time per partition. Resolving with `void` completes the
+ * record; resolving with a {@linkcode RecordAck} completes it once `durable` resolves, and lets
+ * the transport deliver the partition's next record meanwhile.
+ */
+export type RecordHandler = (
+  record: ConsumedRecord,
+  context: RecordContext,
+) => Promise<void | RecordAck>;
 
 /** Options for {@linkcode Transport.consumer}. */
 export interface ConsumerOptions {
@@ -122,6 +173,24 @@ export interface ConsumerOptions {
    * @default 1
    */
   readonly partitionConcurrency?: number;
+  /**
+   * How many records of one partition may be delivered but not yet committed (their
+   * {@linkcode RecordAck} still pending, or waiting for an earlier record's) before the
+   * transport waits for the oldest. Only matters for handlers that resolve with a `RecordAck`.
+   * @default 1000
+   */
+  readonly maxPendingPerPartition?: number;
+}
+
+/** The default of {@linkcode ConsumerOptions.maxPendingPerPartition}. */
+export const DEFAULT_MAX_PENDING_PER_PARTITION = 1000;
+
+/** Whether a handler's result is a {@linkcode RecordAck} (rather than `void`). */
+export function isRecordAck(result: void | RecordAck): result is RecordAck {
+  if (typeof result !== "object" || result === null) return false;
+  const durable = (result as { durable?: unknown }).durable;
+  return typeof durable === "object" && durable !== null &&
+    typeof (durable as { then?: unknown }).then === "function";
 }
 
 /** Reported when the set of partitions a member owns changes. */

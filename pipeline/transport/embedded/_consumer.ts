@@ -18,6 +18,7 @@ export interface EmbeddedConsumerOptions {
   readonly group: ConsumerGroup;
   readonly topics: readonly string[];
   readonly partitionConcurrency: number;
+  readonly maxPendingPerPartition: number;
   readonly retryBackoffMs: number;
   readonly onError: (event: HandlerErrorEvent) => void;
   /** Called once the consumer has closed, so the transport forgets it. */
@@ -106,6 +107,7 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           handler: this.#handler,
           slots: this.#slots,
           retryBackoffMs: this.#options.retryBackoffMs,
+          maxPending: this.#options.maxPendingPerPartition,
           onError: this.#options.onError,
         }),
       );

@@ -1,19 +1,26 @@
 /**
- * Delivers one partition to one member: records in offset order, one at a time, committing
- * offset + 1 after each handler resolves, and delivering a record again after a backoff when
- * its handler rejects.
+ * Delivers one partition to one member: records in offset order, one at a time in a handler,
+ * committing the longest complete prefix of the partition, and delivering a record again after
+ * a backoff when its handler rejects or its {@linkcode RecordAck} is not made durable.
+ *
+ * A handler that resolves with `void` completes its record at once. One that resolves with a
+ * `RecordAck` lets the next record in while the first one's `durable` is pending; its offset is
+ * committed once `durable` resolved and every earlier record is complete. When a `durable`
+ * rejects, the reader forgets that record and every later one and moves its position back to
+ * it (the embedded "seek"); completions of the forgotten records are ignored when they land.
  *
  * @module
  */
 
-import type { RecordContext, RecordHandler } from "../transport.ts";
+import { isRecordAck } from "../transport.ts";
+import type { RecordAck, RecordContext, RecordHandler } from "../transport.ts";
 import type { PartitionLog } from "./_log.ts";
 import type { ConsumerGroup } from "./_group.ts";
 import { abortableDelay, type Semaphore } from "./_semaphore.ts";
 
 /** Reported each time a record handler rejects; the record is delivered again. */
 export interface HandlerErrorEvent {
-  /** What the handler rejected with. */
+  /** What the handler (or its record's `durable`) rejected with. */
   readonly error: unknown;
   /** The consumer group of the member. */
   readonly groupId: string;
@@ -36,7 +43,33 @@ export interface PartitionReaderOptions {
   readonly handler: RecordHandler;
   readonly slots: Semaphore;
   readonly retryBackoffMs: number;
+  /** Records delivered but not committed before the reader waits for the oldest. */
+  readonly maxPending: number;
   readonly onError: (event: HandlerErrorEvent) => void;
+}
+
+/** A delivered record not yet committed, in offset order. */
+interface Pending {
+  readonly offset: number;
+  /** Complete: handled with `void`, or its `durable` resolved. */
+  done: boolean;
+  /** Forgotten by a rewind: its completion is ignored. */
+  discarded: boolean;
+  /** Settles when its `durable` settles (at once for a `void` record). */
+  readonly settled: Promise<void>;
+}
+
+/** Resolves when `promise` settles or `signal` aborts, whichever is first; never rejects. */
+function settledOrAborted(promise: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    promise.then(done, done);
+  });
 }
 
 /** A running delivery loop over one partition, from the group's committed offset. */
@@ -54,7 +87,7 @@ export class PartitionReader {
 
   /**
    * Aborts the in-flight record's signal, stops fetching and resolves once the loop has ended
-   * (everything completed is committed by then).
+   * and every pending `durable` has settled (the complete prefix is committed by then).
    */
   stop(reason: string): Promise<void> {
     this.#controller.abort(new DOMException(reason, "AbortError"));
@@ -62,38 +95,133 @@ export class PartitionReader {
   }
 
   async #deliver(options: PartitionReaderOptions): Promise<void> {
-    const { log, group, handler, slots, retryBackoffMs, onError } = options;
+    const { log, group, handler, slots, retryBackoffMs, maxPending, onError } = options;
     const signal = this.#controller.signal;
     const context: RecordContext = { heartbeat: () => Promise.resolve(), signal };
     let position = group.committed(log.topic, log.partition) ?? 0;
+    /** The offset that failed last, and how many times in a row. */
+    let failedAt: number | undefined;
     let attempt = 0;
+    /** Delivered, not yet committed, in offset order; the head is never complete. */
+    const pending: Pending[] = [];
+    /** Every `durable` not settled yet, forgotten ones included: stopping waits for them. */
+    const unsettled = new Set<Promise<void>>();
+    /** Set when a `durable` rejected: where delivery starts again. */
+    let rewind: { offset: number; error: unknown } | undefined;
+    /** Aborted on stop and on a rewind, to wake the loop from any wait. */
+    let wake = new AbortController();
+    const onStop = () => wake.abort();
+    signal.addEventListener("abort", onStop, { once: true });
+
+    const commitPrefix = () => {
+      let next: number | undefined;
+      while (pending.length > 0 && pending[0].done) next = pending.shift()!.offset + 1;
+      if (next === undefined) return;
+      group.commit(log.topic, log.partition, next);
+      if (failedAt !== undefined && next > failedAt) failedAt = undefined;
+    };
+
+    const track = (offset: number, ack: RecordAck) => {
+      const entry: Pending = {
+        offset,
+        done: false,
+        discarded: false,
+        settled: ack.durable.then(
+          function durableResolved() {
+            if (entry.discarded) return;
+            entry.done = true;
+            commitPrefix();
+          },
+          function durableRejected(error: unknown) {
+            if (entry.discarded) return;
+            // This record and every later one are delivered again, from this record on.
+            for (const later of pending.splice(pending.indexOf(entry))) later.discarded = true;
+            if (rewind === undefined || offset < rewind.offset) rewind = { offset, error };
+            wake.abort();
+          },
+        ),
+      };
+      unsettled.add(entry.settled);
+      void entry.settled.finally(() => unsettled.delete(entry.settled));
+      pending.push(entry);
+    };
+
+    const forget = (result: void | RecordAck) => {
+      if (!isRecordAck(result)) return;
+      // Not tracked, but still awaited on stop so nothing is left running behind the reader.
+      const settled = result.durable.then(() => undefined, () => undefined);
+      unsettled.add(settled);
+      void settled.finally(() => unsettled.delete(settled));
+    };
+
     while (!signal.aborted) {
-      await log.waitFor(position, signal);
-      if (!(await slots.acquire(signal))) break;
+      if (rewind !== undefined) {
+        const { offset, error } = rewind;
+        rewind = undefined;
+        wake = new AbortController();
+        position = offset;
+        attempt = failedAt === offset ? attempt + 1 : 1;
+        failedAt = offset;
+        onError({
+          error,
+          groupId: group.groupId,
+          topic: log.topic,
+          partition: log.partition,
+          offset,
+          attempt,
+          retryInMs: retryBackoffMs,
+        });
+        await abortableDelay(retryBackoffMs, wake.signal);
+        continue;
+      }
+      if (pending.length >= maxPending) {
+        await settledOrAborted(pending[0].settled, wake.signal);
+        continue;
+      }
+      await log.waitFor(position, wake.signal);
+      if (!(await slots.acquire(wake.signal))) continue;
       const record = log.read(position);
       if (record === undefined) {
-        // Woken by the abort rather than by a record.
+        // Woken by a stop or a rewind rather than by a record.
         slots.release();
         continue;
       }
       let failure: { error: unknown } | undefined;
+      let result: void | RecordAck = undefined;
       try {
-        await handler(record, context);
+        result = await handler(record, context);
       } catch (error) {
         failure = { error };
       } finally {
         slots.release();
       }
+      if (rewind !== undefined) {
+        // An earlier record failed meanwhile: this one is delivered again after it.
+        forget(result);
+        continue;
+      }
       if (failure === undefined) {
+        if (isRecordAck(result)) {
+          track(position, result);
+        } else if (pending.length === 0) {
+          group.commit(log.topic, log.partition, position + 1);
+          if (failedAt === position) failedAt = undefined;
+        } else {
+          pending.push({
+            offset: position,
+            done: true,
+            discarded: false,
+            settled: Promise.resolve(),
+          });
+        }
         position++;
-        attempt = 0;
-        group.commit(log.topic, log.partition, position);
         continue;
       }
       // A handler that gave up because its partition was revoked is not an error to report:
       // the record is delivered again to the partition's next owner.
       if (signal.aborted) break;
-      attempt++;
+      attempt = failedAt === position ? attempt + 1 : 1;
+      failedAt = position;
       onError({
         error: failure.error,
         groupId: group.groupId,
@@ -103,7 +231,10 @@ export class PartitionReader {
         attempt,
         retryInMs: retryBackoffMs,
       });
-      await abortableDelay(retryBackoffMs, signal);
+      await abortableDelay(retryBackoffMs, wake.signal);
     }
+    signal.removeEventListener("abort", onStop);
+    // Outcomes on their way settle on their own; the complete prefix is committed as they do.
+    while (unsettled.size > 0) await Promise.allSettled([...unsettled]);
   }
 }

@@ -32,6 +32,7 @@ import type {
   TopicSpec,
   Transport,
 } from "../transport.ts";
+import { DEFAULT_MAX_PENDING_PER_PARTITION } from "../transport.ts";
 import { EmbeddedConsumer } from "./_consumer.ts";
 import { GroupCoordinator } from "./_group.ts";
 import { LogStore } from "./_log.ts";
@@ -120,6 +121,14 @@ function validateConsumerOptions(options: ConsumerOptions): void {
       { field: "partitionConcurrency" },
     );
   }
+  const maxPending = options.maxPendingPerPartition ?? DEFAULT_MAX_PENDING_PER_PARTITION;
+  if (!Number.isSafeInteger(maxPending) || maxPending < 1) {
+    throw new PipelineError(
+      `Cannot open consumer of group "${options.groupId}" as 'maxPendingPerPartition' must be ` +
+        `a positive integer: current value is ${maxPending}`,
+      { field: "maxPendingPerPartition" },
+    );
+  }
 }
 
 /**
@@ -203,6 +212,8 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
         group: groups.group(consumerOptions.groupId),
         topics: consumerOptions.topics,
         partitionConcurrency: consumerOptions.partitionConcurrency ?? 1,
+        maxPendingPerPartition: consumerOptions.maxPendingPerPartition ??
+          DEFAULT_MAX_PENDING_PER_PARTITION,
         retryBackoffMs,
         onError: reportError,
         onClosed: (c) => consumers.delete(c),

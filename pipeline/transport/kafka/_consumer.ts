@@ -12,6 +12,18 @@
  * rebalance or crash are dropped rather than committed under the next generation; those
  * records are delivered again (duplicates, never losses).
  *
+ * Pipelined records: a handler resolving with a `RecordAck` lets `eachMessage` resolve at once,
+ * so kafkajs hands over the partition's next record while the first one's `durable` is pending.
+ * Each partition keeps its delivered-but-uncommitted records in offset order; only the longest
+ * complete prefix becomes the completed offset, which the commits above then carry. A rejected
+ * `durable` drops that record and every later one of the partition (their completions are
+ * ignored when they land: the partition's rewind count changed), seeks the partition back to
+ * it, and skips records fetched before the seek until the sought offset comes round again. At
+ * `maxPendingPerPartition` uncommitted records, `eachMessage` waits (heartbeating) for the
+ * oldest before returning. Close waits for every pending `durable` before its final commit; on
+ * a rebalance the commit is made once the generation's pending records settle, if the group
+ * has not moved on by then (otherwise they are delivered again: duplicates, never losses).
+ *
  * Backpressure: kafkajs fetches a batch per partition and hands it over one record at a time,
  * fetching again only when the batches in hand are done. So at most one record per partition
  * is in a handler at once, and at most `min(partitionConcurrency, partitions owned)` in all;
@@ -28,10 +40,12 @@ import type {
   ConsumedRecord,
   Consumer,
   ConsumerOptions,
+  RecordAck,
   RecordContext,
   RecordHandler,
   RecordHeaders,
 } from "../transport.ts";
+import { DEFAULT_MAX_PENDING_PER_PARTITION, isRecordAck } from "../transport.ts";
 import { toPipelineError } from "./_errors.ts";
 import type { KafkaLogger } from "./_logger.ts";
 
@@ -62,6 +76,27 @@ interface Completed {
   readonly partition: number;
   /** The next offset to read: the completed record's offset + 1. */
   readonly offset: number;
+}
+
+/** A delivered record of a partition, not yet committed. */
+interface PendingRecord {
+  readonly offset: number;
+  /** Complete: handled with `void`, or its `durable` resolved. */
+  done: boolean;
+  /** Dropped by a rewind: its completion is ignored. */
+  discarded: boolean;
+  /** Settles (never rejects) once its `durable` settled; at once for a `void` record. */
+  readonly settled: Promise<void>;
+}
+
+/** One partition's uncommitted records in the current generation. */
+interface PartitionAcks {
+  /** Delivered and not yet committed, in offset order; the head is never complete. */
+  readonly pending: PendingRecord[];
+  /** Bumped on each rewind: handlers that started before one have their result dropped. */
+  rewinds: number;
+  /** After a rewind, the offset the partition was sought to: other records are skipped. */
+  rewindTo?: number;
 }
 
 function partitionKey(topic: string, partition: number): string {
@@ -95,8 +130,16 @@ function toRecord(topic: string, partition: number, message: KafkaMessage): Cons
   };
 }
 
-function validate(options: ConsumerOptions): number {
+function validate(options: ConsumerOptions): { concurrency: number; maxPending: number } {
   const concurrency = options.partitionConcurrency ?? 1;
+  const maxPending = options.maxPendingPerPartition ?? DEFAULT_MAX_PENDING_PER_PARTITION;
+  if (!Number.isSafeInteger(maxPending) || maxPending < 1) {
+    throw new ConfigError(
+      `Cannot start consumer of group "${options.groupId}" as 'maxPendingPerPartition' must be ` +
+        `a positive integer: current value is ${maxPending}`,
+      { field: "maxPendingPerPartition" },
+    );
+  }
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ConfigError(
       `Cannot start consumer of group "${options.groupId}" as 'partitionConcurrency' must be ` +
@@ -110,7 +153,7 @@ function validate(options: ConsumerOptions): number {
       { field: "topics" },
     );
   }
-  return concurrency;
+  return { concurrency, maxPending };
 }
 
 /** Opens a kafkajs consumer group member, connected and subscribed but not yet running. */
@@ -120,7 +163,7 @@ export async function openConsumer(
   options: ConsumerOptions,
   settings: ConsumerSettings,
 ): Promise<Consumer> {
-  const concurrency = validate(options);
+  const { concurrency, maxPending } = validate(options);
   const { groupId } = options;
   const consumer: KafkaConsumer = kafka.consumer({
     groupId,
@@ -145,6 +188,9 @@ export async function openConsumer(
   /** Per partition, the lowest offset whose handler rejected and that has not succeeded since. */
   let failed = new Map<string, number>();
   let partitionAborts = new Map<string, AbortController>();
+  let acks = new Map<string, PartitionAcks>();
+  /** Every `durable` not settled yet, of any generation: close waits for them. */
+  const unsettled = new Set<Promise<void>>();
   let sinceCommit = 0;
   let commitChain: Promise<void> = Promise.resolve();
   let running = false;
@@ -158,6 +204,7 @@ export async function openConsumer(
     owned = {};
     completed = new Map();
     failed = new Map();
+    acks = new Map();
     for (const controller of partitionAborts.values()) controller.abort();
     partitionAborts = new Map();
     sinceCommit = 0;
@@ -223,11 +270,15 @@ export async function openConsumer(
   });
   consumer.on(consumer.events.REBALANCING, function onRebalancing() {
     // Every handler has returned by now (kafkajs waits for the batches in hand), and the
-    // old generation may still commit: save what is done, then forget it.
+    // old generation may still commit: once its pending records settle, save what is done,
+    // then forget it. If the group moved on first, the join has forgotten it already.
     const rebalancing = epoch;
-    commitInBackground();
-    void commitChain.then(function forgetGeneration() {
-      if (epoch === rebalancing) endGeneration();
+    void settledPending().then(function commitGeneration() {
+      if (epoch !== rebalancing) return;
+      commitInBackground();
+      return commitChain.then(function forgetGeneration() {
+        if (epoch === rebalancing) endGeneration();
+      });
     });
   });
   for (const event of [consumer.events.CRASH, consumer.events.STOP]) {
@@ -241,6 +292,123 @@ export async function openConsumer(
     if (completed.size > 0) commitInBackground();
   }, settings.commitInterval);
 
+  /** Resolves once every `durable` handed over so far has settled. */
+  async function settledPending(): Promise<void> {
+    while (unsettled.size > 0) await Promise.allSettled([...unsettled]);
+  }
+
+  function acksOf(key: string): PartitionAcks {
+    let state = acks.get(key);
+    if (state === undefined) {
+      state = { pending: [], rewinds: 0 };
+      acks.set(key, state);
+    }
+    return state;
+  }
+
+  /** Marks the partition's complete prefix as completed (the next commit carries it). */
+  function advance(state: PartitionAcks, topic: string, partition: number): void {
+    let next: number | undefined;
+    let count = 0;
+    while (state.pending.length > 0 && state.pending[0].done) {
+      next = state.pending.shift()!.offset + 1;
+      count++;
+    }
+    if (next === undefined) return;
+    completed.set(partitionKey(topic, partition), { topic, partition, offset: next });
+    sinceCommit += count;
+    if (sinceCommit >= settings.commitThreshold) commitInBackground();
+  }
+
+  function awaitSettled(durable: Promise<void>): void {
+    const settled = durable.then(() => undefined, () => undefined);
+    unsettled.add(settled);
+    void settled.finally(() => unsettled.delete(settled));
+  }
+
+  /** Tracks a record whose outcome is on its way; commits follow its `durable`. */
+  function track(
+    state: PartitionAcks,
+    topic: string,
+    partition: number,
+    offset: number,
+    ack: RecordAck,
+  ): void {
+    const epochAtStart = epoch;
+    const entry: PendingRecord = {
+      offset,
+      done: false,
+      discarded: false,
+      settled: ack.durable.then(
+        function durableResolved() {
+          if (epoch !== epochAtStart || entry.discarded) return;
+          entry.done = true;
+          advance(state, topic, partition);
+        },
+        function durableRejected(error: unknown) {
+          if (epoch !== epochAtStart || entry.discarded) return;
+          rewind(state, topic, partition, entry, error);
+        },
+      ),
+    };
+    unsettled.add(entry.settled);
+    void entry.settled.finally(() => unsettled.delete(entry.settled));
+    state.pending.push(entry);
+  }
+
+  /** Delivers the partition again from `entry`, dropping it and every later record. */
+  function rewind(
+    state: PartitionAcks,
+    topic: string,
+    partition: number,
+    entry: PendingRecord,
+    error: unknown,
+  ): void {
+    for (const later of state.pending.splice(state.pending.indexOf(entry))) {
+      later.discarded = true;
+    }
+    state.rewinds++;
+    state.rewindTo = entry.offset;
+    settings.logger({
+      level: "warn",
+      namespace: "Transport",
+      message: `Cannot complete record ${entry.offset} of topic "${topic}" partition ` +
+        `${partition} in group "${groupId}": ${errorMessage(error)}; the partition is ` +
+        "delivered again from it",
+      fields: { topic, partition, offset: entry.offset },
+    });
+    if (closing || !running) return;
+    try {
+      consumer.seek({ topic, partition, offset: String(entry.offset) });
+    } catch (seekError) {
+      // Not running any more: the partition's next owner starts at the committed offset.
+      settings.logger({
+        level: "warn",
+        namespace: "Transport",
+        message: `Cannot seek topic "${topic}" partition ${partition} back to ${entry.offset}: ` +
+          errorMessage(seekError),
+        fields: { topic, partition, offset: entry.offset },
+      });
+    }
+  }
+
+  /** Waits, heartbeating, while the partition has `maxPending` uncommitted records. */
+  async function belowBound(
+    state: PartitionAcks,
+    epochAtStart: number,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    while (state.pending.length >= maxPending && epoch === epochAtStart) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const beat = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), settings.heartbeatInterval);
+      });
+      const timedOut = await Promise.race([state.pending[0].settled.then(() => false), beat]);
+      clearTimeout(timer);
+      if (timedOut) await heartbeat().catch(() => undefined);
+    }
+  }
+
   async function handle(
     eachRecord: RecordHandler,
     topic: string,
@@ -253,6 +421,13 @@ export async function openConsumer(
     const record = toRecord(topic, partition, message);
     const key = partitionKey(topic, partition);
     const epochAtStart = epoch;
+    const state = acksOf(key);
+    if (state.rewindTo !== undefined) {
+      // Fetched before the partition was sought back: it comes round again after the seek.
+      if (record.offset !== state.rewindTo) return;
+      state.rewindTo = undefined;
+    }
+    const rewindsAtStart = state.rewinds;
     const signal = partitionSignal(key);
     const context: RecordContext = {
       signal,
@@ -269,8 +444,9 @@ export async function openConsumer(
         }
       },
     };
+    let result: void | RecordAck;
     try {
-      await eachRecord(record, context);
+      result = await eachRecord(record, context);
     } catch (error) {
       if (epoch === epochAtStart) {
         const lowest = failed.get(key);
@@ -283,11 +459,34 @@ export async function openConsumer(
         { topic, partition, offset: record.offset, cause: error },
       );
     }
-    if (epoch !== epochAtStart) return;
+    const ack = isRecordAck(result) ? result : undefined;
+    if (epoch !== epochAtStart || state.rewinds !== rewindsAtStart) {
+      // An earlier record of the partition failed meanwhile: this one is delivered again.
+      if (ack !== undefined) awaitSettled(ack.durable);
+      return;
+    }
     const lowestFailed = failed.get(key);
     if (lowestFailed !== undefined) {
-      if (record.offset > lowestFailed) return;
+      if (record.offset > lowestFailed) {
+        if (ack !== undefined) awaitSettled(ack.durable);
+        return;
+      }
       failed.delete(key);
+    }
+    if (ack !== undefined) {
+      track(state, topic, partition, record.offset, ack);
+      await belowBound(state, epochAtStart, heartbeat);
+      return;
+    }
+    if (state.pending.length > 0) {
+      // Complete, but behind a record still pending: committed with it.
+      state.pending.push({
+        offset: record.offset,
+        done: true,
+        discarded: false,
+        settled: Promise.resolve(),
+      });
+      return;
     }
     completed.set(key, { topic, partition, offset: record.offset + 1 });
     if (++sinceCommit >= settings.commitThreshold) await commit().catch(() => undefined);
@@ -317,6 +516,9 @@ export async function openConsumer(
       // next record, which `handle` leaves alone now anyway.
       if (running) consumer.pause(options.topics.map((topic) => ({ topic })));
       await Promise.allSettled([...inFlight]);
+      // Outcomes on their way settle on their own (sends time out); the prefix they complete
+      // is committed now.
+      await settledPending();
       await commit();
     } catch (error) {
       failure = error;

@@ -15,6 +15,7 @@ import type {
   Consumer,
   ConsumerOptions,
   Producer,
+  RecordAck,
   RecordContext,
   Transport,
 } from "../../../pipeline/transport/transport.ts";
@@ -96,6 +97,38 @@ function partitionsOf(consumer: Consumer, topic: string): number[] {
   return [...(consumer.assignment().partitions[topic] ?? [])].sort((a, b) => a - b);
 }
 
+/** A promise and the functions that settle it. */
+interface Deferred {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** One deferred `durable` per delivery, in delivery order; `settleAll` resolves the rest. */
+class Acks {
+  readonly delivered: Deferred[] = [];
+
+  ack(): Promise<RecordAck> {
+    const next = deferred();
+    this.delivered.push(next);
+    return Promise.resolve({ durable: next.promise });
+  }
+
+  settleAll(): void {
+    for (const d of this.delivered) d.resolve();
+  }
+}
+
 function range(count: number): number[] {
   return Array.from({ length: count }, (_, i) => i);
 }
@@ -116,7 +149,7 @@ interface Scope {
   /** Opens a member and runs it, recording every record; `handle` runs after recording. */
   reader(
     options: ConsumerOptions,
-    handle?: (record: ConsumedRecord, context: RecordContext) => Promise<void>,
+    handle?: (record: ConsumedRecord, context: RecordContext) => Promise<void | RecordAck>,
   ): Promise<Reader>;
   waitUntil(what: string, condition: () => boolean | Promise<boolean>): Promise<void>;
 }
@@ -170,9 +203,9 @@ export function transportContract(
           async reader(consumerOptions, handle) {
             const consumer = await scope.consumer(consumerOptions);
             const seen: ConsumedRecord[] = [];
-            await consumer.run(async (record, context) => {
+            await consumer.run((record, context) => {
               seen.push(record);
-              if (handle !== undefined) await handle(record, context);
+              return handle === undefined ? Promise.resolve() : handle(record, context);
             });
             return { consumer, seen };
           },
@@ -411,4 +444,133 @@ export function transportContract(
       assert.deepEqual(await committed(), end);
     },
   );
+
+  contractTest(
+    "a pipelined record's offset is committed only once it and all before are durable",
+    async (s) => {
+      const topic = await s.topic(1);
+      const groupId = uniqueName("group");
+      const producer = await s.producer();
+      await producer.send(range(4).map((i) => ({ topic, key: "same", value: `${i}` })));
+      const acks = new Acks();
+      try {
+        // Records 0, 1 and 3 hand their outcome over; record 2 completes at once.
+        const reader = await s.reader(
+          { groupId, topics: [topic] },
+          (record) => record.offset === 2 ? Promise.resolve() : acks.ack(),
+        );
+        await s.waitUntil(
+          "all four records delivered while none is durable",
+          () => reader.seen.length >= 4,
+        );
+        assert.deepEqual(
+          reader.seen.map((r) => r.offset),
+          [0, 1, 2, 3],
+        );
+        const committed = async () =>
+          (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset)[0];
+        assert.equal(await committed(), 0);
+        // 0 and 3 durable, 1 not: only record 0 may be committed.
+        acks.delivered[0].resolve();
+        acks.delivered[2].resolve();
+        await s.waitUntil("record 0 committed", async () => await committed() > 0);
+        assert.equal(await committed(), 1, "not past record 1, whose outcome is still pending");
+        acks.delivered[1].resolve();
+        await s.waitUntil("every record committed", async () => await committed() === 4);
+        assert.equal(reader.seen.length, 4, "nothing delivered twice");
+      } finally {
+        acks.settleAll();
+      }
+    },
+  );
+
+  contractTest("a rejected durable delivers the partition again from that record", async (s) => {
+    const topic = await s.topic(1);
+    const groupId = uniqueName("group");
+    const producer = await s.producer();
+    await producer.send(range(5).map((i) => ({ topic, key: "same", value: `${i}` })));
+    const acks = new Acks();
+    let failing: Deferred | undefined;
+    try {
+      const reader = await s.reader({ groupId, topics: [topic] }, (record) => {
+        // The first delivery of record 1 is never made durable; the rest are at once.
+        if (record.offset === 1 && failing === undefined) {
+          failing = deferred();
+          return Promise.resolve({ durable: failing.promise });
+        }
+        return record.offset % 2 === 0 ? Promise.resolve() : acks.ack().then((ack) => {
+          acks.delivered[acks.delivered.length - 1].resolve();
+          return ack;
+        });
+      });
+      await s.waitUntil("records 0 to 4 delivered", () => reader.seen.length >= 5);
+      const committed = async () =>
+        (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset)[0];
+      await s.waitUntil("record 0 committed", async () => await committed() === 1);
+      failing!.reject(new Error("Injected failure: the outcome of record 1 was not durable"));
+      await s.waitUntil("every record committed", async () => await committed() === 5);
+      const offsets = reader.seen.map((r) => r.offset);
+      assert.deepEqual(offsets.slice(0, 5), [0, 1, 2, 3, 4]);
+      assert.deepEqual(offsets.slice(5), [1, 2, 3, 4], "delivered again from record 1 on");
+    } finally {
+      failing?.resolve();
+      acks.settleAll();
+    }
+  });
+
+  contractTest("a partition has at most maxPendingPerPartition records pending", async (s) => {
+    const topic = await s.topic(1);
+    const groupId = uniqueName("group");
+    const producer = await s.producer();
+    await producer.send(range(10).map((i) => ({ topic, key: "same", value: `${i}` })));
+    const acks = new Acks();
+    try {
+      const reader = await s.reader(
+        { groupId, topics: [topic], maxPendingPerPartition: 3 },
+        () => acks.ack(),
+      );
+      await s.waitUntil("three records delivered", () => reader.seen.length >= 3);
+      assert.equal(reader.seen.length, 3, "no fourth record while three are pending");
+      acks.delivered[0].resolve();
+      await s.waitUntil("a fourth record delivered", () => reader.seen.length >= 4);
+      assert.equal(reader.seen.length, 4, "one more once the oldest is durable");
+      const committed = async () =>
+        (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset)[0];
+      for (let i = 1; i < 10; i++) {
+        await s.waitUntil(`record ${i} delivered`, () => acks.delivered.length > i);
+        acks.delivered[i].resolve();
+      }
+      await s.waitUntil("every record committed", async () => await committed() === 10);
+      assert.deepEqual(reader.seen.map((r) => r.offset), range(10));
+    } finally {
+      acks.settleAll();
+    }
+  });
+
+  contractTest("close waits for pending durables and commits their prefix", async (s) => {
+    const topic = await s.topic(1);
+    const groupId = uniqueName("group");
+    const producer = await s.producer();
+    await producer.send(range(3).map((i) => ({ topic, key: "same", value: `${i}` })));
+    const acks = new Acks();
+    try {
+      const reader = await s.reader({ groupId, topics: [topic] }, () => acks.ack());
+      await s.waitUntil("three records delivered", () => reader.seen.length >= 3);
+      const closed = reader.consumer.close();
+      let closeDone = false;
+      void closed.then(() => closeDone = true, () => closeDone = true);
+      await Promise.resolve();
+      assert.equal(closeDone, false, "close waits for pending outcomes");
+      acks.delivered[0].resolve();
+      acks.delivered[1].resolve();
+      acks.delivered[2].reject(new Error("Injected failure: record 2 not durable"));
+      await closed;
+      assert.deepEqual(
+        (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset),
+        [2],
+      );
+    } finally {
+      acks.settleAll();
+    }
+  });
 }
