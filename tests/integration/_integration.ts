@@ -79,6 +79,8 @@ export async function integrationTest(
     ? `"kcat" is missing (apt-get install kcat, or infra/tools/install_tools.sh)`
     : undefined;
   if (missing === undefined) {
+    // kafkajs keeps timers and sockets past disconnect() for a moment and supervised workers
+    // end asynchronously; every child process and broker is stopped in the tests' `finally`.
     Deno.test({
       name,
       fn: () => fn(brokers!, kcat!),

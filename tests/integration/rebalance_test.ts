@@ -39,7 +39,7 @@ await integrationTest(
       "--rate",
       "100",
       "--duration",
-      "20",
+      "30",
       "--failure-rate",
       "0.2",
       "--gateway-latency-ms",
@@ -79,7 +79,7 @@ await integrationTest(
         60_000,
         () => `: it handled ${joined.length}; command stderr: ${run.stderr().slice(-2000)}`,
       );
-      assert.ok(run.progress()!.generated < 2000, "the member joined while orders flowed");
+      assert.ok(run.progress()!.generated < 3000, "the member joined while orders flowed");
       const report = await started.stop(30_000);
       supervisor = undefined;
       assert.deepEqual(report.terminated, [], "the joining member drained and left cleanly");
