@@ -128,8 +128,22 @@ async function checkOrderTraces(names: RunNames, env: Record<string, string>): P
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const childrenOf = (span: ReceivedSpan) => spans.filter((s) => s.parentSpanId === span.spanId);
 
+  // Publishing is the order service's; on Kafka the payment stage runs in workers that export
+  // as the payment service (each worker its own instance), in-process it shares the order
+  // service's SDK.
+  const onKafka = env.KAFKA_BROKERS !== undefined;
   for (const span of spans) {
-    assert.equal(span.resource["service.name"], SERVICE.ORDER, `resource of "${span.name}"`);
+    const expected = onKafka && span.name !== SPAN.send(ordersTopic)
+      ? SERVICE.PAYMENT
+      : SERVICE.ORDER;
+    assert.equal(span.resource["service.name"], expected, `resource of "${span.name}"`);
+  }
+  if (onKafka) {
+    const instances = new Set(
+      spans.filter((s) => s.resource["service.name"] === SERVICE.PAYMENT)
+        .map((s) => s.resource["service.instance.id"]),
+    );
+    assert.ok(instances.size >= 1, "payment spans name their worker instance");
   }
 
   const processSpans = spans.filter((s) => s.name === SPAN.process(ordersTopic));
