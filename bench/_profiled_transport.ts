@@ -147,7 +147,8 @@ export function profileTransport(
       if (previous !== undefined) gapMs.push(started - previous);
       maxRunning = Math.max(maxRunning, ++running);
       try {
-        await handler(record, context);
+        // The result may be a RecordAck: it must reach the transport, or nothing waits for it.
+        return await handler(record, context);
       } finally {
         running--;
         const ended = performance.now();

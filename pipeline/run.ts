@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { batchingProducer } from "./batching_producer.ts";
+import type { BatchingProducerOptions } from "./batching_producer.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { Pipeline, ResolvedStageNode } from "./definition.ts";
@@ -38,6 +40,18 @@ export interface StageMemberOptions {
   readonly onOutcome?: (outcome: StageOutcome) => void;
   /** Tracing and metrics. */
   readonly instrumentation?: Instrumentation;
+  /**
+   * How the member batches its sends (outputs, retry forwards, dead letters) on `producer`:
+   * records handed over are acknowledged together, so a partition's next record need not wait
+   * for a produce round trip. Linger runs on the real clock whatever `clock` is.
+   * @default `maxBatchRecords` 500, `lingerMs` 2
+   */
+  readonly batching?: Omit<BatchingProducerOptions, "closeProducer" | "clock">;
+  /**
+   * Records of one partition handed over but not yet durable before the member waits.
+   * @default 1000
+   */
+  readonly maxPendingPerPartition?: number;
 }
 
 /** One running member of a stage's consumer group. */
@@ -46,7 +60,10 @@ export interface StageMember {
   readonly stage: string;
   /** The consumer. */
   readonly consumer: Consumer;
-  /** Drains: stops fetching, finishes records in flight, commits, leaves the group. */
+  /**
+   * Drains: stops fetching, finishes records in flight and waits for their outcomes to be
+   * durable, commits, leaves the group, then flushes the member's batched sends.
+   */
   close(): Promise<void>;
 }
 
@@ -67,9 +84,15 @@ export async function startStageMember(
     topics,
     // Each topic of the stage has the input's partition count.
     partitionConcurrency: partitions * (await transport.endOffsets(node.input)).end.length,
+    maxPendingPerPartition: options.maxPendingPerPartition,
+  });
+  // The member's own batching over the shared producer, which its owner closes.
+  const producer = batchingProducer(options.producer, {
+    ...options.batching,
+    closeProducer: false,
   });
   const handler = createRecordHandler(node, {
-    producer: options.producer,
+    producer,
     group: node.group,
     clock: options.clock ?? systemClock,
     random: options.random ?? Math.random,
@@ -77,11 +100,25 @@ export async function startStageMember(
     onOutcome: options.onOutcome,
     instrumentation: options.instrumentation,
   });
-  await consumer.run(handler);
+  try {
+    await consumer.run(handler);
+  } catch (error) {
+    await consumer.close().catch(() => undefined);
+    await producer.close();
+    throw error;
+  }
+  let closed: Promise<void> | undefined;
+  async function closeMember(): Promise<void> {
+    try {
+      await consumer.close();
+    } finally {
+      await producer.close();
+    }
+  }
   return {
     stage: node.stage.name,
     consumer,
-    close: () => consumer.close(),
+    close: () => closed ??= closeMember(),
   };
 }
 

@@ -1,10 +1,17 @@
 /**
  * The stage runner: what happens to one record. Decode and validate it, skip it when its key
  * already has an outcome, call the handler with in-place retries, then produce the outputs,
- * forward it to the next retry tier, or dead-letter it. The record handler resolves only once
- * that outcome is durable in the transport, and the transport commits the offset only then:
- * at-least-once, nothing lost. If the outcome cannot be made durable (the broker is gone), the
- * handler rejects and the record is delivered again.
+ * forward it to the next retry tier, or dead-letter it.
+ *
+ * Pipelined: once the outcome is decided its sends are queued on the producer (a
+ * `BatchingProducer` merges them with other records' sends) and the record handler resolves
+ * with a `RecordAck` whose `durable` resolves when they are all acknowledged. The transport
+ * delivers the partition's next record meanwhile, and commits this record's offset only once
+ * `durable` resolved (and every earlier record is complete): at-least-once, nothing lost. If
+ * the outcome cannot be made durable (the broker is gone), `durable` rejects and the record is
+ * delivered again. The idempotency store is written, and `onOutcome` called, only once the
+ * outcome is durable; a later record with the same idempotency key waits for an earlier one's
+ * outcome still on its way before it looks the key up.
  *
  * @module
  */
@@ -25,6 +32,7 @@ import type {
   ConsumedRecord,
   OutgoingRecord,
   Producer,
+  RecordAck,
   RecordContext,
   RecordHandler,
   RecordHeaders,
@@ -131,15 +139,33 @@ export function createRecordHandler(
   }
   const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
 
-  async function send(record: OutgoingRecord, key: string | undefined): Promise<void> {
+  /**
+   * Idempotency keys whose record is being handled here and whose outcome is not durable yet,
+   * with a promise that settles (never rejects) once it is, or once the record failed.
+   */
+  const pendingKeys = new Map<string, Promise<void>>();
+
+  /** Queues a record on the producer in a `send` span; resolves once it is acknowledged. */
+  function send(record: OutgoingRecord, key: string | undefined): Promise<void> {
     const headers = { ...record.headers };
-    await telemetry.traceSend(record.topic, headers, { key, stage: stage.name }, async () => {
+    // Called, not awaited: the span starts and the trace context is injected right now.
+    return telemetry.traceSend(record.topic, headers, { key, stage: stage.name }, async () => {
       await producer.send([{ ...record, headers }]);
+      telemetry.metrics.sent(record.topic);
     });
-    telemetry.metrics.sent(record.topic);
   }
 
-  return async function handleRecord(record: ConsumedRecord, context: RecordContext) {
+  /** Waits for every send; rejects with the first failure once all have settled. */
+  async function allDurable(sends: readonly Promise<void>[]): Promise<void> {
+    const results = await Promise.allSettled(sends);
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure !== undefined) throw failure.reason;
+  }
+
+  return async function handleRecord(
+    record: ConsumedRecord,
+    context: RecordContext,
+  ): Promise<RecordAck> {
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
       await waitUntilDue(int(record.headers, HEADER.RETRY_DUE_AT) ?? 0, clock, context);
@@ -161,78 +187,108 @@ export function createRecordHandler(
     const where = { ...errorContext, key: keyText };
     telemetry.metrics.consumed(stage.name, record.topic, record.partition);
     telemetry.metrics.inFlight(1);
-    try {
-      await telemetry.traceProcess(record, group, stage.name, async () => {
-        const finish = (outcome: Omit<StageOutcome, "stage" | "record">) => {
-          const now = clock.now();
-          const ms = now - started;
-          if (outcome.kind === "output" || outcome.kind === "dead-lettered") {
-            const firstProduced = int(record.headers, HEADER.ORIGINAL_TIMESTAMP) ??
-              record.timestamp;
-            telemetry.metrics.endToEnd(stage.name, Math.max(0, now - firstProduced));
-          }
-          telemetry.metrics.processDuration(
-            stage.name,
-            record.topic,
-            ms,
-            outcome.kind,
-            stage.processingLatency,
-          );
-          onOutcome?.({ stage: stage.name, record, ...outcome });
-        };
-        const deadLetter = async (error: unknown, attempts: number, retries: number) => {
-          const envelope = buildEnvelope(record, {
-            stage: stage.name,
-            error,
-            attempts: priorAttempts + attempts,
-            failedAt: clock.now(),
-            original,
-          });
-          await send({
-            topic: node.deadLetter,
-            key: record.key,
-            value: JSON.stringify(envelope),
-            headers: {
-              ...record.headers,
-              [HEADER.STAGE]: stage.name,
-              [HEADER.ERROR_TYPE]: envelope.error_type,
-            },
-          }, keyText);
-          telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
-          telemetry.recordError(error);
-          log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
-            ...where,
-            dlq: node.deadLetter,
-            error_type: envelope.error_type,
-            error_reason: envelope.error_reason,
-            attempts: envelope.attempts,
-          });
-          return {
-            errorType: envelope.error_type,
-            errorReason: envelope.error_reason,
-            attempts,
-            retries,
-          };
-        };
-
-        // 1. Decode: poison and invalid records go straight to the DLQ.
-        let input: unknown;
-        try {
-          if (stage.requireKey && record.key === null) {
-            throw new PoisonRecordError("Cannot accept record as it has no key", errorContext);
-          }
-          input = decodeValue(stage.input, record.value, {
-            maxBytes: stage.maxValueBytes,
-            context: errorContext,
-          });
-        } catch (error) {
-          const failed = await deadLetter(error, 0, 0);
-          finish({ kind: "dead-lettered", outputs: 0, ...failed });
-          return;
+    // Resolved once the record's outcome is decided and its sends are queued: from then on
+    // the transport may deliver the next record while this one's outcome becomes durable.
+    let handOver!: () => void;
+    const handedOver = new Promise<void>((resolve) => handOver = resolve);
+    // The process span stays open until the outcome is durable, so the send spans stay inside
+    // it and its duration (and the processing-latency metric) still means "until durable".
+    const processing = telemetry.traceProcess(record, group, stage.name, async () => {
+      const finish = (outcome: Omit<StageOutcome, "stage" | "record">) => {
+        const now = clock.now();
+        const ms = now - started;
+        if (outcome.kind === "output" || outcome.kind === "dead-lettered") {
+          const firstProduced = int(record.headers, HEADER.ORIGINAL_TIMESTAMP) ??
+            record.timestamp;
+          telemetry.metrics.endToEnd(stage.name, Math.max(0, now - firstProduced));
         }
+        telemetry.metrics.processDuration(
+          stage.name,
+          record.topic,
+          ms,
+          outcome.kind,
+          stage.processingLatency,
+        );
+        onOutcome?.({ stage: stage.name, record, ...outcome });
+      };
+      /** Hands the record over with these sends queued, and waits until they are durable. */
+      const durable = (sends: readonly Promise<void>[]) => {
+        handOver();
+        return allDurable(sends);
+      };
+      const deadLetter = async (error: unknown, attempts: number, retries: number) => {
+        const envelope = buildEnvelope(record, {
+          stage: stage.name,
+          error,
+          attempts: priorAttempts + attempts,
+          failedAt: clock.now(),
+          original,
+        });
+        telemetry.recordError(error);
+        await durable([send({
+          topic: node.deadLetter,
+          key: record.key,
+          value: JSON.stringify(envelope),
+          headers: {
+            ...record.headers,
+            [HEADER.STAGE]: stage.name,
+            [HEADER.ERROR_TYPE]: envelope.error_type,
+          },
+        }, keyText)]);
+        telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
+        log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
+          ...where,
+          dlq: node.deadLetter,
+          error_type: envelope.error_type,
+          error_reason: envelope.error_reason,
+          attempts: envelope.attempts,
+        });
+        return {
+          errorType: envelope.error_type,
+          errorReason: envelope.error_reason,
+          attempts,
+          retries,
+        };
+      };
 
-        // 2. Idempotency: an input that already has an outcome is skipped.
-        const idempotencyKey = stage.idempotencyKey?.(input);
+      // 1. Decode: poison and invalid records go straight to the DLQ.
+      let input: unknown;
+      try {
+        if (stage.requireKey && record.key === null) {
+          throw new PoisonRecordError("Cannot accept record as it has no key", errorContext);
+        }
+        input = decodeValue(stage.input, record.value, {
+          maxBytes: stage.maxValueBytes,
+          context: errorContext,
+        });
+      } catch (error) {
+        const failed = await deadLetter(error, 0, 0);
+        finish({ kind: "dead-lettered", outputs: 0, ...failed });
+        return;
+      }
+
+      // 2. Idempotency: an input that already has an outcome is skipped. An earlier record
+      // with the same key whose outcome is still on its way is waited for first: its outcome
+      // either becomes durable (and this one is a duplicate) or fails (and this one is handled).
+      const idempotencyKey = stage.idempotencyKey?.(input);
+      let releaseKey: (() => void) | undefined;
+      if (idempotencyKey !== undefined) {
+        for (
+          let earlier = pendingKeys.get(idempotencyKey);
+          earlier !== undefined;
+          earlier = pendingKeys.get(idempotencyKey)
+        ) {
+          await earlier;
+        }
+        const mine = new Promise<void>((resolve) => releaseKey = resolve);
+        pendingKeys.set(idempotencyKey, mine);
+        const release = releaseKey!;
+        releaseKey = () => {
+          if (pendingKeys.get(idempotencyKey) === mine) pendingKeys.delete(idempotencyKey);
+          release();
+        };
+      }
+      try {
         if (idempotencyKey !== undefined && (await idempotency!.get(idempotencyKey))) {
           telemetry.metrics.duplicateSkipped(stage.name);
           log.info("Record skipped: key {key} already has an outcome", where);
@@ -294,21 +350,25 @@ export function createRecordHandler(
         const retries = priorAttempts > 0 ? attempts : attempts - 1;
 
         // 4. Outputs are durable before the offset can be committed. A send that fails rejects
-        // the record handler, so the record is delivered again (never dead-lettered for it).
+        // the record's `durable`, so the record is delivered again (never dead-lettered for
+        // it). The sends are queued now and acknowledged together with other records' sends.
         if (encoded !== undefined) {
-          for (const output of encoded) {
-            await send(output, typeof output.key === "string" ? output.key : undefined);
-          }
+          await durable(
+            encoded.map((output) =>
+              send(output, typeof output.key === "string" ? output.key : undefined)
+            ),
+          );
           if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "output");
           finish({ kind: "output", attempts, retries, outputs: encoded.length });
           return;
         }
 
-        // 5. Retryable and tiers left: forward to the next tier, without blocking this partition.
+        // 5. Retryable and tiers left: forward to the next tier, without blocking this
+        // partition.
         if (isRetriable(lastError) && tier < node.retryTopics.length) {
           const next = tier + 1;
           const dueAt = clock.now() + retry.tiers[tier].delayMs;
-          await send({
+          await durable([send({
             topic: node.retryTopics[tier],
             key: record.key,
             value: record.value,
@@ -328,7 +388,7 @@ export function createRecordHandler(
                 : String(lastError),
               [HEADER.STAGE]: stage.name,
             },
-          }, keyText);
+          }, keyText)]);
           log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
             ...where,
             tier: next,
@@ -349,21 +409,38 @@ export function createRecordHandler(
 
         // 6. Out of attempts, or fatal: dead-letter.
         const failed = await deadLetter(lastError, attempts, retries);
-        if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "dead-lettered");
+        if (idempotencyKey !== undefined) {
+          await idempotency!.set(idempotencyKey, "dead-lettered");
+        }
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
-      });
-    } catch (error) {
-      if (!context.signal.aborted) {
-        log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
-          ...where,
-          error_type: errorType(error),
-          error_reason: errorMessage(error),
-        });
+      } finally {
+        releaseKey?.();
       }
+    });
+
+    const durable = processing.then(
+      () => telemetry.metrics.inFlight(-1),
+      (error: unknown) => {
+        telemetry.metrics.inFlight(-1);
+        if (!context.signal.aborted) {
+          log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
+            ...where,
+            error_type: errorType(error),
+            error_reason: errorMessage(error),
+          });
+        }
+        throw error;
+      },
+    );
+    try {
+      // Until the hand-over, a failure is the handler's: it rejects the handler itself.
+      await Promise.race([handedOver, processing]);
+    } catch (error) {
+      // `durable` rejects with the same error; nobody else will look at it.
+      durable.catch(() => undefined);
       throw error;
-    } finally {
-      telemetry.metrics.inFlight(-1);
     }
+    return { durable };
   };
 }
 

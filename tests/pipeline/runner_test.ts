@@ -15,7 +15,18 @@ import type {
   EmbeddedTransport,
   HandlerErrorEvent,
 } from "../../pipeline/transport/embedded/mod.ts";
-import type { RecordHeaders } from "../../pipeline/transport/transport.ts";
+import type {
+  ConsumedRecord,
+  DeliveryReport,
+  OutgoingRecord,
+  Producer,
+  RecordAck,
+  RecordContext,
+  RecordHeaders,
+} from "../../pipeline/transport/transport.ts";
+import { isRecordAck } from "../../pipeline/transport/transport.ts";
+import { memoryIdempotencyStore } from "../../pipeline/idempotency.ts";
+import { createRecordHandler } from "../../pipeline/runner.ts";
 import { doubleStage, envelopes, json, keyText, numbersSpec, waitUntil } from "../_fixtures.ts";
 import type { NumHandler, NumValue } from "../_fixtures.ts";
 
@@ -440,4 +451,135 @@ Deno.test({
       assert.ok(h.handlerErrors.length >= 1, "the failed send was reported and redelivered");
     });
   },
+});
+
+/** A producer whose every send waits until the test settles it. */
+function gatedProducer() {
+  const sends: {
+    records: readonly OutgoingRecord[];
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  const producer: Producer = {
+    send(records) {
+      return new Promise<DeliveryReport[]>((resolve, reject) => {
+        sends.push({
+          records,
+          resolve: () =>
+            resolve(records.map((r, i) => ({ topic: r.topic, partition: 0, offset: i }))),
+          reject,
+        });
+      });
+    },
+    close: () => Promise.resolve(),
+  };
+  return { producer, sends };
+}
+
+function numberRecord(n: number, offset: number): ConsumedRecord {
+  return {
+    topic: "in",
+    partition: 0,
+    offset,
+    key: new TextEncoder().encode(`k${n}`),
+    value: new TextEncoder().encode(JSON.stringify({ n })),
+    headers: {},
+    timestamp: START,
+  };
+}
+
+/** A record handler over a gated producer, calling the stage directly (no transport). */
+function directHandler(options: { idempotent?: boolean } = {}) {
+  const { producer, sends } = gatedProducer();
+  const handled: number[] = [];
+  const stage = doubleStage(
+    ({ n }) => {
+      handled.push(n);
+      return Promise.resolve({ n: 2 * n });
+    },
+    options.idempotent ? { idempotencyKey: ({ n }) => `n-${n}` } : {},
+  );
+  const node = definePipeline(numbersSpec({ stage })).stage("double");
+  const outcomes: StageOutcome[] = [];
+  const idempotency = memoryIdempotencyStore();
+  const handler = createRecordHandler(node, {
+    producer,
+    group: "g",
+    clock: new FakeClock({ start: START, autoAdvance: true }),
+    random: seededRandom(1),
+    idempotency,
+    onOutcome: (outcome) => outcomes.push(outcome),
+  });
+  const context: RecordContext = {
+    heartbeat: () => Promise.resolve(),
+    signal: new AbortController().signal,
+  };
+  return {
+    sends,
+    handled,
+    outcomes,
+    idempotency,
+    handle: async (record: ConsumedRecord): Promise<RecordAck> => {
+      const result = await handler(record, context);
+      assert.ok(isRecordAck(result), "the runner hands records over with a RecordAck");
+      return result;
+    },
+  };
+}
+
+Deno.test("runner: the handler resolves before its output is durable; the outcome is reported after", async () => {
+  const h = directHandler({ idempotent: true });
+  const ack = await h.handle(numberRecord(1, 0));
+  assert.equal(h.sends.length, 1, "the output send is queued");
+  assert.deepEqual(
+    h.sends[0].records.map((r) =>
+      typeof r.value === "string" ? r.value : new TextDecoder().decode(r.value!)
+    ),
+    [JSON.stringify({ n: 2 })],
+  );
+  assert.deepEqual(h.outcomes, [], "no outcome while the output is not durable");
+  assert.equal(await h.idempotency.get("n-1"), undefined, "nothing remembered yet");
+  h.sends[0].resolve();
+  await ack.durable;
+  assert.deepEqual(kinds(h.outcomes), ["output"]);
+  assert.equal(await h.idempotency.get("n-1"), "output");
+});
+
+Deno.test("runner: a record whose key has an outcome on its way waits for it, then is a duplicate", async () => {
+  const h = directHandler({ idempotent: true });
+  const first = await h.handle(numberRecord(1, 0));
+  let secondHandedOver = false;
+  const second = h.handle(numberRecord(1, 1)).then((ack) => {
+    secondHandedOver = true;
+    return ack;
+  });
+  // Another key is not held up by it.
+  const other = await h.handle(numberRecord(2, 2));
+  assert.equal(secondHandedOver, false, "the same key waits for the first outcome");
+  assert.deepEqual(h.handled, [1, 2]);
+  h.sends[0].resolve();
+  await first.durable;
+  await (await second).durable;
+  h.sends[1].resolve();
+  await other.durable;
+  assert.deepEqual(h.handled, [1, 2], "the second record of key 1 was not handled");
+  assert.deepEqual(kinds(h.outcomes), ["output", "duplicate", "output"]);
+  assert.equal(h.sends.length, 2);
+});
+
+Deno.test("runner: a rejected durable leaves the key unknown, so the next record of it is handled", async () => {
+  const h = directHandler({ idempotent: true });
+  const first = await h.handle(numberRecord(1, 0));
+  const second = h.handle(numberRecord(1, 1));
+  const failure = new Error("Injected failure: broker gone");
+  h.sends[0].reject(failure);
+  await assert.rejects(first.durable, (error) => error === failure);
+  const secondAck = await second;
+  assert.equal(await h.idempotency.get("n-1"), undefined, "a failed outcome is not remembered");
+  assert.deepEqual(h.handled, [1, 1], "handled again after the first outcome failed");
+  assert.deepEqual(h.outcomes, [], "no outcome for the failed delivery");
+  h.sends[1].resolve();
+  await secondAck.durable;
+  assert.deepEqual(kinds(h.outcomes), ["output"]);
+  assert.equal(await h.idempotency.get("n-1"), "output");
 });
