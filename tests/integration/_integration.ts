@@ -10,7 +10,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { dropTimeoutNegativeWarnings } from "../../infra/kafka/mod.ts";
 import { PipelineError } from "../../pipeline/errors.ts";
 import { brokerAvailable } from "../_broker.ts";
 import { findExecutable } from "../_observability.ts";
@@ -19,10 +18,6 @@ const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 const MAIN = join(REPO_ROOT, "stages", "main.ts");
 const OUTPUT_LIMIT = 256 * 1024;
 const decoder = new TextDecoder();
-
-// kafkajs's negative-timeout warning (see infra/kafka/kafkajs_warning.ts) is noise in test
-// output; these tests' own admin clients would print it.
-dropTimeoutNegativeWarnings();
 
 /** Whether this run is CI's: a missing broker or tool is then a failure, not a skip. */
 export const IN_CI: boolean = Deno.env.get("CI") === "true";
