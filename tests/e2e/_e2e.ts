@@ -8,24 +8,12 @@
  */
 
 import { PipelineError } from "../../pipeline/errors.ts";
+import { IN_CI, spawnPipeline } from "../_pipeline_process.ts";
+import type { PipelineSummary } from "../_pipeline_process.ts";
 import { findExecutable, OTELCOL_BINARY } from "../_observability.ts";
 
-const REPO_ROOT = new URL("../../", import.meta.url).pathname;
-const MAIN = new URL("stages/main.ts", new URL("../../", import.meta.url)).pathname;
-const OUTPUT_LIMIT = 65_536;
-
-/** Whether this run is CI's, where missing tools are a failure rather than a reason to skip. */
-export const IN_CI: boolean = Deno.env.get("CI") === "true";
-
-/** The summary line the pipeline command prints last on stdout. */
-export interface PipelineSummary {
-  readonly generated: number;
-  readonly published: number;
-  readonly paid: number;
-  readonly dead_lettered: number;
-  readonly retries: number;
-  readonly duplicates_skipped: number;
-}
+export { IN_CI } from "../_pipeline_process.ts";
+export type { PipelineSummary } from "../_pipeline_process.ts";
 
 /** What a pipeline run left behind. */
 export interface PipelineRun {
@@ -72,54 +60,12 @@ export async function runPipeline(
   options: RunPipelineOptions = {},
 ): Promise<PipelineRun> {
   const { env = {}, timeoutMs = 60_000 } = options;
-  const childEnv = Deno.env.toObject();
-  for (const name of Object.keys(childEnv)) {
-    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
-      delete childEnv[name];
-    }
-  }
-  Object.assign(childEnv, env);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: REPO_ROOT,
-    env: childEnv,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stdout = "";
-  let stderr = "";
-  const keep = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) into(text);
-  };
-  const drained = Promise.all([
-    keep(child.stdout, (t) => stdout = (stdout + t).slice(-OUTPUT_LIMIT)),
-    keep(child.stderr, (t) => stderr = (stderr + t).slice(-OUTPUT_LIMIT)),
-  ]);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => {
-    timer = setTimeout(() => resolve("late"), timeoutMs);
-  });
+  const child = spawnPipeline(args, env);
   try {
-    const first = await Promise.race([child.status, late]);
-    if (first === "late") {
-      child.kill("SIGKILL");
-      await child.status;
-      await drained;
-      throw new PipelineError(
-        `Pipeline run "${args.join(" ")}" did not exit within ${timeoutMs} ms: last stderr:\n` +
-          stderr.slice(-4000),
-      );
-    }
-    await drained;
-    const line = stdout.trim().split("\n").reverse().find((l) => l.startsWith('{"summary"'));
-    const summary = line === undefined
-      ? undefined
-      : (JSON.parse(line) as { summary: PipelineSummary }).summary;
-    return { code: first.code, summary, stdout, stderr };
+    const { code, summary } = await child.exited(timeoutMs);
+    return { code, summary, stdout: child.stdout(), stderr: child.stderr() };
   } finally {
-    clearTimeout(timer);
+    await child.stop();
   }
 }
 

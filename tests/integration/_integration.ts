@@ -9,18 +9,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { PipelineError } from "../../pipeline/errors.ts";
 import { brokerAvailable } from "../_broker.ts";
 import { findExecutable } from "../_observability.ts";
+import { IN_CI } from "../_pipeline_process.ts";
 
-const REPO_ROOT = new URL("../../", import.meta.url).pathname;
-const MAIN = join(REPO_ROOT, "stages", "main.ts");
-const OUTPUT_LIMIT = 256 * 1024;
+export { IN_CI, spawnPipeline } from "../_pipeline_process.ts";
+export type { PipelineProcess, PipelineSummary, Progress } from "../_pipeline_process.ts";
+
 const decoder = new TextDecoder();
-
-/** Whether this run is CI's: a missing broker or tool is then a failure, not a skip. */
-export const IN_CI: boolean = Deno.env.get("CI") === "true";
 
 /** A per-process id that keeps topic and group names unique across runs on one broker. */
 const RUN_ID = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
@@ -89,133 +86,6 @@ export async function integrationTest(
   } else {
     Deno.test({ name: `${name} [ignored: ${missing}]`, ignore: true, fn: () => {} });
   }
-}
-
-/** The summary line the pipeline command prints last on stdout. */
-export interface PipelineSummary {
-  readonly generated: number;
-  readonly published: number;
-  readonly paid: number;
-  readonly dead_lettered: number;
-  readonly retries: number;
-  readonly duplicates_skipped: number;
-}
-
-/** One progress line's counts: `[  1.0s] generated 10 | paid 8 | ... | dead-lettered 1 | ...`. */
-export interface Progress {
-  readonly generated: number;
-  readonly paid: number;
-  readonly deadLettered: number;
-}
-
-/** A pipeline command running as a child process. */
-export interface PipelineProcess {
-  /** The child's pid. */
-  readonly pid: number;
-  /** stdout so far (the last 256 KiB). */
-  stdout(): string;
-  /** stderr so far (the last 256 KiB). */
-  stderr(): string;
-  /** The last progress line's counts, if one was printed. */
-  progress(): Progress | undefined;
-  /** Sends a signal (e.g. SIGTERM for a graceful drain). */
-  kill(signal: Deno.Signal): void;
-  /**
-   * Waits for the exit within `timeoutMs` (killing the child and rejecting after it) and
-   * returns the exit code and the parsed summary.
-   */
-  exited(timeoutMs: number): Promise<{ code: number; summary?: PipelineSummary }>;
-  /** Kills the child if it still runs and waits for it: for `finally`. */
-  stop(): Promise<void>;
-}
-
-const PROGRESS = /generated (\d+) \| paid (\d+) \| .*?dead-lettered (\d+)/g;
-
-/**
- * Starts `deno run -A stages/main.ts ...args` from the repository root with `env` on top of
- * the inherited environment (less `OTEL_*`, `KAFKA_BROKERS` and `RUST_BACKTRACE`).
- */
-export function spawnPipeline(
-  args: readonly string[],
-  env: Record<string, string>,
-): PipelineProcess {
-  const childEnv = Deno.env.toObject();
-  for (const name of Object.keys(childEnv)) {
-    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
-      delete childEnv[name];
-    }
-  }
-  Object.assign(childEnv, env);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: REPO_ROOT,
-    env: childEnv,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stdout = "";
-  let stderr = "";
-  const keep = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) into(text);
-  };
-  const drained = Promise.all([
-    keep(child.stdout, (t) => stdout = (stdout + t).slice(-OUTPUT_LIMIT)),
-    keep(child.stderr, (t) => stderr = (stderr + t).slice(-OUTPUT_LIMIT)),
-  ]);
-  let exitedAlready = false;
-  const status = child.status.then((s) => {
-    exitedAlready = true;
-    return s;
-  });
-  const args_ = args.join(" ");
-
-  return {
-    pid: child.pid,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    progress(): Progress | undefined {
-      const matches = [...stderr.matchAll(PROGRESS)];
-      const last = matches.at(-1);
-      if (last === undefined) return undefined;
-      return { generated: +last[1], paid: +last[2], deadLettered: +last[3] };
-    },
-    kill(signal: Deno.Signal): void {
-      if (!exitedAlready) child.kill(signal);
-    },
-    async exited(timeoutMs: number) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<"late">((resolve) => {
-        timer = setTimeout(() => resolve("late"), timeoutMs);
-      });
-      try {
-        const first = await Promise.race([status, late]);
-        if (first === "late") {
-          child.kill("SIGKILL");
-          await status;
-          await drained;
-          throw new PipelineError(
-            `Pipeline run "${args_}" did not exit within ${timeoutMs} ms: last stderr:\n` +
-              stderr.slice(-4000),
-          );
-        }
-        await drained;
-        const line = stdout.trim().split("\n").reverse().find((l) => l.startsWith('{"summary"'));
-        const summary = line === undefined
-          ? undefined
-          : (JSON.parse(line) as { summary: PipelineSummary }).summary;
-        return { code: first.code, summary };
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-    async stop(): Promise<void> {
-      if (!exitedAlready) child.kill("SIGKILL");
-      await status;
-      await drained;
-    },
-  };
 }
 
 /** Polls `condition` every 100 ms until it holds; throws naming `what` after `timeoutMs`. */
