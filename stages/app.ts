@@ -23,7 +23,7 @@ import { createPaymentGateway } from "./payment_gateway.ts";
 import { SummaryCounter } from "./summary.ts";
 import { ORDER_METRIC, SERVICE } from "./telemetry.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
-import type { Telemetry } from "../pipeline/telemetry/mod.ts";
+import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
 import { configureLogging } from "../pipeline/log.ts";
@@ -112,6 +112,7 @@ export async function runOrdersApp(
     serviceName: SERVICE.ORDER,
     instanceId: `${SERVICE.ORDER}-${Deno.pid}`,
     env,
+    mode: config.traceParenting as ParentingMode,
   });
   const instrumentation = runtimeInstrumentation(telemetry);
   const counter = new SummaryCounter();
@@ -148,6 +149,7 @@ export async function runOrdersApp(
         }),
       workers: paymentWorkers,
       logLevel: config.logLevel as LogLevel,
+      parenting: config.traceParenting as ParentingMode,
       clock,
       instrumentation,
       onOutcome: (outcome) => counter.record(outcome),

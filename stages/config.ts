@@ -117,6 +117,15 @@ export const ORDERS_CONFIG = {
     default: 1,
     description: "Seed of the order generator and the gateway's failures (equal seeds, equal runs)",
   }),
+  traceParenting: setting({
+    type: "string",
+    env: "TRACE_PARENTING",
+    flag: "trace-parenting",
+    default: "parent",
+    choices: ["parent", "link"],
+    description:
+      "How a consumer's process span relates to the producer's span in the record headers: as its child (one trace per order) or in a new trace with a span link",
+  }),
   logLevel: setting({
     type: "string",
     env: "LOG_LEVEL",

@@ -46,6 +46,8 @@ export interface EngineOptions {
   readonly createGateway: () => PaymentGateway;
   /** Payment workers. */
   readonly workers: number;
+  /** How the workers' process spans relate to the producer's span. */
+  readonly parenting?: "parent" | "link";
   /** The lowest level of the workers' JSON log lines. */
   readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /** Time, for in-process runs. */
@@ -91,7 +93,11 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     },
     transport: { kind: "kafka", brokers: options.brokers },
     stages: { [PROCESS_PAYMENT]: { workers: options.workers } },
-    telemetry: { serviceName: SERVICE.PAYMENT, logLevel: options.logLevel },
+    telemetry: {
+      serviceName: SERVICE.PAYMENT,
+      logLevel: options.logLevel,
+      parenting: options.parenting,
+    },
   }, { onOutcome: options.onOutcome, onEvent: options.onEvent });
   const producer = await transport.producer();
   return {

@@ -70,22 +70,26 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
     concurrency = 1,
     retry = REFERENCE_RETRY,
   } = options;
-  const week = String(7 * 24 * 3600 * 1000);
+  // Explicit, not the broker's defaults: the pipeline never relies on broker-side settings.
+  const retained = (days: number) => ({
+    "cleanup.policy": "delete",
+    "retention.ms": String(days * 24 * 3600 * 1000),
+  });
   return definePipeline({
     name: "orders",
     topics: [
-      { name: ordersTopic, partitions, schema: OrderPlacedV1, config: { "retention.ms": week } },
+      { name: ordersTopic, partitions, schema: OrderPlacedV1, config: retained(7) },
       {
         name: paymentsTopic,
         partitions,
         schema: PaymentProcessedV1,
-        config: { "retention.ms": week },
+        config: retained(7),
       },
       {
         name: dlqTopic,
         partitions: 1,
         deadLetter: true,
-        config: { "retention.ms": String(30 * 24 * 3600 * 1000) },
+        config: retained(30),
       },
     ],
     sources: [{

@@ -85,6 +85,8 @@ export interface WorkerTelemetrySpec {
   readonly serviceName: string;
   /** `service.version`. */
   readonly serviceVersion?: string;
+  /** How process spans relate to the producer's span: child (`parent`) or `link`. */
+  readonly parenting?: "parent" | "link";
   /** The lowest level of the worker's JSON log lines. */
   readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
 }

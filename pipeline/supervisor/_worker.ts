@@ -128,6 +128,7 @@ async function start(message: StartMessage): Promise<void> {
       serviceName: message.telemetry.serviceName,
       serviceVersion: message.telemetry.serviceVersion,
       instanceId: message.worker,
+      mode: message.telemetry.parenting,
     });
   }
   flushTimer = setInterval(flush, message.flushEveryMs);

@@ -324,3 +324,45 @@ function pick(
 ): Record<string, unknown> {
   return Object.fromEntries(keys.map((k) => [k, attributes[k]]));
 }
+
+Deno.test({
+  name: "with TRACE_PARENTING=link each process span starts its own trace, linked to its send",
+  sanitizeResources: true,
+  sanitizeOps: true,
+  async fn() {
+    await using receiver = await startOtlpReceiver();
+    const orders = 5;
+    const run = await runPipeline(
+      ["--max-orders", String(orders), "--rate", "0", "--gateway-latency-ms", "0"],
+      {
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+          OTEL_BSP_SCHEDULE_DELAY: "100",
+          OTEL_METRICS_EXPORTER: "none",
+          OTEL_LOGS_EXPORTER: "none",
+          TRACE_PARENTING: "link",
+        },
+      },
+    );
+    assert.equal(run.code, 0, `pipeline failed:\n${run.stderr}`);
+    const processName = SPAN.process(DEFAULT_NAMES.orders);
+    const sendName = SPAN.send(DEFAULT_NAMES.orders);
+    const counted = () => receiver.spans.filter((s) => s.name === processName).length;
+    const deadline = Date.now() + 20_000;
+    while (counted() < orders && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const spans = receiver.spans;
+    const sends = new Map(spans.filter((s) => s.name === sendName).map((s) => [s.spanId, s]));
+    const processes = spans.filter((s) => s.name === processName);
+    assert.equal(processes.length, orders, "one process span per order");
+    for (const process of processes) {
+      assert.equal(process.parentSpanId, undefined, "a process span starts its own trace");
+      assert.equal(process.links.length, 1, "it links to the producer span");
+      const send = sends.get(process.links[0].spanId);
+      assert.ok(send !== undefined, "the link points at the order's send span");
+      assert.notEqual(send.traceId, process.traceId, "publish and processing are two traces");
+      assert.equal(process.links[0].traceId, send.traceId);
+    }
+  },
+});
