@@ -289,9 +289,17 @@ export function createRecordHandler(
         };
       }
       try {
-        if (idempotencyKey !== undefined && (await idempotency!.get(idempotencyKey))) {
+        // A record replayed from the DLQ on purpose gets another chance; only an output ends it.
+        const known = idempotencyKey === undefined
+          ? undefined
+          : await idempotency!.get(idempotencyKey);
+        const replayed = record.headers[HEADER.REPLAYED_FROM] !== undefined;
+        if (known === "output" || (known === "dead-lettered" && !replayed)) {
           telemetry.metrics.duplicateSkipped(stage.name);
-          log.info("Record skipped: key {key} already has an outcome", where);
+          log.info("Record skipped: key {key} already has an outcome ({outcome})", {
+            ...where,
+            outcome: known,
+          });
           finish({ kind: "duplicate", attempts: 0, retries: 0, outputs: 0 });
           return;
         }
@@ -314,7 +322,18 @@ export function createRecordHandler(
                 clock,
                 setAttributes: (attributes) => telemetry.setSpanAttributes(attributes),
               };
-              const result = await stage.handle(input, stageContext);
+              // A slow handler must not get its member evicted from the group.
+              const beat = setInterval(() => {
+                // A failed heartbeat means a rebalance is under way; the transport then aborts
+                // `context.signal`, which is how the handler learns of it.
+                context.heartbeat().catch(() => undefined);
+              }, HEARTBEAT_EVERY_MS);
+              let result;
+              try {
+                result = await stage.handle(input, stageContext);
+              } finally {
+                clearInterval(beat);
+              }
               const outputs = result === null || result === undefined
                 ? []
                 : Array.isArray(result)

@@ -583,3 +583,34 @@ Deno.test("runner: a rejected durable leaves the key unknown, so the next record
   assert.deepEqual(kinds(h.outcomes), ["output"]);
   assert.equal(await h.idempotency.get("n-1"), "output");
 });
+
+Deno.test("runner: a dead-lettered key is skipped when redelivered, handled again when replayed from the DLQ", async () => {
+  let declined = true;
+  await withNumbers({
+    idempotent: true,
+    handle: ({ n }) =>
+      declined ? Promise.reject(new RejectedError("declined")) : Promise.resolve({ n: 2 * n }),
+  }, async (h) => {
+    await h.publish({ n: 7 });
+    await h.drain();
+    assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered"]);
+
+    declined = false;
+    // A plain redelivery (a crash before the commit) must not turn a dead letter into a payment.
+    await h.publish({ n: 7 });
+    await h.drain();
+    assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered", "duplicate"]);
+
+    // A replay from the DLQ is a deliberate second chance.
+    await h.publish({ n: 7 }, "k", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
+    await h.drain();
+    assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered", "duplicate", "output"]);
+    assert.equal(h.transport.records("out").length, 1);
+
+    // Once paid, even a replay is a duplicate.
+    await h.publish({ n: 7 }, "k", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
+    await h.drain();
+    assert.equal(h.outcomes.at(-1)?.kind, "duplicate");
+    assert.equal(h.transport.records("out").length, 1);
+  });
+});
