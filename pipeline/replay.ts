@@ -6,8 +6,10 @@
  * - **One cursor per group.** The DLQ is read as consumer group `<dlq>.replay` (or
  *   `options.group`). Its committed offsets mean "looked at": a record is committed only after
  *   it was replayed (the send acknowledged) or deliberately skipped (filtered out, truncated,
- *   invalid). A second run with the same group continues after the last committed record, so
- *   no DLQ record is ever replayed twice by one group. Records a filter skipped are *not* lost
+ *   invalid). A second run with the same group continues after the last committed record: a
+ *   replay group never replays a record it has committed. Offsets are committed in batches
+ *   after the sends, so a crash mid-run may replay the last few records again (at-least-once,
+ *   like the rest of the pipeline). Records a filter skipped are *not* lost
  *   (they stay on the DLQ), but this group will not look at them again: to replay them later
  *   with another filter, use another group (`--group`). Do not run two replays with the same
  *   group at once.
@@ -15,6 +17,8 @@
  *   that (for example, replayed records that failed again) are left for the next run. The
  *   replay stops at those offsets, at `limit` replayed records, when `signal` aborts, or when
  *   nothing arrives for `idleTimeoutMs` (then `reachedEnd` is `false`); it never waits forever.
+ *   A record whose replay has begun (waiting for its turn under `ratePerSecond`, or sending)
+ *   is finished and committed before the replay stops.
  * - **Faithful or not at all.** Envelopes with `value_truncated: true` are skipped (the whole
  *   original is still at `original_topic`/`original_partition`/`original_offset`); envelopes
  *   that are not JSON or do not match the schema are skipped with the reason. Neither stops
@@ -328,6 +332,12 @@ export async function replayDeadLetters(
   let nextSendAt = 0;
   /** Replays started (or would-be), so concurrent partitions never exceed `limit`. */
   let reserved = 0;
+  /**
+   * Reserved replays not finished yet (pacing or sending). The consumer is closed only when
+   * this is 0, except after a failure: closing aborts the records' signals, and a record
+   * aborted while pacing would otherwise be lost halfway.
+   */
+  let inFlight = 0;
   let producer: Producer | undefined;
   let failure: { error: unknown } | undefined;
 
@@ -367,6 +377,7 @@ export async function replayDeadLetters(
     extra: Pick<ReplayProgress, "envelope" | "delivery" | "reason">,
   ): void {
     report.examined++;
+    lastActivity = clock.now();
     if (outcome === "replayed" || outcome === "would-replay") report.replayed++;
     else if (outcome === "filtered") report.skipped.filter++;
     else report.skipped[outcome]++;
@@ -439,15 +450,28 @@ export async function replayDeadLetters(
       progressInRound = true;
       return;
     }
+    inFlight++;
+    let sending = false;
     try {
       await pace(ctx.signal);
+      sending = true;
       const delivery = await send(envelope, record);
       finish(record, "replayed", { envelope, delivery });
       progressInRound = true;
     } catch (error) {
       reserved--;
+      // Aborted before the send (the consumer closes after another record's failure): nothing
+      // was sent, so leave the record uncommitted for a later replay rather than fail for it.
+      if (!sending && ctx.signal.aborted) {
+        throw new ParkedError(
+          `Record ${offset} of "${record.topic}" left for a later replay: the replay is stopping`,
+          { cause: error },
+        );
+      }
       failure ??= { error };
       throw error;
+    } finally {
+      inFlight--;
     }
   }
 
@@ -466,8 +490,10 @@ export async function replayDeadLetters(
         await consumer.run(handle);
         const effectiveIdle = Math.max(idleTimeoutMs, 2 * interval);
         while (true) {
-          if (allDone() || reserved >= limit || failure !== undefined || signal?.aborted) break;
-          if (clock.now() - lastActivity >= effectiveIdle) {
+          if (allDone() || failure !== undefined) break;
+          // Stop for the limit or the signal only once the reserved records are finished.
+          if (inFlight === 0 && (reserved >= limit || signal?.aborted)) break;
+          if (inFlight === 0 && clock.now() - lastActivity >= effectiveIdle) {
             stalled = true;
             break;
           }

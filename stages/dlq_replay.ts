@@ -116,8 +116,9 @@ const USAGE = `Usage: deno task dlq:replay [options]
 Sends dead-lettered records back to their original topic with their original key, value and
 headers (plus x-replayed-from: <dlq>/<partition>/<offset>), in the trace they came from.
 Reads the DLQ as a consumer group (default <dlq>.replay) whose committed offsets mark what was
-looked at: a second run continues where the last one stopped, so nothing is replayed twice.
-Records a filter skips are marked looked at in that group too; replay them later with another
+looked at: a second run continues where the last one stopped, and a group never replays a
+record it has committed (a crash mid-run may replay the last few records again). Records a
+filter skips are marked looked at in that group too; replay them later with another
 --group. Stops at the DLQ's end offsets as of the start. Truncated and invalid envelopes are
 skipped with where the original is. Needs KAFKA_BROKERS (the embedded transport keeps no DLQ
 between runs). Ends with one JSON line on stdout: {"replay":{...}}.`;

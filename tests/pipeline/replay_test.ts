@@ -203,6 +203,61 @@ Deno.test("replayDeadLetters() stops at the limit and the next run replays the r
   assert.equal((await replay(s.transport, { limit: 0 })).replayed, 0);
 });
 
+function sources(transport: EmbeddedTransport): string[] {
+  return transport.records(ORDERS).map((r) => r.headers[HEADER.REPLAYED_FROM]);
+}
+
+async function committedTotal(transport: EmbeddedTransport): Promise<number> {
+  const committed = await transport.committedOffsets(`${DLQ}.replay`, DLQ);
+  return committed.reduce((sum, p) => sum + p.offset, 0);
+}
+
+Deno.test("replayDeadLetters() with a limit and a paced rate stops cleanly after the limit", async () => {
+  await using s = await setup(Array.from({ length: 20 }, (_, i) => envelopeRecord(original(i))));
+
+  // Paced at 10/s, a reserved record waits for its turn while the limit is already reserved:
+  // the replay must finish it, not close the consumer under it.
+  const first = await replay(s.transport, { limit: 3, ratePerSecond: 10 });
+  assert.equal(first.replayed, 3);
+  assert.equal(first.examined, 3);
+  assert.equal(first.reachedEnd, false);
+  assert.equal(sources(s.transport).length, 3);
+  // Every record looked at is committed, nothing past them.
+  assert.equal(await committedTotal(s.transport), 3);
+
+  const second = await replay(s.transport, { limit: 3, ratePerSecond: 10 });
+  assert.equal(second.replayed, 3);
+  assert.equal(await committedTotal(s.transport), 6);
+  const sent = sources(s.transport);
+  assert.equal(sent.length, 6);
+  assert.equal(new Set(sent).size, 6, `replayed twice: ${sent.join(", ")}`);
+  assert.deepEqual(s.errors, []);
+});
+
+Deno.test("replayDeadLetters() stopped by its signal finishes the records in flight and exits cleanly", async () => {
+  await using s = await setup(Array.from({ length: 20 }, (_, i) => envelopeRecord(original(i))));
+  const stop = new AbortController();
+
+  const first = await replay(s.transport, {
+    ratePerSecond: 10,
+    signal: stop.signal,
+    onProgress: () => stop.abort(),
+  });
+  assert.ok(first.replayed >= 1 && first.replayed < 20, `replayed ${first.replayed}`);
+  assert.equal(first.examined, first.replayed);
+  assert.equal(first.reachedEnd, false);
+  assert.equal(sources(s.transport).length, first.replayed);
+  assert.equal(await committedTotal(s.transport), first.replayed);
+
+  const rest = await replay(s.transport);
+  assert.equal(rest.replayed, 20 - first.replayed);
+  assert.equal(rest.reachedEnd, true);
+  const sent = sources(s.transport);
+  assert.equal(sent.length, 20);
+  assert.equal(new Set(sent).size, 20, `replayed twice: ${sent.join(", ")}`);
+  assert.deepEqual(s.errors, []);
+});
+
 Deno.test("replayDeadLetters() in a dry run reports what it would replay, sends and commits nothing", async () => {
   await using s = await setup([
     envelopeRecord(original(0)),
