@@ -79,6 +79,15 @@ export interface LocalBrokerOptions {
    * @default drops them
    */
   readonly log?: (line: string) => void;
+  /**
+   * Aborts the start: the broker process, if already spawned, is stopped (SIGTERM, then
+   * SIGKILL after `stopTimeoutMs`) and waited for, and the returned promise rejects with
+   * `signal.reason` (a `DOMException` named `"AbortError"` unless the caller gave a reason).
+   * Once the broker is ready the signal has no effect: use `stop()`. A Maven install under way
+   * (first run only) is not interrupted; the abort takes effect when it ends.
+   * @default never aborts
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A running local broker. */
@@ -106,7 +115,8 @@ export interface LocalBroker {
  * Starts a single-node KRaft broker on 127.0.0.1 and resolves once a client can
  * `describeCluster()`. Installs the jars first when missing (see `installBroker`), formats the
  * data folder on first use, and rejects with {@linkcode BrokerStartError} (holding the tail of
- * the broker's log) when the process exits early or is not ready in time.
+ * the broker's log) when the process exits early or is not ready in time. An aborted
+ * `signal` stops the process it spawned and rejects with `signal.reason`.
  *
  * @example
  * ```ts ignore
@@ -129,6 +139,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     stopTimeoutMs = 30_000,
     maxHeap = "512m",
     log = () => {},
+    signal,
   } = options;
   validatePort("port", port);
   validatePort("controllerPort", controllerPort);
@@ -141,6 +152,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
   }
   validatePositive("readyTimeoutMs", readyTimeoutMs);
   validatePositive("stopTimeoutMs", stopTimeoutMs);
+  signal?.throwIfAborted();
 
   const brokers = `127.0.0.1:${port}`;
   if (await isListening(port)) {
@@ -160,6 +172,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
   }
 
   const { libsDir: classDir, kafkaVersion, java } = await installBroker({ rootDir, libsDir, log });
+  signal?.throwIfAborted();
   const pidFile = join(dataDir, "broker.pid");
   const holder = await runningHolder(pidFile);
   if (holder) throw new BrokerDataDirInUseError(dataDir, holder.pid, holder.brokers);
@@ -192,7 +205,10 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      // Deno sends the storage tool SIGTERM on abort; `output()` then resolves.
+      signal,
     }).output();
+    signal?.throwIfAborted();
     if (!format.success) {
       const output = new TextDecoder().decode(format.stdout) +
         new TextDecoder().decode(format.stderr);
@@ -204,6 +220,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     }
   }
 
+  signal?.throwIfAborted();
   const child = new Deno.Command(java, {
     args: [`-Xmx${maxHeap}`, ...jvmArgs, "kafka.Kafka", propertiesFile],
     stdin: "null",
@@ -249,10 +266,26 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     return new BrokerStartError(`${message} (log: ${logFile})`, tail);
   };
 
+  // Settles once `signal` aborts; raced against every wait below so an abort during a
+  // 60 s start is acted on at once.
+  const aborted = Promise.withResolvers<"aborted">();
+  const onAbort = () => aborted.resolve("aborted");
+  signal?.addEventListener("abort", onAbort, { once: true });
   log(`Starting Kafka ${kafkaVersion} on ${brokers}`);
   try {
     const deadline = Date.now() + readyTimeoutMs;
-    while (!(await probeBroker(brokers))) {
+    while (true) {
+      signal?.throwIfAborted();
+      const probe = probeBroker(brokers);
+      const ready = await Promise.race([probe, aborted.promise]);
+      if (ready === "aborted") {
+        log(`Start of Kafka on ${brokers} aborted; stopping it`);
+        // Stopping the broker first makes the probe under way fail fast.
+        await stop();
+        await probe;
+        signal?.throwIfAborted();
+      }
+      if (ready === true) break;
       if (hasExited) {
         throw await failure(
           `Cannot start the local Kafka broker on ${brokers}: it exited with code ${await exited}`,
@@ -265,12 +298,14 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
         );
       }
       const pause = timeout(250);
-      await Promise.race([pause.promise, exited]);
+      await Promise.race([pause.promise, exited, aborted.promise]);
       pause.cancel();
     }
   } catch (error) {
     await stop();
     throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
 
   return { brokers, version: kafkaVersion, dataDir, reused: false, pid: child.pid, exited, stop };

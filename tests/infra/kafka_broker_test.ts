@@ -11,6 +11,7 @@ import kafkajs from "kafkajs";
 import { ConfigError } from "../../pipeline/errors.ts";
 import {
   BrokerPortInUseError,
+  findTool,
   installBroker,
   MissingToolError,
   pinnedKafkaVersion,
@@ -21,6 +22,16 @@ import {
 import { brokerTest } from "../_broker.ts";
 
 const { Kafka, logLevel } = kafkajs;
+
+/** Why tests that launch their own broker process cannot run here, if they cannot. */
+const launchIgnoreReason = await (async () => {
+  const searchPath = Deno.env.get("PATH") ?? "";
+  const missing = [];
+  for (const tool of ["java", "mvn"]) {
+    if (!(await findTool(tool, searchPath))) missing.push(tool);
+  }
+  return missing.length === 0 ? undefined : `${missing.join(" and ")} not on the PATH`;
+})();
 
 const TIMEOUT_MS = 30_000;
 const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
@@ -33,6 +44,55 @@ function parseProperties(text: string): Map<string, string> {
       return [line.slice(0, at), line.slice(at + 1)] as const;
     });
   return new Map(entries);
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+async function isListening(port: number): Promise<boolean> {
+  try {
+    const connection = await Deno.connect({ hostname: "127.0.0.1", port });
+    connection.close();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionRefused) return false;
+    throw error;
+  }
+}
+
+/** Whether process `pid` exists (`kill -0`). */
+async function processExists(pid: number): Promise<boolean> {
+  const { success } = await new Deno.Command("kill", {
+    args: ["-0", String(pid)],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return success;
+}
+
+/** `count` distinct free TCP ports on 127.0.0.1, all held until every one is chosen. */
+function freeLoopbackPorts(count: number): number[] {
+  const listeners = Array.from(
+    { length: count },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((listener) => (listener.addr as Deno.NetAddr).port);
+  for (const listener of listeners) listener.close();
+  return ports;
+}
+
+/**
+ * Registers a test that launches its own broker process: ignored without java/mvn, failing
+ * under CI (`CI=true`) instead.
+ */
+function launchTest(name: string, fn: () => Promise<void>): void {
+  if (launchIgnoreReason === undefined) {
+    Deno.test(name, fn);
+  } else if (Deno.env.get("CI") === "true") {
+    Deno.test(name, () => {
+      throw new Error(`Cannot launch a Kafka broker under CI: ${launchIgnoreReason}`);
+    });
+  } else {
+    Deno.test({ name: `${name} [ignored: ${launchIgnoreReason}]`, ignore: true, fn: () => {} });
+  }
 }
 
 /** Rejects after `ms` unless `promise` settles first; the timer is always cleared. */
@@ -207,4 +267,54 @@ brokerTest("startLocalBroker() reports or reuses a broker already on its port", 
   assert.equal(reused.brokers, `127.0.0.1:${port}`);
   await reused.stop();
   assert.equal(await probeBroker(`127.0.0.1:${port}`), true);
+});
+
+Deno.test("startLocalBroker() rejects an already aborted signal before any work", async () => {
+  const controller = new AbortController();
+  const reason = new Error("Stop before starting");
+  controller.abort(reason);
+  await assert.rejects(
+    startLocalBroker({ port: 19092, signal: controller.signal }),
+    (error: unknown) => error === reason,
+  );
+});
+
+launchTest("startLocalBroker() stops the JVM it spawned when aborted mid-start", async () => {
+  const [port, controllerPort] = freeLoopbackPorts(2);
+  const dataDir = await Deno.makeTempDir({ prefix: "kafka-abort-test-" });
+  const controller = new AbortController();
+  let pid: number | undefined;
+  try {
+    const start = startLocalBroker({
+      port,
+      controllerPort,
+      dataDir,
+      fresh: true,
+      stopTimeoutMs: 10_000,
+      signal: controller.signal,
+      log: (line) => {
+        // Logged right after the JVM is spawned and its pid file written.
+        if (line.startsWith("Starting Kafka")) {
+          pid = Number(Deno.readTextFileSync(`${dataDir}/broker.pid`).split(" ")[0]);
+          controller.abort();
+        }
+      },
+    });
+    await withDeadline(
+      assert.rejects(start, (error: unknown) => {
+        assert.ok(error instanceof DOMException);
+        assert.equal(error.name, "AbortError");
+        return true;
+      }),
+      TIMEOUT_MS,
+      "aborted start",
+    );
+    assert.ok(pid !== undefined && Number.isInteger(pid) && pid > 0, "the JVM was spawned");
+    assert.equal(await processExists(pid), false, `JVM process ${pid} still exists`);
+    assert.equal(await isListening(port), false, `port ${port} is still taken`);
+    assert.equal(await isListening(controllerPort), false, `port ${controllerPort} is still taken`);
+    await assert.rejects(Deno.stat(`${dataDir}/broker.pid`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });
