@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, PipelineError } from "../../pipeline/errors.ts";
 import { installBroker } from "./install.ts";
 import { dropTimeoutNegativeWarnings } from "./kafkajs_warning.ts";
-import { startLocalBroker } from "./local_broker.ts";
+import { type LocalBroker, startLocalBroker } from "./local_broker.ts";
 import { defaultDataDir, displayPath, REPO_ROOT } from "./_paths.ts";
 
 const USAGE = `Run a local single-node Apache Kafka broker (KRaft) on 127.0.0.1.
@@ -24,7 +24,14 @@ Options:
   -h, --help             show this help
 
 Needs java (17+) and, for the first run, mvn. Jars: .local/kafka/libs; data and broker.log
-(WARN and above): .local/kafka/data. Stop with Ctrl-C (SIGINT) or SIGTERM.`;
+(WARN and above): .local/kafka/data. Stop with Ctrl-C (SIGINT) or SIGTERM (exit code 0; during the start, the broker process is
+stopped too and the exit code is 130 or 143).`;
+
+/** Conventional exit codes (128 + signal number) for a run ended by a signal. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/** The signals that stop the launcher. */
+type StopSignal = keyof typeof SIGNAL_EXIT_CODES;
 
 /** Parses the flags, runs the broker until a signal, and returns the exit code. */
 async function main(args: string[]): Promise<number> {
@@ -56,24 +63,57 @@ async function main(args: string[]): Promise<number> {
 
   const port = parsePort("--port", values.port);
   const controllerPort = parsePort("--controller-port", values["controller-port"]);
-  const broker = await startLocalBroker({ port, controllerPort, fresh: values.fresh, log });
+
+  // Listening from before the start: a signal while the broker starts (up to a minute) must
+  // stop the JVM too, not leave it holding its ports after Deno exits.
+  const signalled = Promise.withResolvers<StopSignal>();
+  const startAbort = new AbortController();
+  const signals: StopSignal[] = ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => {
+    const handler = () => {
+      signalled.resolve(signal);
+      startAbort.abort();
+    };
+    Deno.addSignalListener(signal, handler);
+    return { signal, handler };
+  });
+  try {
+    return await runBroker(
+      { port, controllerPort, fresh: values.fresh, log },
+      signalled.promise,
+      startAbort.signal,
+    );
+  } finally {
+    for (const { signal, handler } of handlers) Deno.removeSignalListener(signal, handler);
+  }
+}
+
+/** Starts the broker and runs it until `signalled` settles or it exits; returns the exit code. */
+async function runBroker(
+  options: { port?: number; controllerPort?: number; fresh: boolean; log: (line: string) => void },
+  signalled: Promise<StopSignal>,
+  abortStart: AbortSignal,
+): Promise<number> {
+  let broker: LocalBroker;
+  try {
+    broker = await startLocalBroker({ ...options, signal: abortStart });
+  } catch (error) {
+    // Whatever the start failed with (the abort, or a Maven install the signal killed too),
+    // a signal during the start ends the launcher as that signal would have.
+    if (!abortStart.aborted) throw error;
+    const signal = await signalled;
+    console.error(`Kafka start aborted (${signal})`);
+    return SIGNAL_EXIT_CODES[signal];
+  }
   const dataDir = displayPath(defaultDataDir(REPO_ROOT), REPO_ROOT);
   console.log(
     `Kafka ${broker.version} ready on ${broker.brokers} (data: ${dataDir}); Ctrl-C to stop`,
   );
 
-  const signalled = Promise.withResolvers<Deno.Signal>();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((signal) => {
-    const handler = () => signalled.resolve(signal);
-    Deno.addSignalListener(signal, handler);
-    return { signal, handler };
-  });
   const outcome = await Promise.race([
-    signalled.promise.then((signal) => ({ signal })),
+    signalled.then((signal) => ({ signal })),
     broker.exited.then((code) => ({ code })),
   ]);
-  for (const { signal, handler } of handlers) Deno.removeSignalListener(signal, handler);
 
   if ("code" in outcome) {
     console.error(

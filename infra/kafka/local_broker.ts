@@ -232,7 +232,9 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
   const onLine = (line: string) => {
     consoleTail.push(line);
     if (consoleTail.length > TAIL_LINES) consoleTail.shift();
-    log(`kafka: ${line}`);
+    // A JVM interrupted while it starts (Ctrl-C reaches it too) prints stack traces that
+    // say nothing useful about an abort the caller asked for.
+    if (!signal?.aborted) log(`kafka: ${line}`);
   };
   const pumps = Promise.all([pumpLines(child.stdout, onLine), pumpLines(child.stderr, onLine)]);
   let hasExited = false;
@@ -302,6 +304,9 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
       pause.cancel();
     }
   } catch (error) {
+    if (signal?.aborted && stopping === undefined) {
+      log(`Start of Kafka on ${brokers} aborted; stopping it`);
+    }
     await stop();
     throw error;
   } finally {
