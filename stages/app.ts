@@ -99,6 +99,10 @@ export async function runOrdersApp(
   options: RunOrdersAppOptions,
 ): Promise<RunSummary> {
   const { io, signal, clock = systemClock, progressEveryMs = 1000 } = options;
+  // A fresh seed per run unless one is given: order ids are derived from it, and on Kafka a
+  // second run with the first's ids would find them all paid already.
+  const seed = config.seed ?? crypto.getRandomValues(new Uint32Array(1))[0] >>> 1;
+
   const transport = options.transport ?? openTransport(config);
   const cores = navigator.hardwareConcurrency ?? 2;
   const workers = config.workers ?? Math.min(config.partitions, cores);
@@ -138,13 +142,13 @@ export async function runOrdersApp(
       gateway: {
         failureRate: config.failureRate,
         latencyMs: config.gatewayLatencyMs,
-        seed: config.seed,
+        seed,
       },
       createGateway: () =>
         createPaymentGateway({
           failureRate: config.failureRate,
           latencyMs: config.gatewayLatencyMs,
-          seed: config.seed,
+          seed,
           clock,
         }),
       workers: paymentWorkers,
@@ -171,7 +175,9 @@ export async function runOrdersApp(
     });
   } catch (error) {
     await transport.close();
-    await telemetry.shutdown().catch(() => {});
+    await telemetry.shutdown().catch((shutdownError) =>
+      io.stderr(`telemetry: final export failed: ${errorMessage(shutdownError)}`)
+    );
     throw error;
   }
   const { pipeline } = engine;
@@ -179,7 +185,9 @@ export async function runOrdersApp(
     `orders pipeline on ${transport.target}${
       config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
     }: payment stage in ${engine.description}, failure rate ${config.failureRate}, ` +
-      `retry ${config.retry}${telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`}`,
+      `retry ${config.retry}, seed ${seed}${
+        telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`
+      }`,
   );
   // Every stage's restart series exists from the start, so the panel shows 0, not "no data".
   for (const node of pipeline.stages) {
@@ -198,11 +206,25 @@ export async function runOrdersApp(
   try {
     await generate(config, counter, stop, (orders) => publishOrders(orders));
     if (failure) throw failure;
+    const stopped = signal?.aborted === true;
     io.stderr(`generation stopped after ${counter.summary.generated} orders; draining`);
-    await waitUntilDrained(pipeline, transport, {
-      timeoutMs: config.drainTimeout * 1000,
-      signal: failed.signal,
-    });
+    try {
+      await waitUntilDrained(pipeline, transport, {
+        timeoutMs: (stopped ? config.stopGrace : config.drainTimeout) * 1000,
+        signal: failed.signal,
+      });
+    } catch (error) {
+      if (failure) throw failure;
+      if (!stopped || options.transport?.kind === "embedded" || config.brokers === undefined) {
+        throw error;
+      }
+      // Asked to stop: what is published but not yet processed is safe on the broker, and the
+      // group's committed offsets tell the next run where to continue.
+      io.stderr(
+        `stop grace of ${config.stopGrace} s passed with ${counter.inFlight} order(s) not yet ` +
+          `processed; they stay on the broker for the next run of group "${config.groupId}"`,
+      );
+    }
   } finally {
     clearInterval(progress);
     lag.stop();
@@ -241,7 +263,8 @@ export async function runOrdersApp(
           }`,
         );
         if (signal?.aborted) return false;
-        await systemClock.sleep(wait, signal).catch(() => {});
+        // Only an abort ends this sleep early; the loop checks the signal next.
+        await systemClock.sleep(wait, signal).catch(() => undefined);
         if (signal?.aborted) return false;
       }
     }
@@ -253,7 +276,7 @@ export async function runOrdersApp(
     signal: AbortSignal | undefined,
     publish: (orders: OrderPlaced[]) => Promise<boolean>,
   ): Promise<void> {
-    const next = createOrderGenerator({ seed: config.seed, now: () => clock.now() });
+    const next = createOrderGenerator({ seed, now: () => clock.now() });
     const started = performance.now();
     const limit = config.maxOrders ?? Number.POSITIVE_INFINITY;
     const until = config.duration === undefined
@@ -271,7 +294,8 @@ export async function runOrdersApp(
         due - counter.summary.generated,
       );
       if (batch <= 0) {
-        await systemClock.sleep(Math.min(50, 1000 / config.rate), signal).catch(() => {});
+        // Only an abort ends this sleep early; the loop checks the signal next.
+        await systemClock.sleep(Math.min(50, 1000 / config.rate), signal).catch(() => undefined);
         continue;
       }
       // Bound the backlog: generating far ahead of payment only grows memory and lag.
@@ -279,7 +303,8 @@ export async function runOrdersApp(
         lastLagCheck = performance.now();
         const lag = (await pipelineLag(pipeline, transport)).reduce((sum, l) => sum + l.lag, 0);
         if (lag > 20_000) {
-          await systemClock.sleep(100, signal).catch(() => {});
+          // Only an abort ends this sleep early; the loop checks the signal next.
+          await systemClock.sleep(100, signal).catch(() => undefined);
           continue;
         }
       }

@@ -114,8 +114,10 @@ export const ORDERS_CONFIG = {
     type: "integer",
     env: "SEED",
     flag: "seed",
-    default: 1,
-    description: "Seed of the order generator and the gateway's failures (equal seeds, equal runs)",
+    min: 0,
+    max: 2 ** 31 - 1,
+    description:
+      "Seed of the order generator and the gateway's failures (equal seeds, equal runs); default a fresh one per run, printed, so a second run never repeats the first's order ids",
   }),
   traceParenting: setting({
     type: "string",
@@ -135,13 +137,23 @@ export const ORDERS_CONFIG = {
     description:
       "Lowest level of the JSON log lines on stderr (record-scoped lines carry trace_id and span_id)",
   }),
+  stopGrace: setting({
+    type: "number",
+    env: "STOP_GRACE_SECONDS",
+    flag: "stop-grace",
+    default: 20,
+    min: 0,
+    description:
+      "After SIGINT/SIGTERM, how long to let published orders finish; on Kafka what is left stays on the broker for the next run",
+  }),
   drainTimeout: setting({
     type: "number",
     env: "DRAIN_TIMEOUT_SECONDS",
     flag: "drain-timeout",
     default: 120,
     min: 1,
-    description: "How long to wait for in-flight orders when stopping, in seconds",
+    description:
+      "When generation ends (--max-orders, --duration), how long to wait for every published order's outcome, in seconds",
   }),
 } as const;
 

@@ -99,7 +99,15 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
       parenting: options.parenting,
     },
   }, { onOutcome: options.onOutcome, onEvent: options.onEvent });
-  const producer = await transport.producer();
+  let producer: Producer;
+  try {
+    producer = await transport.producer();
+  } catch (error) {
+    // Workers already run: stop them rather than leave them behind; the start's own error is
+    // the one to report, so a failure of this cleanup is not.
+    await supervisor.stop(5000).catch(() => undefined);
+    throw error;
+  }
   return {
     pipeline: supervisor.pipeline,
     producer,
