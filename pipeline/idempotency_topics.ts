@@ -127,17 +127,28 @@ export function topicIdempotencyStore(
   }
 
   function reader(): Promise<Consumer> {
-    starting ??= (async () => {
-      const opened = await transport.consumer({
-        groupId,
-        topics,
-        partitionConcurrency: Math.max(1, await partitionCount()),
-      });
-      await opened.run(learn);
-      consumer = opened;
-      return opened;
-    })();
+    starting ??= openReader().catch((error: unknown) => {
+      // Not cached: a broker hiccup at start must not break the store until the worker restarts.
+      starting = undefined;
+      throw error;
+    });
     return starting;
+  }
+
+  async function openReader(): Promise<Consumer> {
+    const opened = await transport.consumer({
+      groupId,
+      topics,
+      partitionConcurrency: Math.max(1, await partitionCount()),
+    });
+    try {
+      await opened.run(learn);
+    } catch (error) {
+      await opened.close();
+      throw error;
+    }
+    consumer = opened;
+    return opened;
   }
 
   async function partitionCount(): Promise<number> {
@@ -146,13 +157,19 @@ export function topicIdempotencyStore(
     return count;
   }
 
+  /**
+   * The end offsets to read up to: partitions with records still in the log. A partition that
+   * is empty, or that retention emptied (start == end > 0), has nothing to read, and the reader
+   * would never see a record there to move its position to the end.
+   */
   async function endsNow(): Promise<{ topic: string; partition: number; offset: number }[]> {
     const ends: { topic: string; partition: number; offset: number }[] = [];
     for (const topic of topics) {
       const offsets = await transport.endOffsets(topic);
+      const starts = new Map(offsets.start.map((p: PartitionOffset) => [p.partition, p.offset]));
       ends.push(
         ...offsets.end
-          .filter((end: PartitionOffset) => end.offset > 0)
+          .filter((end: PartitionOffset) => end.offset > (starts.get(end.partition) ?? 0))
           .map((end: PartitionOffset) => ({ topic, partition: end.partition, offset: end.offset })),
       );
     }

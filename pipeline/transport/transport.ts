@@ -221,6 +221,11 @@ export interface TopicOffsets {
   readonly topic: string;
   /** Per partition: the offset the next produced record will get (the high watermark). */
   readonly end: readonly PartitionOffset[];
+  /**
+   * Per partition, in the same order as `end`: the first offset still in the log (the log start
+   * offset, or low watermark). Equal to `end` when retention deleted every record.
+   */
+  readonly start: readonly PartitionOffset[];
 }
 
 /** A Kafka-API log: the only thing the runtime talks to. */
@@ -235,7 +240,7 @@ export interface Transport {
   producer(): Promise<Producer>;
   /** Opens a consumer group member; call `run` to start it. */
   consumer(options: ConsumerOptions): Promise<Consumer>;
-  /** The high watermarks of a topic's partitions. */
+  /** The high watermarks of a topic's partitions, and their log start offsets. */
   endOffsets(topic: string): Promise<TopicOffsets>;
   /**
    * The offsets a group committed for every partition of a topic, in partition order. A

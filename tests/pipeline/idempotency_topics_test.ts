@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { restoringOnAssignment, topicIdempotencyStore } from "../../pipeline/idempotency_topics.ts";
 import type { IdempotencyStore, KnownOutcome } from "../../pipeline/idempotency.ts";
+import { BrokerUnavailableError } from "../../pipeline/errors.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
-import type { Assignment, ConsumedRecord } from "../../pipeline/transport/transport.ts";
+import type { Assignment, ConsumedRecord, Transport } from "../../pipeline/transport/transport.ts";
 
 const decoder = new TextDecoder();
 
@@ -106,6 +107,80 @@ Deno.test("topicIdempotencyStore() restore() rejects when its signal aborts", as
   abort.abort(new Error("stopping"));
   await assert.rejects(store.restore(abort.signal), /stopping/);
   await store.close();
+  await transport.close();
+});
+
+/** `inner` with some of its methods replaced. */
+function wrapTransport(inner: Transport, overrides: Partial<Transport>): Transport {
+  return {
+    kind: inner.kind,
+    target: inner.target,
+    ensureTopics: (topics) => inner.ensureTopics(topics),
+    producer: () => inner.producer(),
+    consumer: (options) => inner.consumer(options),
+    endOffsets: (topic) => inner.endOffsets(topic),
+    committedOffsets: (groupId, topic) => inner.committedOffsets(groupId, topic),
+    close: () => inner.close(),
+    ...overrides,
+  };
+}
+
+Deno.test("topicIdempotencyStore() restore() skips a partition that retention emptied", async () => {
+  const { transport, producer } = await setup();
+  await producer.send([
+    { topic: "payments", key: "o-1", value: "{}" },
+    { topic: "payments", key: "o-2", value: "{}" },
+  ]);
+  // The embedded log never truncates: report the DLQ's only partition as emptied by retention
+  // (7 records were written once, all deleted), so there is nothing there to read.
+  const truncated = wrapTransport(transport, {
+    async endOffsets(topic) {
+      const offsets = await transport.endOffsets(topic);
+      if (topic !== "orders.dlq") return offsets;
+      return {
+        topic,
+        end: [{ partition: 0, offset: 7 }],
+        start: [{ partition: 0, offset: 7 }],
+      };
+    },
+  });
+  const store = topicIdempotencyStore(truncated, {
+    topics: ["payments", "orders.dlq"],
+    keyOf: recordKey,
+    restoreTimeoutMs: 5_000,
+  });
+  await store.restore();
+  assert.equal(await store.get("o-1"), "output");
+  assert.equal(await store.get("o-2"), "output");
+  // Later restores still wait for the partitions that have records.
+  await producer.send([{ topic: "payments", key: "o-3", value: "{}" }]);
+  await store.restore();
+  assert.equal(await store.get("o-3"), "output");
+  await store.close();
+  await producer.close();
+  await transport.close();
+});
+
+Deno.test("topicIdempotencyStore() restore() after a failed reader start tries again", async () => {
+  const { transport, producer } = await setup();
+  await producer.send([{ topic: "payments", key: "o-1", value: "{}" }]);
+  let calls = 0;
+  const flaky = wrapTransport(transport, {
+    consumer(options) {
+      calls++;
+      if (calls === 1) {
+        return Promise.reject(new BrokerUnavailableError("Cannot reach the broker: hiccup"));
+      }
+      return transport.consumer(options);
+    },
+  });
+  const store = topicIdempotencyStore(flaky, { topics: ["payments"], keyOf: recordKey });
+  await assert.rejects(store.restore(), BrokerUnavailableError);
+  await store.restore();
+  assert.equal(calls, 2);
+  assert.equal(await store.get("o-1"), "output");
+  await store.close();
+  await producer.close();
   await transport.close();
 });
 

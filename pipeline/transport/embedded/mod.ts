@@ -226,7 +226,9 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
       try {
         const log = store.topic(topic, "read offsets of");
         const end = log.partitions.map((p) => ({ partition: p.partition, offset: p.endOffset }));
-        return Promise.resolve({ topic, end });
+        // The embedded log never truncates: every record is still there.
+        const start = log.partitions.map((p) => ({ partition: p.partition, offset: 0 }));
+        return Promise.resolve({ topic, end, start });
       } catch (error) {
         return Promise.reject(error);
       }

@@ -91,13 +91,13 @@ export async function ensureTopics(
   }
 }
 
-/** The high watermark of each partition of `topic`, in partition order. */
+/** The high and low watermarks of each partition of `topic`, in partition order. */
 export async function endOffsets(admin: Admin, topic: string): Promise<TopicOffsets> {
-  const offsets = await admin.fetchTopicOffsets(topic);
-  const end = offsets
-    .map((entry) => ({ partition: entry.partition, offset: Number(entry.high) }))
+  const offsets = [...await admin.fetchTopicOffsets(topic)]
     .sort((a, b) => a.partition - b.partition);
-  return { topic, end };
+  const end = offsets.map((entry) => ({ partition: entry.partition, offset: Number(entry.high) }));
+  const start = offsets.map((entry) => ({ partition: entry.partition, offset: Number(entry.low) }));
+  return { topic, end, start };
 }
 
 /** The offsets `groupId` committed on each partition of `topic`; never committed reads 0. */
