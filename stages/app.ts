@@ -215,8 +215,14 @@ export async function runOrdersApp(
       });
     } catch (error) {
       if (failure) throw failure;
-      if (!stopped || options.transport?.kind === "embedded" || config.brokers === undefined) {
-        throw error;
+      if (!stopped) throw error;
+      if (config.brokers === undefined) {
+        throw new PipelineError(
+          `Cannot stop cleanly as ${counter.inFlight} published order(s) had no outcome after ` +
+            `the stop grace of ${config.stopGrace} s and the embedded transport loses them ` +
+            `with the process: raise --stop-grace, or run on Kafka (KAFKA_BROKERS)`,
+          { cause: error, field: "--stop-grace" },
+        );
       }
       // Asked to stop: what is published but not yet processed is safe on the broker, and the
       // group's committed offsets tell the next run where to continue.

@@ -1,7 +1,9 @@
 /**
  * The payment stage: charge each placed order once, emit `PaymentProcessed`. Idempotent by
- * `order_id` twice over: the runtime skips an order that already has an outcome, and the
- * gateway charges each `order_id` at most once even if asked again after a crash.
+ * `order_id`: the runtime skips an order that already has an outcome (on Kafka it learns them
+ * from the payments and dead-letter topics), and the charge carries `order_id` as its
+ * idempotency key, as real gateways take one. The simulated gateway keeps its keys in memory,
+ * per worker: it models the key, not a gateway's durable storage.
  *
  * @module
  */

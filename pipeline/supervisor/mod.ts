@@ -342,8 +342,22 @@ export async function startSupervisor(
   }
   let stopping = false;
 
+  /**
+   * Calls a caller's callback from inside a worker listener: a throw there would be uncaught
+   * and end the whole process, so it is reported instead.
+   */
+  function guarded(what: string, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      console.error(
+        `Supervisor ${what} callback failed: ${error instanceof Error ? error.stack : error}`,
+      );
+    }
+  }
+
   function emit(event: SupervisorEvent): void {
-    onEvent?.(event);
+    if (onEvent) guarded("onEvent", () => onEvent(event));
   }
 
   function spawn(slot: Slot): void {
@@ -365,7 +379,9 @@ export async function startSupervisor(
           settleFirst(slot);
           break;
         case "outcomes":
-          if (onOutcome) message.outcomes.forEach((outcome) => onOutcome(outcome));
+          if (onOutcome) {
+            guarded("onOutcome", () => message.outcomes.forEach((outcome) => onOutcome(outcome)));
+          }
           break;
         case "failed":
           crashed(slot, worker, message.error);

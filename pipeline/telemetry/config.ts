@@ -202,16 +202,24 @@ function parseBoolean(name: string, raw: string | undefined): boolean {
   });
 }
 
+/** The URL with any `user:password@` masked, for error messages. */
+function masked(raw: string): string {
+  return raw.replace(/\/\/[^/@]*@/, "//[redacted]@");
+}
+
 function parseUrl(name: string, raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
   let url: URL;
   try {
     url = new URL(raw);
   } catch (cause) {
-    throw new ConfigError(`Cannot use "${raw}" as ${name}: not a URL`, { field: name, cause });
+    throw new ConfigError(`Cannot use "${masked(raw)}" as ${name}: not a URL`, {
+      field: name,
+      cause,
+    });
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError(`Cannot use "${raw}" as ${name}: expected an http or https URL`, {
+    throw new ConfigError(`Cannot use "${masked(raw)}" as ${name}: expected an http or https URL`, {
       field: name,
     });
   }
@@ -221,23 +229,27 @@ function parseUrl(name: string, raw: string | undefined): string | undefined {
 function parseKeyValues(name: string, raw: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (raw === undefined) return out;
-  for (const pair of raw.split(",")) {
+  // Values are often credentials (`Authorization=Bearer ...`): errors name the pair by its
+  // position and key, never echo a value.
+  for (const [index, pair] of raw.split(",").entries()) {
     if (pair.trim() === "") continue;
     const eq = pair.indexOf("=");
     const key = eq < 0 ? "" : pair.slice(0, eq).trim();
     if (key === "") {
       throw new ConfigError(
-        `Cannot use "${raw}" as ${name}: expected comma-separated key=value pairs`,
+        `Cannot use ${name} as pair ${
+          index + 1
+        } is not key=value: expected comma-separated key=value pairs`,
         { field: name },
       );
     }
     try {
       out[decodeURIComponent(key)] = decodeURIComponent(pair.slice(eq + 1).trim());
     } catch (cause) {
-      throw new ConfigError(`Cannot use "${raw}" as ${name}: bad percent-encoding`, {
-        field: name,
-        cause,
-      });
+      throw new ConfigError(
+        `Cannot use ${name} as pair ${index + 1} ("${key}") has bad percent-encoding`,
+        { field: name, cause },
+      );
     }
   }
   return out;
