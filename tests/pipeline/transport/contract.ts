@@ -239,6 +239,11 @@ export function transportContract(
       { partition: 1, offset: 0 },
       { partition: 2, offset: 0 },
     ]);
+    assert.deepEqual(
+      firstOffsets.start.map((p) => ({ ...p })),
+      [0, 1, 2].map((partition) => ({ partition, offset: 0 })),
+      "a fresh topic's log starts at offset 0",
+    );
     assert.equal((await s.transport.endOffsets(second)).end.length, 2);
   });
 
