@@ -21,7 +21,7 @@ import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
 import { SummaryCounter } from "./summary.ts";
-import { ORDER_METRIC, SERVICE } from "./telemetry.ts";
+import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
@@ -114,6 +114,7 @@ export async function runOrdersApp(
   });
   const telemetry = await setupTelemetry({
     serviceName: SERVICE.ORDER,
+    serviceVersion: SERVICE_VERSION,
     instanceId: `${SERVICE.ORDER}-${Deno.pid}`,
     env,
     mode: config.traceParenting as ParentingMode,

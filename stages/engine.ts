@@ -17,7 +17,7 @@ import type { PaymentGateway } from "./payment_gateway.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import type { OrdersPipelineOptions } from "./orders_pipeline.ts";
 import { PROCESS_PAYMENT } from "./process_payment.ts";
-import { SERVICE } from "./telemetry.ts";
+import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import type { WorkerPipelineOptions } from "./worker_pipeline.ts";
 
 /** A running pipeline, wherever its stages run. */
@@ -95,6 +95,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     stages: { [PROCESS_PAYMENT]: { workers: options.workers } },
     telemetry: {
       serviceName: SERVICE.PAYMENT,
+      serviceVersion: SERVICE_VERSION,
       logLevel: options.logLevel,
       parenting: options.parenting,
     },

@@ -35,3 +35,6 @@ export const ORDER_METRIC = {
 
 /** Service names of the pipeline's two halves (overridable by `OTEL_SERVICE_NAME`). */
 export const SERVICE = { ORDER: "order-service", PAYMENT: "payment-service" } as const;
+
+/** `service.version` of both services: the version of this repository's pipeline. */
+export const SERVICE_VERSION = "0.1.0";

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { ATTR, OPERATION_TYPE, SPAN } from "../../pipeline/telemetry/names.ts";
 import { ORDER_ATTR, PROCESS_PAYMENT } from "../../stages/process_payment.ts";
-import { SERVICE } from "../../stages/telemetry.ts";
+import { SERVICE, SERVICE_VERSION } from "../../stages/telemetry.ts";
 import { startCollector } from "../_observability.ts";
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../_otlp_receiver.ts";
 import { brokerTest } from "../_broker.ts";
@@ -137,6 +137,7 @@ async function checkOrderTraces(names: RunNames, env: Record<string, string>): P
       ? SERVICE.PAYMENT
       : SERVICE.ORDER;
     assert.equal(span.resource["service.name"], expected, `resource of "${span.name}"`);
+    assert.equal(span.resource["service.version"], SERVICE_VERSION, `version of "${span.name}"`);
   }
   if (onKafka) {
     const instances = new Set(
