@@ -21,3 +21,27 @@ Deno.test("README.md opens with the two commands a newcomer needs", async () => 
     ["pipeline", "test"],
   );
 });
+
+Deno.test("README.md's own-pipeline example runs and prints what it says", async () => {
+  const readme = await Deno.readTextFile(README);
+  const section = readme.slice(readme.indexOf("### Your own pipeline"));
+  const start = section.indexOf("```ts\n") + "```ts\n".length;
+  const code = section.slice(start, section.indexOf("```", start));
+  // The example imports from the repository root; run it from .local/ with paths adjusted.
+  const dir = new URL("../../.local/", import.meta.url);
+  await Deno.mkdir(dir, { recursive: true });
+  const file = new URL(`readme_example_${Deno.pid}.ts`, dir);
+  await Deno.writeTextFile(file, code.replaceAll('from "./pipeline/', 'from "../pipeline/'));
+  try {
+    const { code: exit, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", file.pathname],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    assertEquals(exit, 0, decoder.decode(stderr));
+    assertEquals(decoder.decode(stdout).trim(), "1");
+  } finally {
+    await Deno.remove(file);
+  }
+});
