@@ -26,7 +26,7 @@ import type { Random } from "./random.ts";
 import { backoffDelay } from "./retry.ts";
 import { getLogger } from "./log.ts";
 import type { StageContext } from "./stage.ts";
-import type { Instrumentation } from "./instrumentation.ts";
+import type { Instrumentation, ProcessOutcome } from "./instrumentation.ts";
 import { noopInstrumentation } from "./instrumentation.ts";
 import type {
   ConsumedRecord,
@@ -39,7 +39,7 @@ import type {
 } from "./transport/transport.ts";
 
 /** The final word on one delivery of a record. */
-export type OutcomeKind = "output" | "dead-lettered" | "retry-scheduled" | "duplicate";
+export type OutcomeKind = ProcessOutcome;
 
 /** Reported once per delivery of a record, after its outcome is durable. */
 export interface StageOutcome {
@@ -200,7 +200,7 @@ export function createRecordHandler(
         if (outcome.kind === "output" || outcome.kind === "dead-lettered") {
           const firstProduced = int(record.headers, HEADER.ORIGINAL_TIMESTAMP) ??
             record.timestamp;
-          telemetry.metrics.endToEnd(stage.name, Math.max(0, now - firstProduced));
+          telemetry.metrics.e2eLatency(stage.name, Math.max(0, now - firstProduced));
         }
         telemetry.metrics.processDuration(
           stage.name,

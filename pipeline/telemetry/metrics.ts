@@ -12,7 +12,7 @@
  * import { createPipelineMetrics } from "./metrics.ts";
  * const m = createPipelineMetrics(metrics.getMeter("pipeline"));
  * m.consumed("pay", "events", 0);
- * m.processDuration("pay", "events", 12.5, "success");
+ * m.processDuration("pay", "events", 12.5, "output");
  * ```
  *
  * @module
@@ -26,6 +26,7 @@ import type {
   ObservableGauge,
   ObservableResult,
 } from "@opentelemetry/api";
+import type { LagSample, PipelineMetrics } from "../instrumentation.ts";
 import {
   ATTR,
   LABEL,
@@ -35,85 +36,8 @@ import {
   type MetricName,
 } from "./names.ts";
 
-/** How a record's processing ended, the `outcome` label. */
-export type ProcessOutcome = "success" | "retry" | "dead_letter" | "duplicate" | "error";
-
-/** One partition's consumer lag, reported by a lag observer. */
-export interface LagSample {
-  /** The topic. */
-  readonly topic: string;
-  /** The partition. */
-  readonly partition: number;
-  /** The consumer group. */
-  readonly group: string;
-  /** Records not yet committed by the group (high watermark minus committed offset). */
-  readonly lag: number;
-}
-
-/** The runner's metrics. Every method is a no-op when telemetry is off. */
-export interface PipelineMetrics {
-  /** A record was consumed (`messages_consumed` and semconv `consumed.messages`). */
-  consumed(stage: string, topic: string, partition: number, group?: string): void;
-  /** A handler attempt failed (`messages_failed`). */
-  failed(stage: string, errorType: string): void;
-  /** A record went to the dead-letter topic `topic` (`dlq_messages`). */
-  deadLettered(stage: string, errorType: string, topic: string): void;
-  /** A retry was scheduled, in place (tier 0) or on retry topic `tier` (`pipeline_retries`). */
-  retried(stage: string, tier: number): void;
-  /** A redelivered record was skipped as already done (`pipeline_duplicates_skipped`). */
-  duplicateSkipped(stage: string): void;
-  /**
-   * A record's processing took `ms` milliseconds: records semconv `messaging.process.duration`
-   * in seconds and, when the stage declared one, its own millisecond histogram.
-   */
-  processDuration(
-    stage: string,
-    topic: string,
-    ms: number,
-    outcome: ProcessOutcome,
-    stageHistogram?: MetricName,
-  ): void;
-  /** Records were sent to `topic` (semconv `sent.messages`). */
-  sent(topic: string, count?: number, errorType?: string): void;
-  /** A client operation (`send`, `receive`, `commit`) took `seconds` (semconv). */
-  operationDuration(operation: string, topic: string, seconds: number, errorType?: string): void;
-  /** Records in flight changed by `delta` (`pipeline_records_in_flight`). */
-  inFlight(delta: number, stage?: string): void;
-  /**
-   * Registers a lag source read at each metric export (`pipeline_consumer_lag`). Returns a
-   * function that unregisters it.
-   */
-  observeLag(fn: () => readonly LagSample[]): () => void;
-  /** The time from an event's creation to its final outcome (`pipeline_end_to_end_latency_ms`). */
-  e2eLatency(stage: string, ms: number): void;
-  /** The supervisor restarted a crashed worker (`pipeline_worker_restarts`). */
-  workerRestart(stage: string): void;
-  /** A counter declared with `counter()` from names.ts, created once and cached. */
-  counter(name: MetricName): Counter;
-  /** A histogram declared with `histogram()` from names.ts, created once and cached. */
-  histogram(name: MetricName): Histogram;
-}
-
-const NOOP_COUNTER: Counter = { add() {} };
-const NOOP_HISTOGRAM: Histogram = { record() {} };
-
-/** Metrics that record nothing: what the runner gets when metrics are off. */
-export const NOOP_PIPELINE_METRICS: PipelineMetrics = Object.freeze({
-  consumed() {},
-  failed() {},
-  deadLettered() {},
-  retried() {},
-  duplicateSkipped() {},
-  processDuration() {},
-  sent() {},
-  operationDuration() {},
-  inFlight() {},
-  observeLag: () => () => {},
-  e2eLatency() {},
-  workerRestart() {},
-  counter: () => NOOP_COUNTER,
-  histogram: () => NOOP_HISTOGRAM,
-});
+export type { LagSample, PipelineMetrics, ProcessOutcome } from "../instrumentation.ts";
+export { NOOP_PIPELINE_METRICS } from "../instrumentation.ts";
 
 /** The bucket bounds advised for a histogram of `unit`, or `undefined` for the SDK default. */
 export function bucketsFor(unit: string): number[] | undefined {

@@ -15,7 +15,6 @@
 
 import type { Instrumentation as RuntimeInstrumentation } from "../instrumentation.ts";
 import { recordError, setRecordAttributes } from "./instrumentation.ts";
-import type { ProcessOutcome } from "./metrics.ts";
 import type { Telemetry } from "./setup.ts";
 
 /** The runtime's instrumentation over `telemetry`'s spans and metrics. */
@@ -28,17 +27,6 @@ export function runtimeInstrumentation(telemetry: Telemetry): RuntimeInstrumenta
     // Stages call it from inside an attempt; it must reach the record's process span too.
     setSpanAttributes: ins.enabled ? setRecordAttributes : () => {},
     recordError: ins.enabled ? (error) => recordError(error) : () => {},
-    metrics: {
-      consumed: (stage, topic, partition) => metrics.consumed(stage, topic, partition),
-      failed: (stage, errorType) => metrics.failed(stage, errorType),
-      deadLettered: (stage, errorType, topic) => metrics.deadLettered(stage, errorType, topic),
-      retried: (stage, tier) => metrics.retried(stage, tier),
-      duplicateSkipped: (stage) => metrics.duplicateSkipped(stage),
-      processDuration: (stage, topic, ms, outcome, extra) =>
-        metrics.processDuration(stage, topic, ms, outcome as ProcessOutcome, extra),
-      sent: (topic) => metrics.sent(topic),
-      inFlight: (delta) => metrics.inFlight(delta),
-      endToEnd: (stage, ms) => metrics.e2eLatency(stage, ms),
-    },
+    metrics,
   };
 }

@@ -26,8 +26,8 @@ Deno.test("PipelineMetrics exports every metric with its name, unit, kind and la
     m.deadLettered("handle", "ValidationError", "events.dlq");
     m.retried("handle", 0);
     m.duplicateSkipped("handle");
-    m.processDuration("handle", "events", 12, "success", HANDLE_LATENCY);
-    m.processDuration("handle", "events", 2500, "dead_letter");
+    m.processDuration("handle", "events", 12, "output", HANDLE_LATENCY);
+    m.processDuration("handle", "events", 2500, "dead-lettered");
     m.sent("results");
     m.operationDuration("send", "results", 0.004);
     m.inFlight(1, "handle");
@@ -110,7 +110,7 @@ Deno.test("PipelineMetrics exports every metric with its name, unit, kind and la
     assert.equal(processS.type, "histogram");
     assert.equal(processS.unit, "s");
     assert.deepEqual(processS.points[0].explicitBounds, LATENCY_BUCKETS_S);
-    const success = processS.points.find((p) => p.attributes.outcome === "success")!;
+    const success = processS.points.find((p) => p.attributes.outcome === "output")!;
     assert.equal(success.sum, 0.012);
     assert.equal(success.attributes.stage, "handle");
     assert.equal(success.attributes["messaging.destination.name"], "events");
