@@ -85,8 +85,8 @@ export const ALERT_RULES: readonly AlertRule[] = [
     severity: "warning",
     summary: "Payment processing p95 is {{ $value | humanize }} ms",
     description: `The 95th percentile of ${ORDER_METRIC.PAYMENT_PROCESSING_LATENCY.prom} ` +
-      `stayed above ${PROCESSING_P95_MS_MAX} ms for 5 minutes. Open a slow exemplar's trace ` +
-      "from the dashboard's latency panel to see whether the gateway or retries take the time.",
+      `stayed above ${PROCESSING_P95_MS_MAX} ms for 5 minutes. Find a slow order's trace in ` +
+      "Tempo (service payment-service) to see whether the gateway or retries take the time.",
   },
   {
     // deriv() of a subquery with its own resolution: independent of the evaluation interval,

@@ -1,6 +1,6 @@
 /**
  * The "Orders pipeline" Grafana dashboard as code: throughput, failures, DLQ, lag, retries,
- * latency (with exemplars linking to Tempo traces) and the runtime's own health.
+ * latency (exemplar links to Tempo enabled, for exporters that record them) and the runtime's own health.
  *
  * Panels are declared as data ({@linkcode PANELS}) and built with the Grafana Foundation SDK;
  * every query is listed in {@linkcode PANEL_QUERIES} so tests can run each one on Prometheus.
@@ -206,7 +206,8 @@ export const PANELS: readonly PanelSpec[] = [
     kind: "timeseries",
     unit: "ms",
     width: 12,
-    description: "95th percentiles of publish and processing latency; exemplars open the trace.",
+    description:
+      "95th percentiles of publish and processing latency; exemplars, where the metrics path carries them, open the trace (the OTel JS SDK records none yet).",
     queries: [
       q("A", quantile(0.95, ORDER_METRIC.ORDER_PUBLISH_LATENCY), "publish p95", true),
       q("B", quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY), "processing p95", true),
@@ -218,7 +219,8 @@ export const PANELS: readonly PanelSpec[] = [
     kind: "timeseries",
     unit: "ms",
     width: 12,
-    description: "From the order's creation to its final outcome; exemplars open the trace.",
+    description:
+      "From the order's creation to its final outcome; exemplars, where the metrics path carries them, open the trace (the OTel JS SDK records none yet).",
     queries: [
       q("A", quantile(0.5, METRIC.END_TO_END_LATENCY), "p50", true),
       q("B", quantile(0.95, METRIC.END_TO_END_LATENCY), "p95", true),
