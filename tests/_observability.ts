@@ -26,6 +26,7 @@
 
 import { parse, stringify } from "yaml";
 import { ConfigError, PipelineError } from "../pipeline/errors.ts";
+import { freeLoopbackPorts } from "./_ports.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url);
 
@@ -504,10 +505,7 @@ async function waitReady(
 }
 
 function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+  return freeLoopbackPorts(1)[0];
 }
 
 function checkPort(field: string, port: number): void {

@@ -27,6 +27,7 @@ import {
   MissingToolError,
   startLocalBroker,
 } from "../infra/kafka/mod.ts";
+import { freeLoopbackPorts } from "./_ports.ts";
 
 const REPO_ROOT = join(import.meta.dirname ?? ".", "..");
 const NO_TOOLS_REASON = "no KAFKA_BROKERS and no java/mvn to run the local broker";
@@ -140,17 +141,6 @@ async function main(args: string[]): Promise<number> {
     }
     for (const { signal, handler } of handlers) Deno.removeSignalListener(signal, handler);
   }
-}
-
-/** `count` distinct free TCP ports on 127.0.0.1, all held until every one is chosen. */
-function freeLoopbackPorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((listener) => (listener.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
 }
 
 async function pathExists(path: string): Promise<boolean> {

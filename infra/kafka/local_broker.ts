@@ -413,7 +413,7 @@ function validatePositive(field: string, value: number): void {
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-async function isListening(port: number): Promise<boolean> {
+export async function isListening(port: number): Promise<boolean> {
   try {
     const connection = await Deno.connect({ hostname: "127.0.0.1", port });
     connection.close();

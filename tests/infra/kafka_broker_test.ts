@@ -13,6 +13,7 @@ import {
   BrokerPortInUseError,
   findTool,
   installBroker,
+  isListening,
   MissingToolError,
   pinnedKafkaVersion,
   probeBroker,
@@ -20,6 +21,7 @@ import {
   startLocalBroker,
 } from "../../infra/kafka/mod.ts";
 import { brokerTest } from "../_broker.ts";
+import { freeLoopbackPorts } from "../_ports.ts";
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -46,18 +48,6 @@ function parseProperties(text: string): Map<string, string> {
   return new Map(entries);
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
-async function isListening(port: number): Promise<boolean> {
-  try {
-    const connection = await Deno.connect({ hostname: "127.0.0.1", port });
-    connection.close();
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.ConnectionRefused) return false;
-    throw error;
-  }
-}
-
 /** Whether process `pid` exists (`kill -0`). */
 async function processExists(pid: number): Promise<boolean> {
   const { success } = await new Deno.Command("kill", {
@@ -66,17 +56,6 @@ async function processExists(pid: number): Promise<boolean> {
     stderr: "null",
   }).output();
   return success;
-}
-
-/** `count` distinct free TCP ports on 127.0.0.1, all held until every one is chosen. */
-function freeLoopbackPorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((listener) => (listener.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
 }
 
 /**

@@ -15,6 +15,7 @@ import { findExecutable } from "../_observability.ts";
 import { IN_CI } from "../_pipeline_process.ts";
 
 export { IN_CI, spawnPipeline } from "../_pipeline_process.ts";
+export { freeLoopbackPorts } from "../_ports.ts";
 export type { PipelineProcess, PipelineSummary, Progress } from "../_pipeline_process.ts";
 
 const decoder = new TextDecoder();
@@ -314,15 +315,4 @@ export function assertEveryOrderOnce(
   const strangers = [...outcomes].filter((id) => !orders.has(id));
   assert.deepEqual(strangers, [], "every outcome belongs to an order on the orders topic");
   return { paid: account.paid.length, deadLettered: account.deadLettered.length };
-}
-
-/** `count` distinct free TCP ports on 127.0.0.1, all held until every one is chosen. */
-export function freeLoopbackPorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((listener) => (listener.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
 }
