@@ -27,8 +27,10 @@
  *   earlier record of the partition is complete: the transport commits the longest complete
  *   prefix of each partition, never past a record still pending.
  * - If `durable` rejects, the error is reported like a handler rejection and the partition is
- *   delivered again starting at that record (a seek back). Completions of the later records of
- *   that partition are discarded: they are delivered again too. Duplicates are allowed, losses
+ *   delivered again from that record or an earlier uncommitted one (a seek back; the Kafka
+ *   transport seeks to the oldest uncommitted record, because kafkajs may apply a seek left
+ *   unused by a rebalance in the next generation). Completions of the later records of that
+ *   partition are discarded: they are delivered again too. Duplicates are allowed, losses
  *   never.
  * - At most `maxPendingPerPartition` records of a partition are delivered but not yet committed
  *   (pending or waiting for an earlier one); at that bound the transport waits for the oldest
@@ -146,7 +148,7 @@ export interface RecordContext {
 export interface RecordAck {
   /**
    * Resolves once the record's outcome is durable; rejects if it cannot be made durable, and
-   * then the partition is delivered again from this record. Must settle on its own (bounded by
+   * then the partition is delivered again from this record or an earlier uncommitted one. Must settle on its own (bounded by
    * the timeouts of what it waits for).
    */
   readonly durable: Promise<void>;

@@ -273,7 +273,9 @@ export async function openConsumer(
     // old generation may still commit: once its pending records settle, save what is done,
     // then forget it. If the group moved on first, the join has forgotten it already.
     const rebalancing = epoch;
-    void settledPending().then(function commitGeneration() {
+    // A snapshot: records of the next generation join `unsettled` too, and must not keep this
+    // wait (and its loop) alive under steady traffic.
+    void Promise.allSettled([...unsettled]).then(function commitGeneration() {
       if (epoch !== rebalancing) return;
       commitInBackground();
       return commitChain.then(function forgetGeneration() {
@@ -356,7 +358,12 @@ export async function openConsumer(
     state.pending.push(entry);
   }
 
-  /** Delivers the partition again from `entry`, dropping it and every later record. */
+  /**
+   * Delivers the partition again from its oldest uncommitted record, dropping every pending
+   * record. Not from `entry` itself: a kafkajs seek that a rebalance leaves unused is applied in
+   * the next generation, so a seek must never skip a record that is not yet durable. Seeking to
+   * the head only ever re-delivers records (duplicates), never skips one.
+   */
   function rewind(
     state: PartitionAcks,
     topic: string,
@@ -364,30 +371,29 @@ export async function openConsumer(
     entry: PendingRecord,
     error: unknown,
   ): void {
-    for (const later of state.pending.splice(state.pending.indexOf(entry))) {
-      later.discarded = true;
-    }
+    const from = state.pending[0]?.offset ?? entry.offset;
+    for (const dropped of state.pending.splice(0)) dropped.discarded = true;
     state.rewinds++;
-    state.rewindTo = entry.offset;
+    state.rewindTo = from;
     settings.logger({
       level: "warn",
       namespace: "Transport",
       message: `Cannot complete record ${entry.offset} of topic "${topic}" partition ` +
         `${partition} in group "${groupId}": ${errorMessage(error)}; the partition is ` +
-        "delivered again from it",
-      fields: { topic, partition, offset: entry.offset },
+        `delivered again from ${from}, its oldest uncommitted record`,
+      fields: { topic, partition, offset: entry.offset, from },
     });
     if (closing || !running) return;
     try {
-      consumer.seek({ topic, partition, offset: String(entry.offset) });
+      consumer.seek({ topic, partition, offset: String(from) });
     } catch (seekError) {
       // Not running any more: the partition's next owner starts at the committed offset.
       settings.logger({
         level: "warn",
         namespace: "Transport",
-        message: `Cannot seek topic "${topic}" partition ${partition} back to ${entry.offset}: ` +
+        message: `Cannot seek topic "${topic}" partition ${partition} back to ${from}: ` +
           errorMessage(seekError),
-        fields: { topic, partition, offset: entry.offset },
+        fields: { topic, partition, offset: from },
       });
     }
   }

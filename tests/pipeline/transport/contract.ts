@@ -523,6 +523,51 @@ export function transportContract(
     }
   });
 
+  contractTest(
+    "a later record's rejected durable never lets an earlier pending record be skipped",
+    async (s) => {
+      const topic = await s.topic(1);
+      const groupId = uniqueName("group");
+      const producer = await s.producer();
+      await producer.send(range(4).map((i) => ({ topic, key: "same", value: `${i}` })));
+      const hold0 = deferred();
+      let first0 = true;
+      let first1 = true;
+      try {
+        const reader = await s.reader({ groupId, topics: [topic] }, (record) => {
+          if (record.offset === 0 && first0) {
+            first0 = false;
+            return Promise.resolve({ durable: hold0.promise });
+          }
+          if (record.offset === 1 && first1) {
+            first1 = false;
+            return Promise.resolve({
+              durable: Promise.reject(new Error("Injected failure: record 1 not durable")),
+            });
+          }
+          return Promise.resolve();
+        });
+        const count = (offset: number) => reader.seen.filter((r) => r.offset === offset).length;
+        await s.waitUntil("record 1 delivered again", () => count(1) >= 2);
+        await s.waitUntil(
+          "record 3 delivered after the rejection",
+          () =>
+            reader.seen.findLastIndex((r) => r.offset === 3) >
+              reader.seen.findLastIndex((r) => r.offset === 1),
+        );
+        const committed = async () =>
+          (await s.transport.committedOffsets(groupId, topic)).map((p) => p.offset)[0];
+        // Record 0 is not durable yet: nothing may be committed past it unless it was
+        // delivered again (and made durable) in the meantime.
+        if (await committed() > 0) assert.ok(count(0) >= 2, "record 0 was skipped");
+        hold0.resolve();
+        await s.waitUntil("every record committed", async () => await committed() === 4);
+      } finally {
+        hold0.resolve();
+      }
+    },
+  );
+
   contractTest("a partition has at most maxPendingPerPartition records pending", async (s) => {
     const topic = await s.topic(1);
     const groupId = uniqueName("group");
