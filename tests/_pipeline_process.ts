@@ -5,6 +5,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PipelineError } from "../pipeline/errors.ts";
 
@@ -49,6 +50,11 @@ export interface PipelineProcess {
    * returns the exit code and the parsed summary.
    */
   exited(timeoutMs: number): Promise<{ code: number; summary?: PipelineSummary }>;
+  /**
+   * Like {@linkcode exited}, and asserts the run exited 0 and printed its summary line
+   * (failing with the end of stderr or stdout); returns the summary.
+   */
+  succeeded(timeoutMs: number): Promise<PipelineSummary>;
   /** Kills the child if it still runs and waits for it: for `finally`. */
   stop(): Promise<void>;
 }
@@ -133,6 +139,12 @@ export function spawnPipeline(
       } finally {
         clearTimeout(timer);
       }
+    },
+    async succeeded(timeoutMs: number): Promise<PipelineSummary> {
+      const { code, summary } = await this.exited(timeoutMs);
+      assert.equal(code, 0, stderr.slice(-4000));
+      assert.ok(summary, `no summary line in stdout: ${stdout.slice(-2000)}`);
+      return summary;
     },
     async stop(): Promise<void> {
       if (!exitedAlready) child.kill("SIGKILL");

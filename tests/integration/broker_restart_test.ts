@@ -83,10 +83,8 @@ async function brokerOutage(outage: Outage, kcat: string): Promise<void> {
     broker = await start(false);
     const downMs = Date.now() - downSince;
 
-    const { code, summary } = await pipeline.exited(180_000);
+    const summary = await pipeline.succeeded(180_000);
     const stderr = pipeline.stderr();
-    assert.equal(code, 0, stderr.slice(-4000));
-    assert.ok(summary, `no summary line in stdout: ${pipeline.stdout().slice(-2000)}`);
     assert.equal(summary.generated, ORDERS);
     assert.equal(summary.published, ORDERS);
     assert.equal(summary.paid + summary.dead_lettered, ORDERS, JSON.stringify(summary));

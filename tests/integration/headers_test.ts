@@ -72,9 +72,7 @@ await integrationTest(
       "0",
     ], pipelineEnv(brokers, names));
     try {
-      const { code, summary } = await run.exited(90_000);
-      assert.equal(code, 0, run.stderr().slice(-4000));
-      assert.ok(summary, `no summary line in stdout: ${run.stdout().slice(-2000)}`);
+      const summary = await run.succeeded(90_000);
       assert.equal(summary.paid, 0);
       assert.equal(summary.dead_lettered, 1, JSON.stringify(summary));
     } finally {

@@ -31,9 +31,7 @@ await integrationTest(
       "0",
     ], pipelineEnv(brokers, names));
     try {
-      const { code, summary } = await run.exited(150_000);
-      assert.equal(code, 0, run.stderr().slice(-4000));
-      assert.ok(summary, `no summary line in stdout: ${run.stdout().slice(-2000)}`);
+      const summary = await run.succeeded(150_000);
       assert.equal(summary.generated, ORDERS);
       assert.equal(summary.published, ORDERS);
       assert.equal(summary.paid + summary.dead_lettered, ORDERS, JSON.stringify(summary));

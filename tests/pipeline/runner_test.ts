@@ -425,9 +425,8 @@ Deno.test("runner: an output send failure loses nothing and the record is paid o
 });
 
 Deno.test({
-  // Fails on the committed runner: output sends share the handler's try block, so a send that
-  // keeps failing is counted as handler attempts and the record is dead-lettered although it
-  // was handled (a charged order reported as failed). See the report for the runner patch.
+  // Output sends are not handler attempts: a send that keeps failing must not use up the
+  // attempts and dead-letter a record that was handled (a charged order reported as failed).
   name: "runner: an output that cannot be sent is redelivered, never dead-lettered",
   async fn() {
     let open!: () => void;
