@@ -35,6 +35,10 @@ export const DATASOURCE_VARIABLE = "datasource";
 /** The provisioned Prometheus datasource's uid, the variable's default. */
 export const PROMETHEUS_DATASOURCE_UID = "prometheus";
 
+/** What latency panels say about exemplars: the link is set up, the SDK records none yet. */
+const EXEMPLAR_NOTE =
+  "exemplars, where the metrics path carries them, open the trace (the OTel JS SDK records none yet).";
+
 /** The provisioned Tempo datasource's uid, where exemplars' trace ids lead. */
 export const TEMPO_DATASOURCE_UID = "tempo";
 
@@ -206,8 +210,7 @@ export const PANELS: readonly PanelSpec[] = [
     kind: "timeseries",
     unit: "ms",
     width: 12,
-    description:
-      "95th percentiles of publish and processing latency; exemplars, where the metrics path carries them, open the trace (the OTel JS SDK records none yet).",
+    description: `95th percentiles of publish and processing latency; ${EXEMPLAR_NOTE}`,
     queries: [
       q("A", quantile(0.95, ORDER_METRIC.ORDER_PUBLISH_LATENCY), "publish p95", true),
       q("B", quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY), "processing p95", true),
@@ -219,8 +222,7 @@ export const PANELS: readonly PanelSpec[] = [
     kind: "timeseries",
     unit: "ms",
     width: 12,
-    description:
-      "From the order's creation to its final outcome; exemplars, where the metrics path carries them, open the trace (the OTel JS SDK records none yet).",
+    description: `From the order's creation to its final outcome; ${EXEMPLAR_NOTE}`,
     queries: [
       q("A", quantile(0.5, METRIC.END_TO_END_LATENCY), "p50", true),
       q("B", quantile(0.95, METRIC.END_TO_END_LATENCY), "p95", true),
