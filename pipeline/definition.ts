@@ -15,6 +15,7 @@ import { NAME_PATTERN } from "./stage.ts";
 import type { Stage } from "./stage.ts";
 import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
 import type { TopicSpec } from "./transport/transport.ts";
+import { TOPIC_NAME_PATTERN } from "./transport/transport.ts";
 
 /** A topic as a pipeline declares it. */
 export interface TopicDefinition extends TopicSpec {
@@ -111,8 +112,6 @@ export interface Pipeline {
   source(name: string): SourceDefinition;
 }
 
-const TOPIC_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
-
 function refuse(message: string, stage: string | undefined, field: string): never {
   throw new DefinitionError(message, { stage, field });
 }
@@ -139,7 +138,7 @@ function checkUnique(
 }
 
 function checkTopic(topic: TopicDefinition): void {
-  if (!TOPIC_PATTERN.test(topic.name)) {
+  if (!TOPIC_NAME_PATTERN.test(topic.name)) {
     refuse(
       `Cannot define topic "${topic.name}" as its name must be 1 to 249 of [a-zA-Z0-9._-]`,
       undefined,

@@ -187,6 +187,9 @@ export interface ConsumerOptions {
 /** The default of {@linkcode ConsumerOptions.maxPendingPerPartition}. */
 export const DEFAULT_MAX_PENDING_PER_PARTITION = 1000;
 
+/** The names Kafka accepts for a topic: 1 to 249 of `[a-zA-Z0-9._-]`. */
+export const TOPIC_NAME_PATTERN: RegExp = /^[a-zA-Z0-9._-]{1,249}$/;
+
 /** Whether a handler's result is a {@linkcode RecordAck} (rather than `void`). */
 export function isRecordAck(result: void | RecordAck): result is RecordAck {
   if (typeof result !== "object" || result === null) return false;

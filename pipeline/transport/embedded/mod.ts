@@ -32,7 +32,7 @@ import type {
   TopicSpec,
   Transport,
 } from "../transport.ts";
-import { DEFAULT_MAX_PENDING_PER_PARTITION } from "../transport.ts";
+import { DEFAULT_MAX_PENDING_PER_PARTITION, TOPIC_NAME_PATTERN } from "../transport.ts";
 import { EmbeddedConsumer } from "./_consumer.ts";
 import { GroupCoordinator } from "./_group.ts";
 import { LogStore } from "./_log.ts";
@@ -74,8 +74,6 @@ export interface EmbeddedTransport extends Transport {
   failNextSends(count: number, error?: unknown): void;
 }
 
-const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
-
 function defaultOnError(event: HandlerErrorEvent): void {
   console.error(
     `Record handler failed on offset ${event.offset} of "${event.topic}" partition ` +
@@ -85,7 +83,7 @@ function defaultOnError(event: HandlerErrorEvent): void {
 }
 
 function validateTopicSpec(spec: TopicSpec): void {
-  if (!TOPIC_NAME.test(spec.name)) {
+  if (!TOPIC_NAME_PATTERN.test(spec.name)) {
     throw new PipelineError(
       `Cannot create topic "${spec.name}" as its name must be 1 to 249 characters of ` +
         `[a-zA-Z0-9._-]: current value is "${spec.name}"`,
