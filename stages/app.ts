@@ -19,7 +19,6 @@ import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
-import { createPaymentGateway } from "./payment_gateway.ts";
 import { SummaryCounter } from "./summary.ts";
 import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
@@ -145,13 +144,6 @@ export async function runOrdersApp(
         latencyMs: config.gatewayLatencyMs,
         seed,
       },
-      createGateway: () =>
-        createPaymentGateway({
-          failureRate: config.failureRate,
-          latencyMs: config.gatewayLatencyMs,
-          seed,
-          clock,
-        }),
       workers: paymentWorkers,
       logLevel: config.logLevel as LogLevel,
       parenting: config.traceParenting as ParentingMode,

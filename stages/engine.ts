@@ -13,7 +13,7 @@ import type { StageOutcome } from "../pipeline/runner.ts";
 import { startSupervisor } from "../pipeline/supervisor/mod.ts";
 import type { SupervisorEvent } from "../pipeline/supervisor/mod.ts";
 import type { Producer, Transport } from "../pipeline/transport/transport.ts";
-import type { PaymentGateway } from "./payment_gateway.ts";
+import { createPaymentGateway } from "./payment_gateway.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import type { OrdersPipelineOptions } from "./orders_pipeline.ts";
 import { PROCESS_PAYMENT } from "./process_payment.ts";
@@ -40,17 +40,15 @@ export interface EngineOptions {
   readonly brokers?: string;
   /** The pipeline's settings, gateway excepted. */
   readonly pipeline: Omit<OrdersPipelineOptions, "gateway">;
-  /** The gateway's settings (workers build their own gateway from them). */
+  /** The gateway's settings (in-process runs build it on `clock`, workers their own). */
   readonly gateway: { failureRate: number; latencyMs: number; seed: number };
-  /** Builds the gateway for in-process runs. */
-  readonly createGateway: () => PaymentGateway;
   /** Payment workers. */
   readonly workers: number;
   /** How the workers' process spans relate to the producer's span. */
   readonly parenting?: "parent" | "link";
   /** The lowest level of the workers' JSON log lines. */
   readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
-  /** Time, for in-process runs. */
+  /** Time, for in-process runs (retries and the gateway's latency). */
   readonly clock: Clock;
   /** Telemetry, for in-process runs (workers set up their own). */
   readonly instrumentation: Instrumentation;
@@ -66,7 +64,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   if (options.brokers === undefined) {
     const pipeline = createOrdersPipeline({
       ...options.pipeline,
-      gateway: options.createGateway(),
+      gateway: createPaymentGateway({ ...options.gateway, clock: options.clock }),
     });
     const running = await startPipeline(pipeline, {
       transport,
