@@ -16,7 +16,15 @@ import type { Instrumentation } from "./instrumentation.ts";
 import type { Random } from "./random.ts";
 import { createRecordHandler } from "./runner.ts";
 import type { StageOutcome } from "./runner.ts";
-import type { Consumer, Producer, Transport } from "./transport/transport.ts";
+import type {
+  Assignment,
+  Consumer,
+  ConsumerStatus,
+  Producer,
+  Transport,
+} from "./transport/transport.ts";
+import type { MemberState } from "./health.ts";
+import { errorMessage } from "./errors.ts";
 
 /** Options for {@linkcode startStageMember}. */
 export interface StageMemberOptions {
@@ -52,6 +60,22 @@ export interface StageMemberOptions {
    * @default 1000
    */
   readonly maxPendingPerPartition?: number;
+  /**
+   * Told the member's readiness state (see `health.ts`): `assigning` from the start and at
+   * each rebalance, `restoring` while `restore` runs for a new assignment, `consuming` once it
+   * resolved (at once without `restore`), `stopped` when the client library stopped the
+   * consumer for good or `restore` failed; the member's owner then closes and replaces it.
+   * @default none
+   */
+  readonly onState?: (state: MemberState, detail?: string) => void;
+  /**
+   * Rebuilds the member's state for the partitions it was just assigned (e.g. per-partition
+   * state stores read back from their changelogs). Records may already be delivered while it
+   * runs, so a store must make its readers wait for it; readiness waits for it too. Its
+   * `signal` aborts when the assignment changes again or the member closes.
+   * @default none: the member is `consuming` as soon as it is assigned
+   */
+  readonly restore?: (assignment: Assignment, signal: AbortSignal) => Promise<void>;
 }
 
 /** One running member of a stage's consumer group. */
@@ -79,7 +103,37 @@ export async function startStageMember(
   const topics = [node.input, ...node.retryTopics];
   const { transport } = options;
   const partitions = node.retryTopics.length + 1;
+  const { onState, restore } = options;
+  let restoring: AbortController | undefined;
+  /** Turns the consumer's membership reports into the member's readiness state. */
+  function onStatus(status: ConsumerStatus): void {
+    restoring?.abort();
+    restoring = undefined;
+    if (status.type === "joining") {
+      onState?.("assigning");
+    } else if (status.type === "crashed") {
+      onState?.(status.restart ? "assigning" : "stopped", errorMessage(status.error));
+    } else if (restore === undefined) {
+      onState?.("consuming");
+    } else {
+      const current = new AbortController();
+      restoring = current;
+      onState?.("restoring");
+      restore(status.assignment, current.signal).then(
+        () => {
+          if (!current.signal.aborted) onState?.("consuming");
+        },
+        (error: unknown) => {
+          if (!current.signal.aborted) {
+            onState?.("stopped", `restore failed: ${errorMessage(error)}`);
+          }
+        },
+      );
+    }
+  }
+  onState?.("assigning");
   const consumer = await transport.consumer({
+    onStatus,
     groupId: node.group,
     topics,
     // Each topic of the stage has the input's partition count.
@@ -103,12 +157,14 @@ export async function startStageMember(
   try {
     await consumer.run(handler);
   } catch (error) {
+    restoring?.abort();
     await consumer.close().catch(() => undefined);
     await producer.close();
     throw error;
   }
   let closed: Promise<void> | undefined;
   async function closeMember(): Promise<void> {
+    restoring?.abort();
     try {
       await consumer.close();
     } finally {
@@ -123,7 +179,18 @@ export async function startStageMember(
 }
 
 /** Options for {@linkcode startPipeline}. */
-export interface StartPipelineOptions extends Omit<StageMemberOptions, "producer" | "idempotency"> {
+export interface StartPipelineOptions
+  extends Omit<StageMemberOptions, "producer" | "idempotency" | "onState"> {
+  /**
+   * Told each member's readiness state, with its id (`<stage>#<index>`).
+   * @default none
+   */
+  readonly onMemberState?: (
+    member: string,
+    stage: string,
+    state: MemberState,
+    detail?: string,
+  ) => void;
   /**
    * The idempotency store of each idempotent stage.
    * @default one in-memory store per stage, shared by its members in this process
@@ -174,7 +241,13 @@ export async function startPipeline(
         : undefined;
       const count = options.members?.(node) ?? node.concurrency;
       for (let i = 0; i < count; i++) {
-        members.push(await startStageMember(node, { ...options, producer, idempotency }));
+        const id = `${node.stage.name}#${i}`;
+        const onMemberState = options.onMemberState;
+        const onState = onMemberState === undefined
+          ? undefined
+          : (state: MemberState, detail?: string) =>
+            onMemberState(id, node.stage.name, state, detail);
+        members.push(await startStageMember(node, { ...options, producer, idempotency, onState }));
       }
     }
   } catch (error) {

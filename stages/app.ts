@@ -1,5 +1,7 @@
 /**
- * `deno task pipeline`: generate orders, publish them, pay them, and account for every one.
+ * `deno task pipeline`: the all-in-one run for a first look. Generate orders, publish them,
+ * pay them in the same process (its workers on Kafka), and account for every order consumed,
+ * whoever published it.
  *
  * @module
  */
@@ -8,27 +10,28 @@ import type { ConfigValues } from "../pipeline/config.ts";
 import type { Clock } from "../pipeline/clock.ts";
 import { systemClock } from "../pipeline/clock.ts";
 import { errorMessage, PipelineError } from "../pipeline/errors.ts";
-import { createPublisher } from "../pipeline/publisher.ts";
 import { pipelineLag, waitUntilDrained } from "../pipeline/run.ts";
-import { startEngine } from "./engine.ts";
-import type { Engine } from "./engine.ts";
-import type { Transport } from "../pipeline/transport/transport.ts";
-import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
-import { ORDERS_CONFIG, retryPreset } from "./config.ts";
-import type { OrderPlaced } from "./events.ts";
-import { createOrderGenerator } from "./generate_order.ts";
-import { PUBLISH_ORDER } from "./orders_pipeline.ts";
-import { SummaryCounter } from "./summary.ts";
-import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
-import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
-import type { LagSample } from "../pipeline/telemetry/metrics.ts";
-import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
-import { configureLogging } from "../pipeline/log.ts";
+import { startService } from "../pipeline/service.ts";
+import type { RunningService } from "../pipeline/service.ts";
+import { healthEndpoint } from "../pipeline/service_config.ts";
+import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
 import type { LogLevel } from "../pipeline/log.ts";
+import type { Transport } from "../pipeline/transport/transport.ts";
+import type { CommandIo } from "../pipeline/command.ts";
+import { ORDERS_CONFIG } from "./config.ts";
+import { createOrdersPipeline } from "./orders_pipeline.ts";
+import { createPaymentGateway } from "./payment_gateway.ts";
+import { freshSeed, publishOrders } from "./_order_source.ts";
+import {
+  paymentWorkers,
+  pipelineOptions,
+  reportWorkerEvent,
+  setupLogging,
+  workerPipelineSpec,
+} from "./_services.ts";
+import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
-import type { CommandIo } from "./command.ts";
+import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 
 /** The settings of a run. */
 export type OrdersConfig = ConfigValues<typeof ORDERS_CONFIG>;
@@ -43,7 +46,8 @@ export interface RunOrdersAppOptions {
   /** Aborts the run: stop generating, drain, summarise. */
   readonly signal?: AbortSignal;
   /**
-   * The transport; by default the embedded one, or kafka when `brokers` is set.
+   * The transport; the stage then runs in this process on it (the caller closes it).
+   * @default the embedded one, or kafka workers when `brokers` is set
    */
   readonly transport?: Transport;
   /**
@@ -65,10 +69,12 @@ export interface RunOrdersAppOptions {
 
 const USAGE = `Usage: deno task pipeline [options]
 
-Runs the orders pipeline: generate orders -> publish to the orders topic -> consume in the
-payment-service group -> process payment -> payments topic, with retries and a dead-letter
-queue. Without KAFKA_BROKERS it runs on the embedded in-process transport.
-Ends with one JSON line on stdout: {"summary":{...}}.`;
+Runs the orders pipeline in one process: generate orders -> publish to the orders topic ->
+consume in the payment-service group -> process payment -> payments topic, with retries and a
+dead-letter queue. Without KAFKA_BROKERS it runs on the embedded in-process transport.
+To run the two halves as services, see deno task orders and deno task payments.
+Ends with one JSON line on stdout: {"summary":{...}}; "consumed" counts every order paid,
+dead-lettered or skipped here, whoever published it.`;
 
 /** Parses arguments and environment; `undefined` when help was printed. */
 export function parseOrdersConfig(
@@ -84,9 +90,14 @@ export function parseOrdersConfig(
   return parsed.values;
 }
 
-function openTransport(config: OrdersConfig): Transport {
-  if (config.brokers === undefined) return createEmbeddedTransport();
-  return createKafkaTransport(config.brokers);
+/** The service's lag right now, or `undefined` when the broker does not answer. */
+async function lagNow(service: RunningService): Promise<number | undefined> {
+  try {
+    const lags = await pipelineLag(service.pipeline, service.transport);
+    return lags.reduce((sum, l) => sum + l.lag, 0);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -100,118 +111,65 @@ export async function runOrdersApp(
   const { io, signal, clock = systemClock, progressEveryMs = 1000 } = options;
   // A fresh seed per run unless one is given: order ids are derived from it, and on Kafka a
   // second run with the first's ids would find them all paid already.
-  const seed = config.seed ?? crypto.getRandomValues(new Uint32Array(1))[0] >>> 1;
-
-  const transport = options.transport ?? openTransport(config);
-  const cores = navigator.hardwareConcurrency ?? 2;
-  const workers = config.workers ?? Math.min(config.partitions, cores);
+  const seed = config.seed ?? freshSeed();
   const env = options.env ?? Deno.env.toObject();
-  await configureLogging({
-    level: config.logLevel as LogLevel,
-    otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined ||
-      env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== undefined,
-  });
-  const telemetry = await setupTelemetry({
+  await setupLogging(config.logLevel, env);
+  const workers = paymentWorkers(config);
+  const gateway = { failureRate: config.failureRate, latencyMs: config.gatewayLatencyMs, seed };
+  const counter = new SummaryCounter("pipeline");
+  const service = await startService({
+    pipeline: workerPipelineSpec(config, workers, gateway),
+    build: () =>
+      createOrdersPipeline({
+        ...pipelineOptions(config, workers),
+        gateway: createPaymentGateway({ ...gateway, clock }),
+      }),
+    brokers: options.transport === undefined ? config.brokers : undefined,
+    transport: options.transport,
+    workers,
     serviceName: SERVICE.ORDER,
+    workerServiceName: SERVICE.PAYMENT,
     serviceVersion: SERVICE_VERSION,
-    instanceId: `${SERVICE.ORDER}-${Deno.pid}`,
     env,
-    mode: config.traceParenting as ParentingMode,
+    health: healthEndpoint(config),
+    parenting: config.traceParenting as ParentingMode,
+    logLevel: config.logLevel as LogLevel,
+    clock,
+    pollMs: 1000,
+    onOutcome: (outcome) => counter.record(outcome),
+    onEvent: (event) => reportWorkerEvent(io, event),
   });
-  const instrumentation = runtimeInstrumentation(telemetry);
-  const counter = new SummaryCounter();
-  // Stops generation early when a stage has no workers left: draining would never end.
-  const failed = new AbortController();
-  let failure: Error | undefined;
-  const restarts = telemetry.metrics;
-  const paymentWorkers = Math.min(workers, config.partitions);
-  let engine: Engine;
-  try {
-    engine = await startEngine({
-      transport,
-      brokers: options.transport === undefined ? config.brokers : undefined,
-      pipeline: {
-        ordersTopic: config.ordersTopic,
-        paymentsTopic: config.paymentsTopic,
-        dlqTopic: config.dlqTopic,
-        groupId: config.groupId,
-        partitions: config.partitions,
-        concurrency: paymentWorkers,
-        retry: retryPreset(config.retry),
-      },
-      gateway: {
-        failureRate: config.failureRate,
-        latencyMs: config.gatewayLatencyMs,
-        seed,
-      },
-      workers: paymentWorkers,
-      logLevel: config.logLevel as LogLevel,
-      parenting: config.traceParenting as ParentingMode,
-      clock,
-      instrumentation,
-      onOutcome: (outcome) => counter.record(outcome),
-      onEvent: (event) => {
-        if (event.type === "crash") {
-          io.stderr(
-            `worker ${event.worker} crashed: ${event.error.message}` +
-              (event.restart
-                ? `; restart ${event.restart.attempt} in ${event.restart.delayMs} ms`
-                : ""),
-          );
-          if (event.restart) restarts.workerRestart(event.stage);
-        } else if (event.type === "gave-up") {
-          io.stderr(`worker ${event.worker} gave up after ${event.crashes} crashes`);
-          failure = event.error;
-          failed.abort(event.error);
-        }
-      },
-    });
-  } catch (error) {
-    await transport.close();
-    await telemetry.shutdown().catch((shutdownError) =>
-      io.stderr(`telemetry: final export failed: ${errorMessage(shutdownError)}`)
-    );
-    throw error;
-  }
-  const { pipeline } = engine;
+  const { telemetry } = service;
   io.stderr(
-    `orders pipeline on ${transport.target}${
+    `orders pipeline on ${service.transport.target}${
       config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
-    }: payment stage in ${engine.description}, failure rate ${config.failureRate}, ` +
+    }: payment stage in ${service.description}, failure rate ${config.failureRate}, ` +
       `retry ${config.retry}, seed ${seed}${
         telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`
-      }`,
+      }${service.health === undefined ? "" : `, health on ${service.health.url}`}`,
   );
-  // Every stage's restart series exists from the start, so the panel shows 0, not "no data".
-  for (const node of pipeline.stages) {
-    restarts.counter(METRIC.WORKER_RESTARTS).add(0, { [LABEL.STAGE]: node.stage.name });
-  }
-  const publisher = createPublisher<OrderPlaced>(pipeline, PUBLISH_ORDER, {
-    producer: engine.producer,
-    instrumentation,
-  });
-  const lag = watchLag(pipeline, transport, telemetry);
-  // As the reference's counter did, orders_failed_total exists at 0 from the start: a healthy
-  // run shows 0 publish failures, not "no data".
-  telemetry.metrics.counter(ORDER_METRIC.ORDERS_FAILED).add(0);
-  const progress = setInterval(() => io.stderr(counter.progressLine()), progressEveryMs);
-  const stop = signal === undefined ? failed.signal : AbortSignal.any([signal, failed.signal]);
+  const progress = setInterval(() => {
+    counter.backlog = service.lag();
+    io.stderr(counter.progressLine());
+  }, progressEveryMs);
+  const stop = signal === undefined ? service.failed : AbortSignal.any([signal, service.failed]);
   try {
-    await generate(config, counter, stop, (orders) => publishOrders(orders));
-    if (failure) throw failure;
+    await publishOrders(service, { ...config, seed, counter, io, signal: stop, clock });
+    if (service.failed.aborted) throw service.failed.reason;
     const stopped = signal?.aborted === true;
     io.stderr(`generation stopped after ${counter.summary.generated} orders; draining`);
     try {
-      await waitUntilDrained(pipeline, transport, {
+      await waitUntilDrained(service.pipeline, service.transport, {
         timeoutMs: (stopped ? config.stopGrace : config.drainTimeout) * 1000,
-        signal: failed.signal,
+        signal: service.failed,
       });
     } catch (error) {
-      if (failure) throw failure;
+      if (service.failed.aborted) throw service.failed.reason;
       if (!stopped) throw error;
+      const left = await lagNow(service);
       if (config.brokers === undefined) {
         throw new PipelineError(
-          `Cannot stop cleanly as ${counter.inFlight} published order(s) had no outcome after ` +
+          `Cannot stop cleanly as ${left ?? "some"} published order(s) had no outcome after ` +
             `the stop grace of ${config.stopGrace} s and the embedded transport loses them ` +
             `with the process: raise --stop-grace, or run on Kafka (KAFKA_BROKERS)`,
           { cause: error, field: "--stop-grace" },
@@ -220,131 +178,20 @@ export async function runOrdersApp(
       // Asked to stop: what is published but not yet processed is safe on the broker, and the
       // group's committed offsets tell the next run where to continue.
       io.stderr(
-        `stop grace of ${config.stopGrace} s passed with ${counter.inFlight} order(s) not yet ` +
+        `stop grace of ${config.stopGrace} s passed with ${left ?? "some"} order(s) not yet ` +
           `processed; they stay on the broker for the next run of group "${config.groupId}"`,
       );
     }
   } finally {
     clearInterval(progress);
-    lag.stop();
-    await engine.stop(config.drainTimeout * 1000);
-    await transport.close();
-    io.stderr(counter.progressLine());
+    counter.backlog = await lagNow(service);
     // Telemetry that cannot be delivered is reported, never a reason to fail the run.
-    await telemetry.shutdown().catch((error) =>
-      io.stderr(`telemetry: final export failed: ${errorMessage(error)}`)
+    await service.stop(config.drainTimeout * 1000).catch((error) =>
+      io.stderr(`cannot shut down cleanly: ${errorMessage(error)}`)
     );
+    io.stderr(counter.progressLine());
   }
   return counter.summary;
-
-  /**
-   * Publishes a batch, retrying with backoff while the transport refuses it: a broker that is
-   * down delays orders, it does not lose them. Gives up only when the run is aborted.
-   */
-  async function publishOrders(orders: OrderPlaced[]): Promise<boolean> {
-    const published = telemetry.metrics.counter(ORDER_METRIC.ORDERS_PUBLISHED);
-    const failed = telemetry.metrics.counter(ORDER_METRIC.ORDERS_FAILED);
-    const latency = telemetry.metrics.histogram(ORDER_METRIC.ORDER_PUBLISH_LATENCY);
-    for (let attempt = 1;; attempt++) {
-      const started = performance.now();
-      try {
-        await publisher.publish(orders);
-        const ms = performance.now() - started;
-        for (let i = 0; i < orders.length; i++) latency.record(ms);
-        published.add(orders.length);
-        return true;
-      } catch (error) {
-        failed.add(orders.length, { error_type: (error as Error)?.constructor?.name ?? "Error" });
-        const wait = Math.min(5000, 250 * 2 ** (attempt - 1));
-        io.stderr(
-          `publish of ${orders.length} orders failed (attempt ${attempt}), retrying in ${wait} ms: ${
-            errorMessage(error)
-          }`,
-        );
-        if (signal?.aborted) return false;
-        // Only an abort ends this sleep early; the loop checks the signal next.
-        await systemClock.sleep(wait, signal).catch(() => undefined);
-        if (signal?.aborted) return false;
-      }
-    }
-  }
-
-  async function generate(
-    config: OrdersConfig,
-    counter: SummaryCounter,
-    signal: AbortSignal | undefined,
-    publish: (orders: OrderPlaced[]) => Promise<boolean>,
-  ): Promise<void> {
-    const next = createOrderGenerator({ seed, now: () => clock.now() });
-    const started = performance.now();
-    const limit = config.maxOrders ?? Number.POSITIVE_INFINITY;
-    const until = config.duration === undefined
-      ? Number.POSITIVE_INFINITY
-      : started + config.duration * 1000;
-    let lastLagCheck = 0;
-    while (counter.summary.generated < limit && !signal?.aborted && performance.now() < until) {
-      const elapsed = (performance.now() - started) / 1000;
-      const due = config.rate === 0
-        ? Number.POSITIVE_INFINITY
-        : Math.floor(elapsed * config.rate) + 1;
-      const batch = Math.min(
-        500,
-        limit - counter.summary.generated,
-        due - counter.summary.generated,
-      );
-      if (batch <= 0) {
-        // Only an abort ends this sleep early; the loop checks the signal next.
-        await systemClock.sleep(Math.min(50, 1000 / config.rate), signal).catch(() => undefined);
-        continue;
-      }
-      // Bound the backlog: generating far ahead of payment only grows memory and lag.
-      if (performance.now() - lastLagCheck > 200 && counter.inFlight > 20_000) {
-        lastLagCheck = performance.now();
-        const lag = (await pipelineLag(pipeline, transport)).reduce((sum, l) => sum + l.lag, 0);
-        if (lag > 20_000) {
-          // Only an abort ends this sleep early; the loop checks the signal next.
-          await systemClock.sleep(100, signal).catch(() => undefined);
-          continue;
-        }
-      }
-      const orders = Array.from({ length: batch }, next);
-      counter.summary.generated += orders.length;
-      if (await publish(orders)) counter.summary.published += orders.length;
-    }
-  }
-}
-
-/** Polls the pipeline's lag every few seconds and exposes it as the consumer lag gauge. */
-function watchLag(
-  pipeline: Parameters<typeof pipelineLag>[0],
-  transport: Transport,
-  telemetry: Telemetry,
-): { stop(): void } {
-  if (telemetry.mode === "off") return { stop() {} };
-  let samples: LagSample[] = [];
-  const unregister = telemetry.metrics.observeLag(() => samples);
-  const poll = async () => {
-    try {
-      samples = (await pipelineLag(pipeline, transport)).flatMap((l) =>
-        l.partitions.map((p) => ({
-          topic: l.topic,
-          partition: p.partition,
-          group: l.group,
-          lag: p.lag,
-        }))
-      );
-    } catch {
-      // A broker hiccup leaves the last samples in place; the next poll tries again.
-    }
-  };
-  const timer = setInterval(poll, 5000);
-  poll();
-  return {
-    stop() {
-      clearInterval(timer);
-      unregister();
-    },
-  };
 }
 
 /** The command's entry point: parses, runs, prints the summary; returns the exit code. */

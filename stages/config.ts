@@ -6,6 +6,7 @@
  * @module
  */
 import { setting } from "../pipeline/config.ts";
+import { HEALTH_CONFIG } from "../pipeline/service_config.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 
@@ -155,6 +156,67 @@ export const ORDERS_CONFIG = {
     description:
       "When generation ends (--max-orders, --duration), how long to wait for every published order's outcome, in seconds",
   }),
+  ...HEALTH_CONFIG,
+} as const;
+
+const C = ORDERS_CONFIG;
+
+/**
+ * Every setting of `deno task payments`, the Payment Service: it consumes only, so it has no
+ * generation settings; the others mean what they mean for `deno task pipeline`.
+ */
+export const PAYMENTS_CONFIG = {
+  brokers: C.brokers,
+  ordersTopic: C.ordersTopic,
+  paymentsTopic: C.paymentsTopic,
+  dlqTopic: C.dlqTopic,
+  groupId: C.groupId,
+  partitions: C.partitions,
+  workers: C.workers,
+  failureRate: C.failureRate,
+  gatewayLatencyMs: C.gatewayLatencyMs,
+  retry: C.retry,
+  seed: C.seed,
+  traceParenting: C.traceParenting,
+  logLevel: C.logLevel,
+  stopGrace: setting({
+    type: "number",
+    env: "STOP_GRACE_SECONDS",
+    flag: "stop-grace",
+    default: 20,
+    min: 0,
+    description:
+      "After SIGINT/SIGTERM, how long workers may take to finish their records, commit and leave the group (within an orchestrator's default 30 s grace)",
+  }),
+  ...HEALTH_CONFIG,
+} as const;
+
+/** Every setting of `deno task orders`, the Order Service: it publishes only. */
+export const ORDER_SERVICE_CONFIG = {
+  brokers: C.brokers,
+  ordersTopic: C.ordersTopic,
+  paymentsTopic: C.paymentsTopic,
+  dlqTopic: C.dlqTopic,
+  partitions: C.partitions,
+  maxOrders: setting({
+    type: "integer",
+    env: "MAX_ORDERS",
+    flag: "max-orders",
+    min: 0,
+    description: "Publish this many orders, print the summary and exit; unset runs until stopped",
+  }),
+  rate: C.rate,
+  duration: setting({
+    type: "number",
+    env: "DURATION_SECONDS",
+    flag: "duration",
+    min: 0,
+    description: "Stop publishing after this many seconds, print the summary and exit",
+  }),
+  seed: C.seed,
+  traceParenting: C.traceParenting,
+  logLevel: C.logLevel,
+  ...HEALTH_CONFIG,
 } as const;
 
 /** The retry policy of a preset name from {@linkcode RETRY_PRESETS}. */

@@ -6,6 +6,8 @@
  */
 import type { KafkaTransportOptions } from "../transport/kafka/mod.ts";
 import type { OutcomeKind } from "../runner.ts";
+import type { MemberState } from "../health.ts";
+import type { MetricFamily } from "../telemetry/prometheus.ts";
 
 /** Where a worker finds the pipeline: a module that exports a factory. */
 export interface PipelineModuleSpec {
@@ -89,6 +91,8 @@ export interface WorkerTelemetrySpec {
   readonly parenting?: "parent" | "link";
   /** The lowest level of the worker's JSON log lines. */
   readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+  /** Keep metrics for scraping: the worker answers `collect` with its metric families. */
+  readonly prometheus?: boolean;
 }
 
 /** Parent to worker: close the member and report back. */
@@ -96,14 +100,22 @@ export interface DrainMessage {
   readonly type: "drain";
 }
 
+/** Parent to worker: send your metrics (answered with `metrics` and the same `id`). */
+export interface CollectMessage {
+  readonly type: "collect";
+  readonly id: number;
+}
+
 /** What the parent posts. */
-export type ToWorker = StartMessage | DrainMessage;
+export type ToWorker = StartMessage | DrainMessage | CollectMessage;
 
 /** What a worker posts. */
 export type FromWorker =
   | { readonly type: "started" }
   | { readonly type: "outcomes"; readonly outcomes: readonly WorkerOutcome[] }
   | { readonly type: "failed"; readonly error: WorkerError }
+  | { readonly type: "state"; readonly state: MemberState; readonly detail?: string }
+  | { readonly type: "metrics"; readonly id: number; readonly families: readonly MetricFamily[] }
   | { readonly type: "drained" };
 
 /** Turns any thrown value into a {@linkcode WorkerError}. */

@@ -11,11 +11,11 @@
  *
  * @module
  */
-import type { Pipeline } from "../definition.ts";
 import { ConfigError } from "../errors.ts";
 import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
 import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
+import { loadPipelineModule } from "../pipeline_module.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
@@ -77,22 +77,9 @@ function recordKey(record: ConsumedRecord): string | undefined {
   return record.key === null ? undefined : decoder.decode(record.key);
 }
 
-async function loadPipeline(message: StartMessage): Promise<Pipeline> {
-  const { module, export: name, options } = message.pipeline;
-  const loaded: Record<string, unknown> = await import(module);
-  const factory = loaded[name];
-  if (typeof factory !== "function") {
-    throw new ConfigError(
-      `Cannot build pipeline as module "${module}" has no exported function "${name}"`,
-      { field: "pipeline.export" },
-    );
-  }
-  return await factory(options);
-}
-
 async function start(message: StartMessage): Promise<void> {
   flushAt = message.flushAt;
-  const pipeline = await loadPipeline(message);
+  const pipeline = await loadPipelineModule(message.pipeline);
   const node = pipeline.stage(message.stage);
   if (message.transport.kind !== "kafka") {
     throw new ConfigError(
@@ -129,6 +116,7 @@ async function start(message: StartMessage): Promise<void> {
       serviceVersion: message.telemetry.serviceVersion,
       instanceId: message.worker,
       mode: message.telemetry.parenting,
+      prometheus: message.telemetry.prometheus,
     });
   }
   flushTimer = setInterval(flush, message.flushEveryMs);
@@ -138,6 +126,17 @@ async function start(message: StartMessage): Promise<void> {
     idempotency,
     onOutcome: report,
     instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
+    onState(state, detail) {
+      post({ type: "state", state, detail });
+      if (state === "stopped") {
+        // The client library stopped the consumer for good: the supervisor replaces the worker.
+        post({
+          type: "failed",
+          error: { name: "ConsumerStoppedError", message: `Consumer stopped: ${detail}` },
+        });
+        scope.close();
+      }
+    },
   });
   post({ type: "started" });
 }
@@ -166,6 +165,13 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
       post({ type: "failed", error: toWorkerError(error) });
       scope.close();
     });
+  } else if (message.type === "collect") {
+    const scrape = telemetry?.scrape;
+    (scrape === undefined ? Promise.resolve([]) : scrape()).then(
+      (families) => post({ type: "metrics", id: message.id, families }),
+      // A failed collection answers empty: one worker must not fail the whole scrape.
+      () => post({ type: "metrics", id: message.id, families: [] }),
+    );
   } else if (message.type === "drain") {
     drain().catch((error) => {
       post({ type: "failed", error: toWorkerError(error) });

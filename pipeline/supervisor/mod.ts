@@ -30,6 +30,9 @@ import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
+import type { Readiness } from "../health.ts";
+import { loadPipelineModule } from "../pipeline_module.ts";
+import type { MetricFamily } from "../telemetry/prometheus.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -167,6 +170,12 @@ export interface SupervisorOptions {
    * @default 200
    */
   readonly flushAt?: number;
+  /**
+   * Where each worker's member state is recorded: `assigning` when it is spawned, then what
+   * the worker reports, `stopped` when it crashes.
+   * @default none
+   */
+  readonly readiness?: Readiness;
 }
 
 /** The state of a worker slot. */
@@ -212,6 +221,11 @@ export interface Supervisor {
    */
   terminate(id: string): void;
   /**
+   * Asks every live worker for its metrics (workers set up with `telemetry.prometheus`);
+   * workers that have not answered within `timeoutMs` are left out.
+   */
+  collectMetrics(timeoutMs?: number): Promise<MetricFamily[]>;
+  /**
    * Drains every worker: each stops fetching, finishes its records in flight, commits, leaves
    * its group and flushes, then answers. Workers that have not answered after `deadlineMs` are
    * terminated. No worker is restarted after `stop()` was called.
@@ -233,29 +247,11 @@ interface Slot {
   drained?: (drained: boolean) => void;
   /** Cancels a pending restart. */
   restartAbort?: AbortController;
+  /** Answers to `collect` requests, by request id. */
+  collecting: Map<number, (families: readonly MetricFamily[]) => void>;
 }
 
 const WORKER_URL = new URL("./_worker.ts", import.meta.url);
-
-async function loadPipeline(spec: PipelineModuleSpec): Promise<Pipeline> {
-  let loaded: Record<string, unknown>;
-  try {
-    loaded = await import(spec.module);
-  } catch (error) {
-    throw new ConfigError(`Cannot import pipeline module "${spec.module}"`, {
-      field: "pipeline.module",
-      cause: error,
-    });
-  }
-  const factory = loaded[spec.export];
-  if (typeof factory !== "function") {
-    throw new ConfigError(
-      `Cannot build pipeline as module "${spec.module}" has no exported function "${spec.export}"`,
-      { field: "pipeline.export" },
-    );
-  }
-  return await factory(spec.options);
-}
 
 function workerCounts(
   pipeline: Pipeline,
@@ -306,6 +302,7 @@ export async function startSupervisor(
     clock = systemClock,
     flushEveryMs = 50,
     flushAt = 200,
+    readiness,
   } = options;
   const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restart };
   validateRestartPolicy(policy);
@@ -317,7 +314,7 @@ export async function startSupervisor(
     );
   }
   const transportSpec = spec.transport;
-  const pipeline = await loadPipeline(spec.pipeline);
+  const pipeline = await loadPipelineModule(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
   const admin = createKafkaTransport(transportSpec.brokers, {
@@ -337,10 +334,12 @@ export async function startSupervisor(
         id: `${stage}#${i}`,
         tracker: new RestartTracker(policy),
         state: "starting",
+        collecting: new Map(),
       });
     }
   }
   let stopping = false;
+  let collections = 0;
 
   /**
    * Calls a caller's callback from inside a worker listener: a throw there would be uncaught
@@ -362,6 +361,7 @@ export async function startSupervisor(
 
   function spawn(slot: Slot): void {
     slot.state = "starting";
+    readiness?.member(slot.id, slot.stage);
     const worker = new Worker(WORKER_URL, { type: "module", name: slot.id });
     slot.worker = worker;
     worker.addEventListener("message", (event: MessageEvent<FromWorker>) => {
@@ -385,6 +385,13 @@ export async function startSupervisor(
           break;
         case "failed":
           crashed(slot, worker, message.error);
+          break;
+        case "state":
+          readiness?.report(slot.id, message.state, message.detail);
+          break;
+        case "metrics":
+          slot.collecting.get(message.id)?.(message.families);
+          slot.collecting.delete(message.id);
           break;
         case "drained":
           finishDrain(slot, worker, true);
@@ -440,6 +447,9 @@ export async function startSupervisor(
     worker.terminate();
     slot.worker = undefined;
     const error = new WorkerCrashError(slot.id, slot.stage, reported);
+    readiness?.report(slot.id, "stopped", error.message);
+    for (const answer of slot.collecting.values()) answer([]);
+    slot.collecting.clear();
     if (stopping) {
       // Crashing while draining: nothing is restarted any more; report and count it undrained.
       emit({ type: "crash", stage: slot.stage, worker: slot.id, error, restart: null });
@@ -504,6 +514,23 @@ export async function startSupervisor(
       const worker = slot.worker;
       worker.terminate();
       crashed(slot, worker, { name: "Error", message: "Terminated by the test hook" });
+    },
+    async collectMetrics(timeoutMs = 2000): Promise<MetricFamily[]> {
+      const id = ++collections;
+      const live = slots.filter((slot) => slot.worker !== undefined && slot.state === "running");
+      const timeout = new AbortController();
+      const late = clock.sleep(timeoutMs, timeout.signal).then(() => [], () => []);
+      const answers = await Promise.all(live.map((slot) =>
+        Promise.race([
+          new Promise<readonly MetricFamily[]>((resolve) => {
+            slot.collecting.set(id, resolve);
+            slot.worker!.postMessage({ type: "collect", id });
+          }),
+          late,
+        ]).finally(() => slot.collecting.delete(id))
+      ));
+      timeout.abort();
+      return answers.flat();
     },
     async stop(deadlineMs = 30_000): Promise<StopReport> {
       stopping = true;

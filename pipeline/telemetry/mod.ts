@@ -19,3 +19,4 @@ export * from "./instrumentation.ts";
 export * from "./metrics.ts";
 export * from "./setup.ts";
 export * from "./runtime.ts";
+export * from "./prometheus.ts";

@@ -57,6 +57,7 @@ import {
   type ParentingMode,
 } from "./instrumentation.ts";
 import { createPipelineMetrics, NOOP_PIPELINE_METRICS, type PipelineMetrics } from "./metrics.ts";
+import { type MetricFamily, PrometheusReader } from "./prometheus.ts";
 
 /** The instrumentation scope name of every tracer and meter the framework creates. */
 export const INSTRUMENTATION_SCOPE = "pipeline";
@@ -95,6 +96,13 @@ export interface TelemetryOptions {
    * @default {5000}
    */
   readonly spanExportDelayMs?: number;
+  /**
+   * Also keep metrics for scraping (`/metrics`): a pull reader on the MeterProvider, created
+   * even when no OTLP endpoint is configured; `telemetry.scrape` reads it. Not available when
+   * Deno's built-in OpenTelemetry owns the providers (`OTEL_DENO=true`).
+   * @default {false}
+   */
+  readonly prometheus?: boolean;
 }
 
 /** A started telemetry setup: what the runner holds for the life of a worker. */
@@ -111,6 +119,11 @@ export interface Telemetry {
   readonly tracer: Tracer;
   /** The meter, for instruments the metrics do not cover. */
   readonly meter: Meter;
+  /**
+   * The metrics recorded so far as Prometheus families, when set up with `prometheus: true`
+   * (and not in `deno` mode).
+   */
+  readonly scrape?: () => Promise<MetricFamily[]>;
   /** Exports everything buffered now, and keeps running. */
   forceFlush(): Promise<void>;
   /**
@@ -148,6 +161,7 @@ export function setupTelemetry(options: TelemetryOptions): Promise<Telemetry> {
     mode = "parent",
     metricExportIntervalMs,
     spanExportDelayMs,
+    prometheus = false,
   } = options;
   try {
     const config = readTelemetryConfig(env, {
@@ -155,9 +169,14 @@ export function setupTelemetry(options: TelemetryOptions): Promise<Telemetry> {
       metricExportIntervalMs,
       spanExportDelayMs,
     });
-    if (config.mode === "off") return Promise.resolve(offTelemetry(config));
+    const ids = { serviceVersion, instanceId };
+    if (config.mode === "off") {
+      return Promise.resolve(
+        prometheus ? scrapeOnlyTelemetry(config, ids) : offTelemetry(config),
+      );
+    }
     if (config.mode === "deno") return Promise.resolve(denoTelemetry(config, mode));
-    return Promise.resolve(sdkTelemetry(config, mode, { serviceVersion, instanceId }));
+    return Promise.resolve(sdkTelemetry(config, mode, ids, prometheus));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -204,6 +223,27 @@ function denoTelemetry(config: TelemetryConfig, mode: ParentingMode): Telemetry 
     meter,
     forceFlush: () => Promise.resolve(),
     shutdown: () => Promise.resolve(),
+  };
+}
+
+/**
+ * No OTLP export, but metrics kept for scraping: a MeterProvider with only a pull reader, not
+ * registered globally (the runtime records through the meter it is handed).
+ */
+function scrapeOnlyTelemetry(
+  config: TelemetryConfig,
+  ids: { serviceVersion?: string; instanceId?: string },
+): Telemetry {
+  const reader = new PrometheusReader();
+  const meterProvider = new MeterProvider({ resource: resourceOf(config, ids), readers: [reader] });
+  const meter = meterProvider.getMeter(INSTRUMENTATION_SCOPE);
+  let stopping: Promise<void> | undefined;
+  return {
+    ...offTelemetry(config),
+    metrics: createPipelineMetrics(meter),
+    meter,
+    scrape: () => reader.snapshot(),
+    shutdown: () => stopping ??= meterProvider.shutdown(),
   };
 }
 
@@ -254,6 +294,7 @@ function sdkTelemetry(
   config: TelemetryConfig,
   mode: ParentingMode,
   ids: { serviceVersion?: string; instanceId?: string },
+  prometheus: boolean,
 ): Telemetry {
   const resource = resourceOf(config, ids);
   const contextManager = new AsyncLocalStorageContextManager().enable();
@@ -301,18 +342,22 @@ function sdkTelemetry(
   }
 
   let meterProvider: MeterProvider | undefined;
-  if (config.metrics !== undefined) {
+  const pullReader = prometheus ? new PrometheusReader() : undefined;
+  if (config.metrics !== undefined || pullReader !== undefined) {
     meterProvider = new MeterProvider({
       resource,
       readers: [
-        new PeriodicExportingMetricReader({
-          exporter: new OTLPMetricExporter({
-            url: config.metrics.url,
-            headers: { ...config.metrics.headers },
+        ...(pullReader === undefined ? [] : [pullReader]),
+        ...(config.metrics === undefined ? [] : [
+          new PeriodicExportingMetricReader({
+            exporter: new OTLPMetricExporter({
+              url: config.metrics.url,
+              headers: { ...config.metrics.headers },
+            }),
+            exportIntervalMillis: config.metricExportIntervalMs,
+            exportTimeoutMillis: Math.min(30_000, config.metricExportIntervalMs),
           }),
-          exportIntervalMillis: config.metricExportIntervalMs,
-          exportTimeoutMillis: Math.min(30_000, config.metricExportIntervalMs),
-        }),
+        ]),
       ],
     });
     register("meter provider", metrics.setGlobalMeterProvider(meterProvider), () => {
@@ -376,6 +421,7 @@ function sdkTelemetry(
     metrics: meterProvider === undefined ? NOOP_PIPELINE_METRICS : createPipelineMetrics(meter),
     tracer,
     meter,
+    scrape: pullReader === undefined ? undefined : () => pullReader.snapshot(),
     forceFlush,
     shutdown,
   };

@@ -164,8 +164,25 @@ export type RecordHandler = (
   context: RecordContext,
 ) => Promise<void | RecordAck>;
 
+/**
+ * What a consumer reports about its group membership, for readiness (`pipeline/health.ts`):
+ * - `joining`: (re)joining its group: started, a rebalance began, or the client restarts it;
+ * - `assigned`: it has its partitions (possibly none) and is fetching them;
+ * - `crashed`: the client library stopped it; with `restart: true` it rejoins by itself, with
+ *   `restart: false` it is stopped for good and its owner must close and replace it.
+ */
+export type ConsumerStatus =
+  | { readonly type: "joining" }
+  | { readonly type: "assigned"; readonly assignment: Assignment }
+  | { readonly type: "crashed"; readonly error: unknown; readonly restart: boolean };
+
 /** Options for {@linkcode Transport.consumer}. */
 export interface ConsumerOptions {
+  /**
+   * Called when the member's group membership changes; see {@linkcode ConsumerStatus}.
+   * @default none
+   */
+  readonly onStatus?: (status: ConsumerStatus) => void;
   /** The consumer group this member joins. */
   readonly groupId: string;
   /** The topics to read. */

@@ -6,7 +6,7 @@
  */
 
 import { PipelineError } from "../../errors.ts";
-import type { Assignment, Consumer, RecordHandler } from "../transport.ts";
+import type { Assignment, Consumer, ConsumerStatus, RecordHandler } from "../transport.ts";
 import type { ConsumerGroup, GroupMember, TopicPartition } from "./_group.ts";
 import type { LogStore } from "./_log.ts";
 import { type HandlerErrorEvent, PartitionReader } from "./_partition_reader.ts";
@@ -23,6 +23,8 @@ export interface EmbeddedConsumerOptions {
   readonly onError: (event: HandlerErrorEvent) => void;
   /** Called once the consumer has closed, so the transport forgets it. */
   readonly onClosed: (consumer: EmbeddedConsumer) => void;
+  /** Told when the member's partitions change. */
+  readonly onStatus?: (status: ConsumerStatus) => void;
 }
 
 function keyOf(topic: string, partition: number): string {
@@ -55,7 +57,10 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
     }
     this.#handler = eachRecord;
     this.#state = "running";
+    this.#options.onStatus?.({ type: "joining" });
     await this.#options.group.join(this);
+    // A member the rebalance gave no partition is assigned too: nothing to read.
+    this.#options.onStatus?.({ type: "assigned", assignment: this.assignment() });
   }
 
   /** Stops every partition, commits what completed, and leaves the group. */
@@ -111,6 +116,9 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           onError: this.#options.onError,
         }),
       );
+    }
+    if (partitions.length > 0) {
+      this.#options.onStatus?.({ type: "assigned", assignment: this.assignment() });
     }
   }
 

@@ -215,6 +215,7 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
         retryBackoffMs,
         onError: reportError,
         onClosed: (c) => consumers.delete(c),
+        onStatus: consumerOptions.onStatus,
       });
       consumers.add(consumer);
       return Promise.resolve(consumer);

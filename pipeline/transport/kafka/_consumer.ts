@@ -267,12 +267,14 @@ export async function openConsumer(
     }
     owned = assignment;
     running = true;
+    options.onStatus?.({ type: "assigned", assignment: { partitions: { ...assignment } } });
   });
   consumer.on(consumer.events.REBALANCING, function onRebalancing() {
     // Every handler has returned by now (kafkajs waits for the batches in hand), and the
     // old generation may still commit: once its pending records settle, save what is done,
     // then forget it. If the group moved on first, the join has forgotten it already.
     const rebalancing = epoch;
+    options.onStatus?.({ type: "joining" });
     // A snapshot: records of the next generation join `unsettled` too, and must not keep this
     // wait (and its loop) alive under steady traffic.
     void Promise.allSettled([...unsettled]).then(function commitGeneration() {
@@ -289,6 +291,16 @@ export async function openConsumer(
       endGeneration();
     });
   }
+  consumer.on(consumer.events.CRASH, function onCrash(event) {
+    // kafkajs restarts the member itself after a retriable failure (`restart: true`); with
+    // `restart: false` the member is stopped for good.
+    if (closing) return;
+    options.onStatus?.({
+      type: "crashed",
+      error: event.payload.error,
+      restart: event.payload.restart,
+    });
+  });
 
   const timer = setInterval(function commitOnInterval() {
     if (completed.size > 0) commitInBackground();
