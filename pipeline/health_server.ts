@@ -89,10 +89,13 @@ export function serveHealth(readiness: Readiness, options: HealthServerOptions):
   try {
     server = Deno.serve({ port, hostname: host, onListen: () => {} }, handle);
   } catch (error) {
-    throw new ConfigError(`Cannot serve health endpoints on ${host}:${port}`, {
-      field: "HEALTH_PORT",
-      cause: error,
-    });
+    throw new ConfigError(
+      `Cannot serve health endpoints on ${host}:${port}: ${errorMessage(error)}`,
+      {
+        field: "HEALTH_PORT",
+        cause: error,
+      },
+    );
   }
   const bound = server.addr.port;
   return {
