@@ -239,7 +239,19 @@ export function watchBroker(
 ): { stop(): Promise<void> } {
   const { intervalMs = 2000, timeoutMs = 3000, clock = systemClock } = options;
   const stopped = new AbortController();
+  /** The probe still unanswered, if any: no second one is sent while it hangs. */
+  let unanswered: Promise<unknown> | undefined;
   async function probeOnce(): Promise<void> {
+    if (unanswered !== undefined) {
+      readiness.broker(
+        new ProbeTimeoutError(`Cannot reach the broker: a probe sent earlier has no answer yet`),
+      );
+      return;
+    }
+    const probing = probe().finally(() => {
+      if (unanswered === probing) unanswered = undefined;
+    });
+    unanswered = probing;
     const timeout = new AbortController();
     const timedOut = clock.sleep(timeoutMs, timeout.signal).then(
       () => {
@@ -248,7 +260,7 @@ export function watchBroker(
       () => undefined,
     );
     try {
-      await Promise.race([probe(), timedOut]);
+      await Promise.race([probing, timedOut]);
       readiness.broker();
     } catch (error) {
       readiness.broker(error);
