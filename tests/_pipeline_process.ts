@@ -19,6 +19,7 @@ export const IN_CI: boolean = Deno.env.get("CI") === "true";
 /** The summary line the pipeline command prints last on stdout. */
 export interface PipelineSummary {
   readonly generated: number;
+  readonly consumed: number;
   readonly published: number;
   readonly paid: number;
   readonly dead_lettered: number;
@@ -62,12 +63,14 @@ export interface PipelineProcess {
 const PROGRESS = /generated (\d+) \| paid (\d+) \| .*?dead-lettered (\d+)/g;
 
 /**
- * Starts `deno run -A stages/main.ts ...args` from the repository root with `env` on top of
- * the inherited environment (less `OTEL_*`, `KAFKA_BROKERS` and `RUST_BACKTRACE`).
+ * Starts `deno run -A stages/main.ts ...args` (or another command's `script`, a path from the
+ * repository root, e.g. `stages/payment_service.ts`) from the repository root with `env` on
+ * top of the inherited environment (less `OTEL_*`, `KAFKA_BROKERS` and `RUST_BACKTRACE`).
  */
 export function spawnPipeline(
   args: readonly string[],
   env: Record<string, string>,
+  script?: string,
 ): PipelineProcess {
   const childEnv = Deno.env.toObject();
   for (const name of Object.keys(childEnv)) {
@@ -77,7 +80,7 @@ export function spawnPipeline(
   }
   Object.assign(childEnv, env);
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", "-A", script === undefined ? MAIN : join(REPO_ROOT, script), ...args],
     cwd: REPO_ROOT,
     env: childEnv,
     clearEnv: true,
