@@ -90,7 +90,7 @@ embedded transport. Ends with one JSON line on stdout: {"summary":{...}}.`;
 
 /** What `deno task run` counts: outcomes of the records its members consumed, per stage. */
 export interface StageSummary {
-  /** Records finished: written, dead-lettered or skipped. */
+  /** Records given an outcome: written or dead-lettered (skipped duplicates are apart). */
   consumed: number;
   /** Records whose outputs were written. */
   output: number;
@@ -124,7 +124,7 @@ function count(summary: StageSummary, outcome: ServiceOutcome): void {
   if (outcome.kind === "output") summary.output++;
   else if (outcome.kind === "dead-lettered") summary.dead_lettered++;
   else if (outcome.kind === "duplicate") summary.duplicates_skipped++;
-  summary.consumed++;
+  if (outcome.kind === "output" || outcome.kind === "dead-lettered") summary.consumed++;
 }
 
 /** The module URL of a path given on the command line, relative to where `deno task` ran. */

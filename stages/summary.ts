@@ -14,7 +14,10 @@ export interface RunSummary {
   generated: number;
   /** Orders of this process acknowledged by the transport. */
   published: number;
-  /** Orders this process finished (paid, dead-lettered or skipped), whoever wrote them. */
+  /**
+   * Orders this process gave an outcome (paid or dead-lettered), whoever wrote them; a
+   * redelivered order skipped as done is counted in `duplicates_skipped` instead.
+   */
   consumed: number;
   /** Orders paid (a `PaymentProcessed` written). */
   paid: number;
@@ -60,8 +63,7 @@ export class SummaryCounter {
     if (outcome.kind === "output") this.summary.paid++;
     else if (outcome.kind === "dead-lettered") this.summary.dead_lettered++;
     else if (outcome.kind === "duplicate") this.summary.duplicates_skipped++;
-    else return;
-    this.summary.consumed++;
+    if (outcome.kind === "output" || outcome.kind === "dead-lettered") this.summary.consumed++;
   }
 
   /** One human progress line. */
