@@ -90,8 +90,10 @@ await integrationTest(
       const summary = await b.succeeded(30_000);
       const counted = assertEveryOrderOnce(await accountTopics(kcat, brokers, names), ORDERS);
       assert.equal(counted.paid + counted.deadLettered, ORDERS);
-      // B's summary counts what B consumed: its own share plus what A left behind.
-      assert.ok(summary.consumed >= ORDERS - killedAfter, JSON.stringify(summary));
+      // B's summary counts what B consumed: its own share plus what A left behind. A may have
+      // paid up to a progress interval (1 s, at most 200 published orders) past its last line.
+      assert.ok(summary.consumed >= ORDERS - killedAfter - 200, JSON.stringify(summary));
+      assert.ok(summary.consumed <= ORDERS - killedAfter, JSON.stringify(summary));
       console.error(
         `A killed after ${killedAfter} orders; B consumed ${summary.consumed}; ` +
           `topics: ${counted.paid} paid, ${counted.deadLettered} dead-lettered`,
