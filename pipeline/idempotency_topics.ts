@@ -231,6 +231,16 @@ export function topicIdempotencyStore(
   };
 }
 
+/** A store wrapped by {@linkcode restoringOnAssignment}. */
+export interface RestoringIdempotencyStore extends IdempotencyStore {
+  /**
+   * Restores the store for the member's current assignment now, unless that is done already:
+   * what a stage member's `restore` hook calls, so readiness waits for it (`get` would
+   * otherwise do it on the first record).
+   */
+  restoreAssigned(): Promise<void>;
+}
+
 /**
  * Wraps a store so that `get` first restores it whenever the member's assignment changed
  * since the last restore (the first record after a rebalance): partitions taken over from
@@ -242,7 +252,7 @@ export function topicIdempotencyStore(
 export function restoringOnAssignment(
   store: IdempotencyStore,
   assignment: () => Assignment | undefined,
-): IdempotencyStore {
+): RestoringIdempotencyStore {
   let restoredFor: string | undefined;
   let inFlight: Promise<void> | undefined;
 
@@ -282,5 +292,6 @@ export function restoringOnAssignment(
       return store.get(key);
     },
     set: (key: string, outcome: KnownOutcome) => store.set(key, outcome),
+    restoreAssigned: ensureRestored,
   };
 }

@@ -13,13 +13,13 @@
  */
 import { ConfigError } from "../errors.ts";
 import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
-import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
+import type { RestoringIdempotencyStore, TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
 import { loadPipelineModule } from "../pipeline_module.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
-import type { ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
+import type { Assignment, ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
@@ -40,6 +40,7 @@ let transport: Transport | undefined;
 let producer: Producer | undefined;
 let store: TopicIdempotencyStore | undefined;
 let member: StageMember | undefined;
+let assigned: Assignment | undefined;
 let telemetry: Telemetry | undefined;
 let starting: Promise<void> | undefined;
 let flushTimer: ReturnType<typeof setInterval> | undefined;
@@ -93,7 +94,7 @@ async function start(message: StartMessage): Promise<void> {
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });
   producer = await transport.producer();
-  let idempotency;
+  let idempotency: RestoringIdempotencyStore | undefined;
   if (node.stage.idempotencyKey) {
     // The stage keys outputs and dead letters by its idempotency key (the DLQ keeps the
     // original key), so a record key in either topic marks that input as done.
@@ -102,7 +103,8 @@ async function start(message: StartMessage): Promise<void> {
       keyOf: recordKey,
       group: node.group,
     });
-    idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
+    // The assignment the member last reported: it may arrive before `member` is set.
+    idempotency = restoringOnAssignment(store, () => assigned ?? member?.consumer.assignment());
   }
   if (message.telemetry !== undefined) {
     const env = Deno.env.toObject();
@@ -126,6 +128,11 @@ async function start(message: StartMessage): Promise<void> {
     idempotency,
     onOutcome: report,
     instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
+    // The member is "restoring" until the store caught up with its new partitions.
+    restore: idempotency === undefined ? undefined : (assignment) => {
+      assigned = assignment;
+      return idempotency.restoreAssigned();
+    },
     onState(state, detail) {
       post({ type: "state", state, detail });
       if (state === "stopped") {
