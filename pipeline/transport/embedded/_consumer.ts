@@ -59,8 +59,10 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
     this.#state = "running";
     this.#options.onStatus?.({ type: "joining" });
     await this.#options.group.join(this);
-    // A member the rebalance gave no partition is assigned too: nothing to read.
-    this.#options.onStatus?.({ type: "assigned", assignment: this.assignment() });
+    // A member the rebalance gave no partition is assigned too (`assign` reported the others).
+    if (this.#readers.size === 0) {
+      this.#options.onStatus?.({ type: "assigned", assignment: this.assignment() });
+    }
   }
 
   /** Stops every partition, commits what completed, and leaves the group. */
