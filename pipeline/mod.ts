@@ -27,3 +27,7 @@ export * from "./runner.ts";
 export * from "./stage.ts";
 export type * from "./transport/transport.ts";
 export * from "./config.ts";
+// `service.ts` (startService) is imported by its own path: it loads kafkajs, which reads the
+// environment as it loads, and this module must load without permissions.
+export * from "./health.ts";
+export * from "./health_server.ts";
