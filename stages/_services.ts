@@ -45,20 +45,27 @@ export function pipelineOptions(
   };
 }
 
+/** Options for {@linkcode workerPipelineSpec}. */
+export interface WorkerPipelineSpecOptions {
+  /** Members of the payment stage (the pipeline's `concurrency`). */
+  readonly concurrency: number;
+  /** The gateway each worker builds. */
+  readonly gateway: GatewaySettings;
+}
+
 /** Where workers find the orders pipeline: `worker_pipeline.ts` and its clone-able options. */
 export function workerPipelineSpec(
   settings: OrdersPipelineSettings,
-  concurrency: number,
-  gateway: GatewaySettings,
+  options: WorkerPipelineSpecOptions,
 ): PipelineModuleSpec {
-  const options: WorkerPipelineOptions = {
-    ...pipelineOptions(settings, concurrency),
-    ...gateway,
+  const workerOptions: WorkerPipelineOptions = {
+    ...pipelineOptions(settings, options.concurrency),
+    ...options.gateway,
   };
   return {
     module: new URL("./worker_pipeline.ts", import.meta.url).href,
     export: "createWorkerPipeline",
-    options,
+    options: workerOptions,
   };
 }
 

@@ -118,7 +118,7 @@ export async function runOrdersApp(
   const gateway = { failureRate: config.failureRate, latencyMs: config.gatewayLatencyMs, seed };
   const counter = new SummaryCounter("pipeline");
   const service = await startService({
-    pipeline: workerPipelineSpec(config, workers, gateway),
+    pipeline: workerPipelineSpec(config, { concurrency: workers, gateway }),
     build: () =>
       createOrdersPipeline({
         ...pipelineOptions(config, workers),

@@ -65,7 +65,10 @@ export async function runOrderService(
   const counter = new SummaryCounter("orders");
   const service = await startService({
     // The pipeline gives the topics and the publishing source; nothing is consumed here.
-    pipeline: workerPipelineSpec(settings, 1, { failureRate: 0, latencyMs: 0, seed }),
+    pipeline: workerPipelineSpec(settings, {
+      concurrency: 1,
+      gateway: { failureRate: 0, latencyMs: 0, seed },
+    }),
     build: () =>
       createOrdersPipeline({ ...pipelineOptions(settings, 1), gateway: createPaymentGateway() }),
     brokers: config.brokers,

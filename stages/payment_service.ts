@@ -79,7 +79,7 @@ export async function runPaymentService(
   const gateway = { failureRate: config.failureRate, latencyMs: config.gatewayLatencyMs, seed };
   const counter = new SummaryCounter("payments");
   const service = await startService({
-    pipeline: workerPipelineSpec(config, workers, gateway),
+    pipeline: workerPipelineSpec(config, { concurrency: workers, gateway }),
     build: () =>
       createOrdersPipeline({
         ...pipelineOptions(config, workers),
