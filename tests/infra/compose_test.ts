@@ -314,9 +314,12 @@ Deno.test("Redpanda is on a supported feature release (25.3 and older are end of
   );
 });
 
-/** The first Grafana release that knows each dashboard schemaVersion the generator may emit. */
+/**
+ * A Grafana release that knows each dashboard schemaVersion the generator may emit: dashboards
+ * saved by Grafana 12.1.1 carry schemaVersion 41 and by 12.2.1 carry 42 (12.2.0 introduced the
+ * v42 migration). 41 may be known earlier; asking for 12.1 is on the safe side.
+ */
 const FIRST_GRAFANA_FOR_SCHEMA: Record<number, number[]> = {
-  // Dashboards saved by Grafana 12.1.x carry schemaVersion 41, by 12.2.x 42.
   41: [12, 1, 0],
   42: [12, 2, 0],
 };
