@@ -148,17 +148,15 @@ toolTest(
   },
 );
 
-/** deno.json tasks that are development tools, not commands the image is for. */
-const DEVELOPMENT_TASKS = new Set([
-  "test",
-  "check",
-  "broker",
-  "bench",
-  "readme",
-  "dashboards",
-  "infra:up",
-  "infra:down",
-]);
+/**
+ * deno.json tasks that are development tools, not commands the image is for: these names and
+ * their `name:variant` forms (`broker:secure`, `infra:up`).
+ */
+const DEVELOPMENT_TASKS = ["test", "check", "broker", "bench", "readme", "dashboards", "infra"];
+
+function isDevelopmentTask(name: string): boolean {
+  return DEVELOPMENT_TASKS.some((task) => name === task || name.startsWith(`${task}:`));
+}
 
 /** The local modules (repository-relative) that `deno info` finds in a module's graph. */
 async function localGraph(module: string): Promise<string[]> {
@@ -190,7 +188,7 @@ toolTest(
     const deno = JSON.parse(await Deno.readTextFile(repoPath("deno.json")));
     const roots = new Set<string>();
     for (const [name, command] of Object.entries(deno.tasks as Record<string, string>)) {
-      if (DEVELOPMENT_TASKS.has(name)) continue;
+      if (isDevelopmentTask(name)) continue;
       const module = command.split(/\s+/).find((word) => word.endsWith(".ts"));
       assert.ok(module, `task "${name}" runs no module: is it a development task?`);
       roots.add(module.replace(/^\.\//, ""));
