@@ -145,7 +145,7 @@ Deno.test("orders and payments run their command from one image", () => {
   assert.equal(images.size, 1);
 });
 
-Deno.test("the probes ask /livez and /readyz on the HEALTH_PORT of the ConfigMap", () => {
+Deno.test("the probes ask /livez and /readyz, and scrapers /metrics, on the ConfigMap's HEALTH_PORT", () => {
   const port = Number(configMap.data.HEALTH_PORT);
   assert.ok(Number.isInteger(port) && port > 0);
   for (const name of DEPLOYMENTS) {
@@ -158,6 +158,9 @@ Deno.test("the probes ask /livez and /readyz on the HEALTH_PORT of the ConfigMap
     for (const probe of ["livenessProbe", "startupProbe", "readinessProbe"]) {
       assert.equal(container[probe].httpGet.port, "health", `${name} ${probe}`);
     }
+    const annotations = find("Deployment", name).spec.template.metadata.annotations;
+    assert.equal(Number(annotations["prometheus.io/port"]), port, name);
+    assert.equal(annotations["prometheus.io/path"], "/metrics", name);
   }
 });
 
