@@ -3,10 +3,10 @@
 # One image for every command of deno.json: the image's entry point is `deno task`, so the first
 # argument names the command and the rest are its flags.
 #
-#   docker build -t orders-stream:dev .
-#   docker run --rm orders-stream:dev pipeline --max-orders 10     # the all-in-one demo (default)
-#   docker run --rm -e KAFKA_BROKERS=... orders-stream:dev orders --rate 50
-#   docker run --rm -e KAFKA_BROKERS=... orders-stream:dev payments
+#   docker build -t orders-stream:0.1.0 .
+#   docker run --rm orders-stream:0.1.0 pipeline --max-orders 10     # the all-in-one demo (default)
+#   docker run --rm -e KAFKA_BROKERS=... orders-stream:0.1.0 orders --rate 50
+#   docker run --rm -e KAFKA_BROKERS=... orders-stream:0.1.0 payments
 #
 # At the repository root because the build context is the repository (deno.json, deno.lock and
 # the sources), and `docker build .` then finds this file and .dockerignore without flags.
