@@ -26,18 +26,27 @@ import type {
   ConsumedRecord,
   Consumer,
   ConsumerOptions,
+  IsolationLevel,
   PartitionOffset,
   Producer,
   TopicOffsets,
   TopicSpec,
+  TransactionalProducer,
+  TransactionalProducerOptions,
   Transport,
 } from "../transport.ts";
-import { DEFAULT_MAX_PENDING_PER_PARTITION, TOPIC_NAME_PATTERN } from "../transport.ts";
+import {
+  DEFAULT_ISOLATION,
+  DEFAULT_MAX_PENDING_PER_PARTITION,
+  ISOLATION_LEVELS,
+  TOPIC_NAME_PATTERN,
+} from "../transport.ts";
 import { EmbeddedConsumer } from "./_consumer.ts";
 import { GroupCoordinator } from "./_group.ts";
 import { LogStore } from "./_log.ts";
 import type { HandlerErrorEvent } from "./_partition_reader.ts";
 import { EmbeddedProducer } from "./_producer.ts";
+import { EmbeddedTransactionalProducer, TransactionCoordinator } from "./_transactions.ts";
 
 export type { HandlerErrorEvent } from "./_partition_reader.ts";
 
@@ -65,8 +74,14 @@ export interface EmbeddedTransportOptions {
 export interface EmbeddedTransport extends Transport {
   /** Always `"embedded"`. */
   readonly kind: "embedded";
-  /** Every record of a topic, partition by partition, each in offset order. */
-  records(topic: string): ConsumedRecord[];
+  /**
+   * The records of a topic a reader with `isolation` is given now, partition by partition,
+   * each in offset order. Offsets may have gaps: where transactions ended (control records)
+   * and, for `read_committed`, where they aborted; `read_committed` also stops at the first
+   * record of a transaction still open in a partition.
+   * @param isolation defaults to `"read_committed"`, like consumers
+   */
+  records(topic: string, isolation?: IsolationLevel): ConsumedRecord[];
   /**
    * Makes the next `count` calls to any producer's `send` reject with `error`, writing nothing.
    * @param error defaults to a {@linkcode BrokerUnavailableError}
@@ -99,6 +114,16 @@ function validateTopicSpec(spec: TopicSpec): void {
   }
 }
 
+function validateTransactionalId(transactionalId: string): void {
+  if (typeof transactionalId !== "string" || transactionalId.length === 0) {
+    throw new PipelineError(
+      "Cannot open a transactional producer as 'transactionalId' must be a non-empty string: " +
+        `current value is ${JSON.stringify(transactionalId)}`,
+      { field: "transactionalId" },
+    );
+  }
+}
+
 function validateConsumerOptions(options: ConsumerOptions): void {
   if (options.groupId.length === 0) {
     throw new PipelineError("Cannot open consumer as 'groupId' must not be empty", {
@@ -127,6 +152,15 @@ function validateConsumerOptions(options: ConsumerOptions): void {
       { field: "maxPendingPerPartition" },
     );
   }
+  const isolation = options.isolation ?? DEFAULT_ISOLATION;
+  if (!ISOLATION_LEVELS.includes(isolation)) {
+    throw new PipelineError(
+      `Cannot open consumer of group "${options.groupId}" as 'isolation' must be one of ` +
+        `${ISOLATION_LEVELS.map((level) => `"${level}"`).join(", ")}: current value is ` +
+        `${JSON.stringify(isolation)}`,
+      { field: "isolation" },
+    );
+  }
 }
 
 /**
@@ -147,6 +181,8 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
   const store = new LogStore();
   const groups = new GroupCoordinator((topic) => store.topic(topic, "read").partitions.length);
   const producers = new Set<EmbeddedProducer>();
+  const transactions = new TransactionCoordinator();
+  const transactionalProducers = new Set<EmbeddedTransactionalProducer>();
   const consumers = new Set<EmbeddedConsumer>();
   const injected: unknown[] = [];
   let closed = false;
@@ -197,6 +233,28 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
       return Promise.resolve(producer);
     },
 
+    transactionalProducer(
+      producerOptions: TransactionalProducerOptions,
+    ): Promise<TransactionalProducer> {
+      try {
+        assertOpen("open a transactional producer");
+        validateTransactionalId(producerOptions.transactionalId);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const producer = new EmbeddedTransactionalProducer({
+        transactionalId: producerOptions.transactionalId,
+        store,
+        groups,
+        coordinator: transactions,
+        now,
+        injectedFailure: () => injected.shift(),
+        onClosed: (p) => transactionalProducers.delete(p),
+      });
+      transactionalProducers.add(producer);
+      return Promise.resolve(producer);
+    },
+
     consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
       try {
         assertOpen("open a consumer");
@@ -212,6 +270,7 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
         partitionConcurrency: consumerOptions.partitionConcurrency ?? 1,
         maxPendingPerPartition: consumerOptions.maxPendingPerPartition ??
           DEFAULT_MAX_PENDING_PER_PARTITION,
+        isolation: consumerOptions.isolation ?? DEFAULT_ISOLATION,
         retryBackoffMs,
         onError: reportError,
         onClosed: (c) => consumers.delete(c),
@@ -250,13 +309,19 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
       closed = true;
       await Promise.all([...consumers].map((c) => c.close()));
       await Promise.all([...producers].map((p) => p.close()));
+      await Promise.all([...transactionalProducers].map((p) => p.close()));
     },
 
-    records(topic: string): ConsumedRecord[] {
+    records(topic: string, isolation: IsolationLevel = DEFAULT_ISOLATION): ConsumedRecord[] {
       const log = store.topic(topic, "read");
-      return log.partitions.flatMap((p) =>
-        Array.from({ length: p.endOffset }, (_, offset) => p.read(offset)!)
-      );
+      return log.partitions.flatMap((p) => {
+        const records: ConsumedRecord[] = [];
+        for (let next = p.readVisible(0, isolation); next !== undefined;) {
+          records.push(next);
+          next = p.readVisible(next.offset + 1, isolation);
+        }
+        return records;
+      });
     },
 
     failNextSends(count: number, error?: unknown): void {
