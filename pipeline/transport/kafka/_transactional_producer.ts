@@ -225,6 +225,7 @@ export async function openTransactionalProducer(
       await this.#settled();
       if (fenced) throw fencedError("commit the transaction");
       if (this.#status === "failed") {
+        this.#end("aborted");
         throw new PipelineError(
           `Cannot commit the transaction of "${transactionalId}" as a part of it failed: ` +
             `${errorMessage(this.#failure)}; it was aborted`,
