@@ -160,6 +160,8 @@ export async function openTransactionalProducer(
     );
   }
   let open: OpenTransaction | undefined;
+  /** Set while `begin` is on its way, so a second `begin` meanwhile is refused too. */
+  let beginning = false;
   let closed: Promise<void> | undefined;
 
   /** Replaces the kafkajs producer with a fresh one; the broker ends the old transaction. */
@@ -347,22 +349,27 @@ export async function openTransactionalProducer(
         );
       }
       if (fenced) throw fencedError("begin a transaction");
-      if (open !== undefined) {
+      if (open !== undefined || beginning) {
         throw new PipelineError(
           `Cannot begin a transaction of "${transactionalId}" as one is still open: ` +
             "commit or abort it first",
         );
       }
-      if (needsReset) await reset();
-      let transaction: KafkaTransaction;
+      beginning = true;
       try {
-        transaction = await client.transaction();
-      } catch (error) {
-        needsReset = true;
-        throw failure("begin a transaction", error);
+        if (needsReset) await reset();
+        let transaction: KafkaTransaction;
+        try {
+          transaction = await client.transaction();
+        } catch (error) {
+          needsReset = true;
+          throw failure("begin a transaction", error);
+        }
+        open = new OpenTransaction(transaction);
+        return open;
+      } finally {
+        beginning = false;
       }
-      open = new OpenTransaction(transaction);
-      return open;
     },
 
     close(): Promise<void> {

@@ -803,8 +803,17 @@ export function transportContract(
     const second = await producer.begin();
     await second.send([{ topic, key: "k", value: "2" }]);
     await second.commit();
+    const racing = await Promise.allSettled([producer.begin(), producer.begin()]);
+    assert.deepEqual(
+      racing.map((result) => result.status).sort(),
+      ["fulfilled", "rejected"],
+      "of two begins at once, one is refused",
+    );
+    const third = racing.find((result) => result.status === "fulfilled")!.value;
+    await third.send([{ topic, key: "k", value: "3" }]);
+    await third.commit();
     const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
-    await s.waitUntil("both records read", () => reader.seen.length >= 2);
-    assert.deepEqual(values(reader.seen), ["1", "2"]);
+    await s.waitUntil("every record read", () => reader.seen.length >= 3);
+    assert.deepEqual(values(reader.seen), ["1", "2", "3"]);
   });
 }
