@@ -87,6 +87,48 @@ function isFencing(error: unknown): boolean {
   );
 }
 
+/** What {@linkcode transactionError} names in its messages. */
+export interface TransactionErrorContext {
+  /** The producer's transactional id. */
+  readonly transactionalId: string;
+  /** The producer's transaction timeout, in milliseconds. */
+  readonly transactionTimeout: number;
+  /** The bootstrap brokers, named when none can be reached. */
+  readonly brokers: readonly string[];
+}
+
+/**
+ * Maps a kafkajs failure of a transactional call (`what`, e.g. `"commit the transaction"`) to
+ * the framework's errors, by protocol error code anywhere in the error's chain:
+ * `INVALID_PRODUCER_EPOCH` and `PRODUCER_FENCED` become a {@linkcode ProducerFencedError},
+ * `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` a {@linkcode ConfigError} on `transactionalId`, and
+ * anything else what {@linkcode toPipelineError} makes of it. Framework errors pass through.
+ */
+export function transactionError(
+  what: string,
+  error: unknown,
+  context: TransactionErrorContext,
+): PipelineError {
+  const { transactionalId, transactionTimeout, brokers } = context;
+  if (error instanceof PipelineError) return error;
+  if (isFencing(error)) {
+    return new ProducerFencedError(
+      `Cannot ${what} of "${transactionalId}" as a newer producer with that transactional ` +
+        "id fenced this one (or the transaction outlived 'transactionTimeout' " +
+        `${transactionTimeout} ms and the broker aborted it)`,
+      { transactionalId, cause: error },
+    );
+  }
+  if (protocolCodes(error).includes(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)) {
+    return new ConfigError(
+      `Cannot ${what} of "${transactionalId}" as the broker does not authorise that ` +
+        "transactional id: grant the principal WRITE and DESCRIBE on it",
+      { field: "transactionalId", cause: error },
+    );
+  }
+  return toPipelineError(`Cannot ${what} of "${transactionalId}"`, brokers, error);
+}
+
 /** Opens a transactional producer: connected, its producer id initialised (fencing older). */
 export async function openTransactionalProducer(
   kafka: Kafka,
@@ -95,25 +137,8 @@ export async function openTransactionalProducer(
 ): Promise<TransactionalProducer> {
   const { transactionalId, transactionTimeout } = settings;
 
-  /** Maps a kafkajs failure of `what` to the framework's errors. */
   function failure(what: string, error: unknown): PipelineError {
-    if (error instanceof PipelineError) return error;
-    if (isFencing(error)) {
-      return new ProducerFencedError(
-        `Cannot ${what} of "${transactionalId}" as a newer producer with that transactional ` +
-          "id fenced this one (or the transaction outlived 'transactionTimeout' " +
-          `${transactionTimeout} ms and the broker aborted it)`,
-        { transactionalId, cause: error },
-      );
-    }
-    if (protocolCodes(error).includes(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)) {
-      return new ConfigError(
-        `Cannot ${what} of "${transactionalId}" as the broker does not authorise that ` +
-          "transactional id: grant the principal WRITE and DESCRIBE on it",
-        { field: "transactionalId", cause: error },
-      );
-    }
-    return toPipelineError(`Cannot ${what} of "${transactionalId}"`, brokers, error);
+    return transactionError(what, error, { transactionalId, transactionTimeout, brokers });
   }
 
   /** A connected kafkajs producer whose producer id is initialised. */
