@@ -294,9 +294,11 @@ export interface TransactionOffset {
  * One open transaction of a {@linkcode TransactionalProducer}: its sends and offsets commit
  * together, or none of them does.
  *
- * A failed `send` or `sendOffsets` fails the whole transaction: it can only be aborted then
- * (`commit` rejects and aborts it). Every method rejects with a {@linkcode ProducerFencedError}
- * once a newer producer with the same transactional id has fenced this one.
+ * A failed `send` or `sendOffsets` fails the whole transaction: it is aborted at once, and
+ * `commit` then rejects. `send`, `sendOffsets` and `commit` reject with a
+ * {@linkcode ProducerFencedError} once a newer producer with the same transactional id has
+ * fenced this one; `abort` then resolves (the transaction was aborted when it was fenced).
+ * Steps are applied in call order; `commit` and `abort` wait for the steps in flight.
  */
 export interface Transaction {
   /**
@@ -316,12 +318,18 @@ export interface Transaction {
   sendOffsets(groupId: string, offsets: readonly TransactionOffset[]): Promise<void>;
   /**
    * Waits for the sends in flight, then commits the records and offsets atomically. Rejects
-   * (and aborts) if any part of the transaction failed.
+   * (and aborts) if any part of the transaction failed. If the commit request itself fails
+   * (the broker unreachable, say), the records and the offsets still share one outcome,
+   * whichever the coordinator decided: resume from the group's committed offsets
+   * ({@linkcode Transport.committedOffsets}), which match the records either way.
    * @throws {ProducerFencedError} when a newer producer with the same id fenced this one: none
    * of the transaction's records is ever given to a `read_committed` consumer
    */
   commit(): Promise<void>;
-  /** Aborts: the records are never given to `read_committed` consumers, the offsets dropped. */
+  /**
+   * Aborts: the records are never given to `read_committed` consumers, the offsets dropped.
+   * Resolves for a transaction already aborted, failed or fenced; rejects once committed.
+   */
   abort(): Promise<void>;
 }
 
@@ -344,7 +352,9 @@ export interface TransactionalProducer {
   /** The transactional id this producer writes with. */
   readonly transactionalId: string;
   /**
-   * Begins a transaction.
+   * Begins a transaction. After a failed transaction the Kafka transport first re-initialises
+   * its producer id, which takes the transactional id over (fencing whoever holds it): begin
+   * only while this member still owns the work the id stands for.
    * @throws {ProducerFencedError} when a newer producer with the same id fenced this one
    * @throws {PipelineError} when a transaction is still open: end it first
    */
