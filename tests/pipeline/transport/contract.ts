@@ -656,40 +656,42 @@ export function transportContract(
       const producer = await s.transactionalProducer(uniqueName("txn"));
       const transaction = await producer.begin();
       await transaction.send([{ topic, key: inTx, value: "t1" }]);
-      await transaction.send([{ topic, key: inTx, value: "t2" }, {
-        topic,
-        key: inTx,
-        value: "t3",
-      }]);
+      await transaction.send([
+        { topic, key: inTx, value: "t2" },
+        { topic, key: inTx, value: "t3" },
+      ]);
       await transaction.sendOffsets(group, [{ topic: input, partition: 0, offset: 3 }]);
       const plain = await s.producer();
+      // Behind the open transaction in its partition: held back with it (the last stable offset).
+      await plain.send([{ topic, key: inTx, value: "p1" }]);
       await plain.send([{ topic, key: sentinel, value: "s1" }]);
       const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
       await s.waitUntil("the first sentinel read", () => values(reader.seen).includes("s1"));
       // A second sentinel makes the reader fetch again after the first one.
       await plain.send([{ topic, key: sentinel, value: "s2" }]);
       await s.waitUntil("the second sentinel read", () => values(reader.seen).includes("s2"));
-      assert.deepEqual(values(reader.seen), ["s1", "s2"], "nothing of the open transaction");
+      assert.deepEqual(
+        values(reader.seen),
+        ["s1", "s2"],
+        "nothing of the open transaction, nor what follows it in its partition",
+      );
       assert.deepEqual(
         (await s.transport.committedOffsets(group, input)).map((p) => p.offset),
         [0],
         "offsets sent with an open transaction are not committed",
       );
       await transaction.commit();
-      await s.waitUntil("the committed records read", () => reader.seen.length >= 5);
-      assert.deepEqual(values(reader.seen.filter((r) => r.partition === 0)), ["t1", "t2", "t3"]);
-      assert.deepEqual(reader.seen.filter((r) => r.partition === 0).map((r) => r.offset), [
-        0,
-        1,
-        2,
-      ]);
+      await s.waitUntil("the committed records read", () => reader.seen.length >= 6);
+      const first = reader.seen.filter((r) => r.partition === 0);
+      assert.deepEqual(values(first), ["t1", "t2", "t3", "p1"]);
+      assert.deepEqual(first.map((r) => r.offset), [0, 1, 2, 3]);
       assert.deepEqual(
         (await s.transport.committedOffsets(group, input)).map((p) => p.offset),
         [3],
         "the offsets committed with the records",
       );
       const end = await s.transport.endOffsets(topic);
-      assert.equal(end.end[0].offset, 4, "three records and the commit's control record");
+      assert.equal(end.end[0].offset, 5, "four records and the commit's control record");
     },
   );
 
