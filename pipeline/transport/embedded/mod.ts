@@ -83,7 +83,8 @@ export interface EmbeddedTransport extends Transport {
    */
   records(topic: string, isolation?: IsolationLevel): ConsumedRecord[];
   /**
-   * Makes the next `count` calls to any producer's `send` reject with `error`, writing nothing.
+   * Makes the next `count` calls to any producer's `send` reject with `error`, writing nothing;
+   * a transaction's `send` counts too (and the failure fails its transaction).
    * @param error defaults to a {@linkcode BrokerUnavailableError}
    */
   failNextSends(count: number, error?: unknown): void;
