@@ -21,7 +21,7 @@ import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { SummaryCounter } from "./summary.ts";
 import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
+import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
@@ -118,7 +118,7 @@ export async function runOrdersApp(
     env,
     mode: config.traceParenting as ParentingMode,
   });
-  const instrumentation = runtimeInstrumentation(telemetry);
+  const instrumentation = telemetry.instrumentation;
   const counter = new SummaryCounter();
   // Stops generation early when a stage has no workers left: draining would never end.
   const failed = new AbortController();
