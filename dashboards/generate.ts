@@ -212,6 +212,15 @@ function parseArgs(args: readonly string[]): Command {
   return { mode, module, exportName };
 }
 
+/** Options of {@linkcode main}. */
+export interface MainOptions {
+  /**
+   * The directory the files are written under (and checked in).
+   * @default {REPO_ROOT}
+   */
+  readonly root?: string;
+}
+
 /**
  * Runs the command with `args`, printing to the console; resolves to the exit code.
  *
@@ -220,7 +229,8 @@ function parseArgs(args: readonly string[]): Command {
  * Deno.exit(await main(["--pipeline", "./my_pipeline.ts"]));
  * ```
  */
-export async function main(args: readonly string[]): Promise<number> {
+export async function main(args: readonly string[], options: MainOptions = {}): Promise<number> {
+  const { root = REPO_ROOT } = options;
   let command: Command;
   try {
     command = parseArgs(args);
@@ -234,7 +244,7 @@ export async function main(args: readonly string[]): Promise<number> {
       console.log(HELP);
       return 0;
     case "check": {
-      const stale = await staleFiles();
+      const stale = await staleFiles(root);
       if (stale.length > 0) {
         console.error(
           `Generated files are stale: ${stale.map((p) => `"${p}"`).join(", ")}: ` +
@@ -246,7 +256,7 @@ export async function main(args: readonly string[]): Promise<number> {
       return 0;
     }
     case "orders":
-      for (const path of await writeGeneratedFiles()) console.log(`Wrote ${path}`);
+      for (const path of await writeGeneratedFiles(root)) console.log(`Wrote ${path}`);
       return 0;
     case "pipeline": {
       let description: PipelineDescription;
@@ -260,7 +270,7 @@ export async function main(args: readonly string[]): Promise<number> {
         console.error(error.message);
         return 1;
       }
-      for (const path of await writeFiles(pipelineFiles(description))) {
+      for (const path of await writeFiles(pipelineFiles(description), root)) {
         console.log(`Wrote ${path}`);
       }
       return 0;
