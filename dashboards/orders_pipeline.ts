@@ -19,6 +19,7 @@
 import type * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
 import { describePipeline, type PipelineDescription } from "../pipeline/describe.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
+import { retryPreset } from "../stages/config.ts";
 import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { PROCESS_PAYMENT } from "../stages/process_payment.ts";
@@ -44,12 +45,13 @@ export const DASHBOARD_TITLE = "Orders pipeline";
 export const PROCESSING_P95_MS_MAX = 200;
 
 /**
- * The orders pipeline as the commands run it with their defaults (topics `orders`, `payments`,
- * `orders.dlq`, group `payment-service`), described as data. The gateway only matters to the
- * handler, never to the description.
+ * The orders pipeline as the commands run it (topics `orders`, `payments`, `orders.dlq`, group
+ * `payment-service`), described as data, with the `tiered` retry preset: the fullest topology
+ * (the README's diagram shows the same), so the panels also cover the retry topics of a run that
+ * uses them. The gateway only matters to the handler, never to the description.
  */
 export const ORDERS_DESCRIPTION: PipelineDescription = describePipeline(
-  createOrdersPipeline({ gateway: createPaymentGateway() }),
+  createOrdersPipeline({ gateway: createPaymentGateway(), retry: retryPreset("tiered") }),
 );
 
 const ORDERS_ROW = "Orders";

@@ -144,6 +144,8 @@ Deno.test("the topology node graph reads nodes and edges frames from Grafana's o
     "orders",
     "payments",
     "orders.dlq",
+    "orders.retry.1",
+    "orders.retry.2",
     "process-payment",
   ]);
   const ids = new Set(column(nodes, "id"));
@@ -154,6 +156,10 @@ Deno.test("the topology node graph reads nodes and edges frames from Grafana's o
     "source:publish-order -> topic:orders",
     "topic:orders -> stage:process-payment",
     "stage:process-payment -> topic:payments",
+    "stage:process-payment -> topic:orders.retry.1",
+    "topic:orders.retry.1 -> stage:process-payment",
+    "stage:process-payment -> topic:orders.retry.2",
+    "topic:orders.retry.2 -> stage:process-payment",
     "stage:process-payment -> topic:orders.dlq",
   ]);
 });
