@@ -83,7 +83,8 @@ export const BUSINESS_PANELS: readonly PanelSpec[] = [
     kind: "stat",
     unit: "ms",
     width: 4,
-    description: "95th percentile of the time from send to broker acknowledgement.",
+    description:
+      `95th percentile of the time from send to broker acknowledgement. ${NO_EXEMPLARS_NOTE}`,
     queries: [q("A", quantile(0.95, ORDER_METRIC.ORDER_PUBLISH_LATENCY), "p95")],
   },
   {
@@ -92,7 +93,8 @@ export const BUSINESS_PANELS: readonly PanelSpec[] = [
     kind: "stat",
     unit: "ms",
     width: 4,
-    description: "95th percentile of the time to process one order, retries included.",
+    description:
+      `95th percentile of the time to process one order, retries included. ${NO_EXEMPLARS_NOTE}`,
     queries: [q("A", quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY), "p95")],
   },
   {
