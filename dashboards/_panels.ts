@@ -31,10 +31,11 @@ export const PANEL_DATASOURCE: { readonly type: "prometheus"; readonly uid: stri
 
 /**
  * Grafana's built-in datasource (`-- Grafana --`, always there, nothing to provision or
- * install): its `snapshot` query type returns the data frames stored in the query itself.
+ * install), referred to as Grafana's own support snapshots do: its `snapshot` query type
+ * returns the data frames stored in the query itself.
  */
-export const GRAFANA_DATASOURCE: { readonly type: "datasource"; readonly uid: "grafana" } = {
-  type: "datasource",
+export const GRAFANA_DATASOURCE: { readonly type: "grafana"; readonly uid: "grafana" } = {
+  type: "grafana",
   uid: "grafana",
 };
 
