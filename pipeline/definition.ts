@@ -355,7 +355,7 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     }
     return found;
   };
-  return Object.freeze({
+  const pipeline: Pipeline = Object.freeze({
     name: spec.name,
     topics: Object.freeze(allTopics),
     sources: Object.freeze([...sources]),
@@ -364,6 +364,25 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     stage: (name: string) => lookup(stagesByName, "stage", name),
     source: (name: string) => lookup(sourcesByName, "source", name),
   });
+  DEFINED.add(pipeline);
+  return pipeline;
+}
+
+/** Every pipeline {@linkcode definePipeline} returned: what {@linkcode isPipeline} asks. */
+const DEFINED = new WeakSet<Pipeline>();
+
+/**
+ * Whether `value` is a pipeline that {@linkcode definePipeline} made (and so validated): how a
+ * command finds the pipeline among a module's exports.
+ *
+ * @example
+ * ```ts
+ * import { isPipeline } from "./definition.ts";
+ * isPipeline({ name: "x", stages: [] }); // false: only definePipeline() makes pipelines
+ * ```
+ */
+export function isPipeline(value: unknown): value is Pipeline {
+  return typeof value === "object" && value !== null && DEFINED.has(value as Pipeline);
 }
 
 /** @internal Exposed for describe(): the DLQ envelope schema as JSON Schema. */

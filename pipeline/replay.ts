@@ -56,8 +56,8 @@ import { decodeEnvelopeBytes, parseEnvelope } from "./dead_letter.ts";
 import type { DeadLetterEnvelope } from "./dead_letter.ts";
 import { ConfigError, errorMessage, PipelineError } from "./errors.ts";
 import { HEADER } from "./headers.ts";
-import type { Instrumentation } from "./telemetry/instrumentation.ts";
-import { NOOP_INSTRUMENTATION } from "./telemetry/instrumentation.ts";
+import type { Instrumentation } from "./instrumentation.ts";
+import { noopInstrumentation } from "./instrumentation.ts";
 import type {
   ConsumedRecord,
   DeliveryReport,
@@ -179,7 +179,7 @@ export interface ReplayOptions {
   readonly idleTimeoutMs?: number;
   /**
    * Spans for the sends; the `send <topic>` span is a child of the envelope's trace context.
-   * @default NOOP_INSTRUMENTATION
+   * @default noopInstrumentation
    */
   readonly instrumentation?: Instrumentation;
   /**
@@ -296,7 +296,7 @@ export async function replayDeadLetters(
     dryRun = false,
     ratePerSecond = 100,
     idleTimeoutMs = 10_000,
-    instrumentation = NOOP_INSTRUMENTATION,
+    instrumentation = noopInstrumentation,
     onProgress = () => {},
     signal,
     clock = systemClock,

@@ -21,11 +21,11 @@ import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { SummaryCounter } from "./summary.ts";
 import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
+import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
-import { configureLogging } from "../pipeline/log.ts";
+import { configureLogging, type LogFormat } from "../pipeline/log.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import type { RunSummary } from "./summary.ts";
 import type { CommandIo } from "./command.ts";
@@ -108,6 +108,8 @@ export async function runOrdersApp(
   const env = options.env ?? Deno.env.toObject();
   await configureLogging({
     level: config.logLevel as LogLevel,
+    // Workers read the same LOG_FORMAT and terminal, and so decide the same.
+    format: config.logFormat === "auto" ? undefined : config.logFormat as LogFormat,
     otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined ||
       env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== undefined,
   });
@@ -118,7 +120,7 @@ export async function runOrdersApp(
     env,
     mode: config.traceParenting as ParentingMode,
   });
-  const instrumentation = runtimeInstrumentation(telemetry);
+  const instrumentation = telemetry.instrumentation;
   const counter = new SummaryCounter();
   // Stops generation early when a stage has no workers left: draining would never end.
   const failed = new AbortController();

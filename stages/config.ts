@@ -135,7 +135,15 @@ export const ORDERS_CONFIG = {
     default: "info",
     choices: ["trace", "debug", "info", "warning", "error", "fatal"],
     description:
-      "Lowest level of the JSON log lines on stderr (record-scoped lines carry trace_id and span_id)",
+      "Lowest level of the log lines on stderr (record-scoped lines carry trace_id and span_id)",
+  }),
+  logFormat: setting({
+    type: "string",
+    env: "LOG_FORMAT",
+    default: "auto",
+    choices: ["auto", "json", "pretty"],
+    description:
+      "Log lines on stderr: JSON objects, short lines for a person (time, level, message, key fields), or auto: short on a terminal, JSON otherwise",
   }),
   stopGrace: setting({
     type: "number",

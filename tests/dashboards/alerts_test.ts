@@ -7,6 +7,7 @@ import {
   alertRulesFile,
   PANEL_QUERIES,
   renderAlertRules,
+  RULE_GROUP,
   RULES_FILE,
   RUNBOOKS,
 } from "../../dashboards/mod.ts";
@@ -91,15 +92,18 @@ Deno.test("every alert has a firing and a quiet promtool unit test", async () =>
 });
 
 Deno.test("the rules file holds ALERT_EXPRESSIONS with severity, summary, description, runbook", async () => {
-  const file = parse(renderAlertRules()) as ReturnType<typeof alertRulesFile>;
-  assert.deepEqual(file, alertRulesFile());
+  const file = parse(renderAlertRules(RULE_GROUP, ALERT_RULES)) as ReturnType<
+    typeof alertRulesFile
+  >;
+  assert.deepEqual(file, alertRulesFile(RULE_GROUP, ALERT_RULES));
+  assert.equal(RULE_GROUP, "orders-pipeline");
   const rules = file.groups.flatMap((g) => g.rules);
   assert.deepEqual(rules.map(({ alert, expr }) => ({ alert, expr })), ALERT_EXPRESSIONS);
   assert.deepEqual(rules.map((r) => r.alert), [
     "PipelineDlqRateHigh",
-    "PipelineProcessingP95High",
     "PipelineConsumerLagGrowing",
-    "PipelineStalled",
+    "PipelineStageStalled",
+    "PipelineProcessingP95High",
   ]);
   const runbooks = await Deno.readTextFile(join(REPO_ROOT, RUNBOOKS));
   for (const rule of rules) {

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { parse } from "yaml";
 import {
   DASHBOARD_FILE,
+  DASHBOARDS_DIR,
   generatedFiles,
+  RULES_DIR,
   RULES_FILE,
   staleFiles,
   writeGeneratedFiles,
 } from "../../dashboards/mod.ts";
-import { REPO_ROOT } from "../../dashboards/generate.ts";
+import { main, REPO_ROOT } from "../../dashboards/generate.ts";
 
 Deno.test("the committed dashboard JSON and rules file match what the code generates", async () => {
   const stale = await staleFiles();
@@ -64,4 +67,53 @@ Deno.test("generate.ts --check exits 0 on the committed files and writes nothing
   assert.match(out, /up to date/);
   const after = await Deno.stat(join(REPO_ROOT, DASHBOARD_FILE));
   assert.equal(after.mtime?.getTime(), before.mtime?.getTime());
+});
+
+const SENSORS = new URL("./_sensors_pipeline.ts", import.meta.url).pathname;
+
+async function runGenerate(...args: string[]): Promise<{ code: number; out: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", join(REPO_ROOT, "dashboards/generate.ts"), ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code, out: new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr) };
+}
+
+Deno.test("generate.ts --help says how to derive a dashboard from any pipeline", async () => {
+  const { code, out } = await runGenerate("--help");
+  assert.equal(code, 0, out);
+  assert.match(out, /^Usage: deno task dashboards/);
+  for (const word of ["--pipeline <module>", "--export <name>", "--check", "node graph"]) {
+    assert.ok(out.includes(word), `--help says nothing of "${word}"`);
+  }
+  const bad = await runGenerate("--pipline", "x.ts");
+  assert.equal(bad.code, 2);
+  assert.match(bad.out, /Cannot run dashboards with unknown argument "--pipline": see --help/);
+});
+
+Deno.test("--pipeline writes a dashboard and alert rules derived from any pipeline module", async () => {
+  const root = await Deno.makeTempDir({ prefix: "dashboards_pipeline_" });
+  try {
+    assert.equal(await main(["--pipeline", SENSORS], { root }), 0);
+    const dashboard = JSON.parse(
+      await Deno.readTextFile(join(root, DASHBOARDS_DIR, "sensors_pipeline.json")),
+    );
+    assert.equal(dashboard.uid, "sensors-pipeline");
+    const titles = dashboard.panels.map((p: { title: string }) => p.title);
+    assert.ok(titles.includes("check-temperature: lag by partition"));
+    assert.ok(titles.includes("notify: latency from traces"));
+    const rules = parse(
+      await Deno.readTextFile(join(root, RULES_DIR, "sensors_pipeline_alerts.yml")),
+    ) as { groups: { name: string; rules: { alert: string }[] }[] };
+    assert.equal(rules.groups[0].name, "sensors-pipeline");
+    assert.equal(rules.groups[0].rules.length, 4);
+    // The same module through --export, and a wrong export refused with exit 1.
+    assert.equal(await main(["--pipeline", SENSORS, "--export", "sensors"], { root }), 0);
+    assert.equal(await main(["--pipeline", SENSORS, "--export", "notAPipeline"], { root }), 1);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { type Doc, INFRA, readYaml } from "./_infra_files.ts";
+import { EXEMPLAR_TRACE_ID_LABEL } from "../../pipeline/telemetry/names.ts";
 
 const datasources: Doc = await readYaml(INFRA.grafanaDatasources);
 const providers: Doc = await readYaml(INFRA.grafanaDashboards);
@@ -33,8 +34,15 @@ Deno.test("the Prometheus datasource links exemplars' trace_id to Tempo", () => 
   assert.equal(prometheus.isDefault, true);
   assert.deepEqual(
     prometheus.jsonData.exemplarTraceIdDestinations.map((d: Doc) => [d.name, d.datasourceUid]),
-    [["trace_id", "tempo"]],
+    [[EXEMPLAR_TRACE_ID_LABEL, "tempo"]],
   );
+});
+
+Deno.test("the exemplar label Grafana looks up is the one Tempo's metrics generator writes", async () => {
+  const tempo: Doc = await readYaml(INFRA.tempo);
+  const [destination] = byUid("prometheus").jsonData.exemplarTraceIdDestinations;
+  assert.equal(tempo.overrides.defaults.metrics_generator.trace_id_label_name, destination.name);
+  assert.equal(byUid(destination.datasourceUid).type, "tempo");
 });
 
 Deno.test("the Tempo datasource has traces-to-metrics, the service map and the node graph", () => {

@@ -6,6 +6,12 @@
 
 import assert from "node:assert/strict";
 import { type Doc, INFRA, publishedPorts, readYaml } from "./_infra_files.ts";
+import {
+  EXEMPLAR_TRACE_ID_LABEL,
+  promLabel,
+  SPAN_METRIC_DIMENSIONS,
+  SPAN_METRIC_LABEL,
+} from "../../pipeline/telemetry/names.ts";
 
 const tempo: Doc = await readYaml(INFRA.tempo);
 const compose: Doc = await readYaml(INFRA.compose);
@@ -65,4 +71,20 @@ Deno.test("Tempo's metrics generator makes service graphs and span metrics with 
   assert.equal(write.send_exemplars, true);
   assert.ok(tempo.metrics_generator.processor.service_graphs);
   assert.ok(tempo.metrics_generator.processor.span_metrics);
+});
+
+Deno.test("Tempo labels exemplars' trace ids `trace_id`, the label Grafana looks up", () => {
+  // Tempo's default is `traceID`: without this override no exemplar would open its trace.
+  const generator = tempo.overrides.defaults.metrics_generator;
+  assert.equal(generator.trace_id_label_name, EXEMPLAR_TRACE_ID_LABEL);
+  assert.equal(EXEMPLAR_TRACE_ID_LABEL, "trace_id");
+});
+
+Deno.test("Tempo's span metrics keep exactly the dimensions the dashboards select on", () => {
+  const dimensions: string[] = tempo.metrics_generator.processor.span_metrics.dimensions;
+  assert.deepEqual(dimensions, SPAN_METRIC_DIMENSIONS);
+  const ours = Object.values(SPAN_METRIC_LABEL);
+  for (const dimension of dimensions) {
+    assert.ok(ours.includes(promLabel(dimension) as never), `no label for "${dimension}"`);
+  }
 });

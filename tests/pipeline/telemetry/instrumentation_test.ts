@@ -6,7 +6,6 @@ import {
   setSpanAttributes,
 } from "../../../pipeline/telemetry/instrumentation.ts";
 import { ATTR, SPAN } from "../../../pipeline/telemetry/names.ts";
-import { runtimeInstrumentation } from "../../../pipeline/telemetry/runtime.ts";
 import { RetryableError } from "../../../pipeline/errors.ts";
 import type { ConsumedRecord, RecordHeaders } from "../../../pipeline/transport/transport.ts";
 import { type ReceivedSpan, startOtlpReceiver } from "../../_otlp_receiver.ts";
@@ -205,14 +204,15 @@ Deno.test("traceProcess() marks the span failed when the handler rejects", async
   }
 });
 
-Deno.test("runtimeInstrumentation() gives the runner spans and metrics through its contract", async () => {
+Deno.test("telemetry.instrumentation gives the runner spans and metrics through one interface", async () => {
   await using receiver = await startOtlpReceiver();
   const telemetry = await setupTelemetry({
     serviceName: "runtime",
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_LOGS_EXPORTER: "none" },
   });
   try {
-    const runtime = runtimeInstrumentation(telemetry);
+    const runtime = telemetry.instrumentation;
+    assert.equal(runtime.metrics, telemetry.metrics);
     const headers: RecordHeaders = {};
     await runtime.traceSend("events", headers, { key: "k" }, async () => {});
     await runtime.traceProcess(consumed("events", headers), "g", "s", () => {
@@ -227,6 +227,30 @@ Deno.test("runtimeInstrumentation() gives the runner spans and metrics through i
       "the process span",
     );
     assert.equal(process.attributes["item.id"], "i-1");
+    await receiver.waitFor(
+      (r) => r.metrics.find((m) => m.name === "messages_consumed"),
+      5000,
+      "messages_consumed",
+    );
+  } finally {
+    await telemetry.shutdown();
+  }
+});
+
+Deno.test("metrics without traces: the instrumentation records metrics and no span", async () => {
+  await using receiver = await startOtlpReceiver();
+  const telemetry = await setupTelemetry({
+    serviceName: "metrics-only",
+    env: { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `${receiver.endpoint}/v1/metrics` },
+  });
+  try {
+    const ins = telemetry.instrumentation;
+    assert.equal(ins.enabled, false);
+    const headers: RecordHeaders = {};
+    await ins.traceSend("events", headers, { key: "k" }, () => Promise.resolve());
+    assert.equal(headers.traceparent, undefined, "no tracer: no trace context written");
+    ins.metrics.consumed("s", "events", 0);
+    await telemetry.forceFlush();
     await receiver.waitFor(
       (r) => r.metrics.find((m) => m.name === "messages_consumed"),
       5000,
