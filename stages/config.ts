@@ -60,6 +60,23 @@ export const ORDERS_CONFIG = {
     min: 1,
     description: "Payment workers (consumer group members); default min(partitions, cores)",
   }),
+  gatewayUrl: setting({
+    type: "string",
+    env: "GATEWAY_URL",
+    flag: "gateway-url",
+    description:
+      "Base URL of the payment gateway service (deno task gateway); unset starts one in this process on a free loopback port, with the failure rate, latency and timeout rate below",
+  }),
+  gatewayTimeoutMs: setting({
+    type: "integer",
+    env: "GATEWAY_TIMEOUT_MS",
+    flag: "gateway-timeout-ms",
+    default: 2000,
+    min: 1,
+    max: 600_000,
+    description:
+      "Timeout of one charge attempt, in milliseconds; a timed-out attempt is retried with the same idempotency key",
+  }),
   failureRate: setting({
     type: "number",
     env: "PAYMENT_FAILURE_RATE",
@@ -67,7 +84,18 @@ export const ORDERS_CONFIG = {
     default: 0.2,
     min: 0,
     max: 1,
-    description: "Probability that one payment attempt fails with a gateway 503",
+    description:
+      "Probability that one charge request to the in-process gateway is answered 503 (with GATEWAY_URL, the gateway's own setting applies)",
+  }),
+  gatewayTimeoutRate: setting({
+    type: "number",
+    env: "PAYMENT_TIMEOUT_RATE",
+    flag: "timeout-rate",
+    default: 0,
+    min: 0,
+    max: 1,
+    description:
+      "Probability that the in-process gateway charges a request but answers only after the attempt's timeout",
   }),
   gatewayLatencyMs: setting({
     type: "integer",
@@ -76,7 +104,7 @@ export const ORDERS_CONFIG = {
     default: 5,
     min: 0,
     max: 60_000,
-    description: "Simulated gateway latency per charge, in milliseconds",
+    description: "Latency of the in-process gateway per charge request, in milliseconds",
   }),
   retry: setting({
     type: "string",
