@@ -23,10 +23,10 @@
  *   one of `replayTo` (the topics the pipeline's stages read); any other (a forged or foreign
  *   envelope naming, say, an output topic) is refused with an error naming the topic, counted
  *   in `skipped.refused`, and the replay goes on.
- * - **Faithful or not at all.** Envelopes with `value_truncated: true` are skipped (the whole
- *   original is still at `original_topic`/`original_partition`/`original_offset`); envelopes
- *   that are not JSON or do not match the schema are skipped with the reason. Neither stops
- *   the replay.
+ * - **Faithful or not at all.** Envelopes with `value_truncated`, `key_truncated` or
+ *   `headers_truncated` set are skipped (the whole original is still at
+ *   `original_topic`/`original_partition`/`original_offset`); envelopes that are not JSON or
+ *   do not match the schema are skipped with the reason. Neither stops the replay.
  * - **Headers.** The original headers are sent as they were, except the runtime's retry
  *   bookkeeping ({@linkcode RUNTIME_HEADERS}: tier, due time, attempts, original position,
  *   last error, stage, first-produced time), so the replayed record starts afresh; then
@@ -465,10 +465,15 @@ export async function replayDeadLetters(
       progressInRound = true;
       return;
     }
-    if (envelope.value_truncated) {
+    if (envelope.value_truncated || envelope.key_truncated || envelope.headers_truncated) {
+      const cut = envelope.value_truncated
+        ? `value truncated in the envelope (${envelope.value_size} bytes)`
+        : envelope.key_truncated
+        ? `key truncated in the envelope (${envelope.key_size} bytes)`
+        : "headers truncated in the envelope";
       finish(record, "truncated", {
         envelope,
-        reason: `value truncated in the envelope (${envelope.value_size} bytes); the original ` +
+        reason: `${cut}; the original ` +
           `is at ${envelope.original_topic}/${envelope.original_partition}/` +
           `${envelope.original_offset}`,
       });

@@ -447,3 +447,14 @@ Deno.test("replayDeadLetters() refuses to start without the topics it may send t
     (error: unknown) => error instanceof ConfigError && error.field === "replayTo",
   );
 });
+
+Deno.test("replayDeadLetters() skips an envelope whose key or headers were cut, as truncated", async () => {
+  const valid = JSON.parse(envelopeRecord(original(4)).value as string);
+  await using s = await setup([
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...valid, key_truncated: true, key_size: 1 }) },
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...valid, headers_truncated: true }) },
+  ]);
+  const report = await replay(s.transport);
+  assert.equal(report.skipped.truncated, 2);
+  assert.equal(s.transport.records(ORDERS).length, 0);
+});
