@@ -157,6 +157,33 @@ function checkTopic(topic: TopicDefinition): void {
       `topics.${topic.name}.partitions`,
     );
   }
+  const factor = topic.replicationFactor;
+  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
+    refuse(
+      `Cannot define topic "${topic.name}" as 'replicationFactor' must be a positive integer: current value is ${factor}`,
+      undefined,
+      `topics.${topic.name}.replicationFactor`,
+    );
+  }
+  const minInsync = topic.config?.["min.insync.replicas"];
+  if (minInsync !== undefined) {
+    const value = Number(minInsync);
+    if (!Number.isInteger(value) || value < 1) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be a positive integer: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
+    if (factor !== undefined && value > factor) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be at most its ` +
+          `replication factor ${factor}: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
+  }
   if (!topic.deadLetter && topic.schema === undefined) {
     refuse(
       `Cannot define topic "${topic.name}" as it has no 'schema' and is not a dead-letter topic`,

@@ -149,6 +149,8 @@ export async function runOrdersApp(
         dlqTopic: config.dlqTopic,
         groupId: config.groupId,
         partitions: config.partitions,
+        replicationFactor: config.replicationFactor,
+        minInsyncReplicas: config.minInsyncReplicas,
         concurrency: paymentWorkers,
         retry: retryPreset(config.retry),
       },

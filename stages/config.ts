@@ -53,6 +53,25 @@ export const ORDERS_CONFIG = {
     max: 1000,
     description: "Partitions of the orders and payments topics (when the pipeline creates them)",
   }),
+  replicationFactor: setting({
+    type: "integer",
+    env: "REPLICATION_FACTOR",
+    flag: "replication-factor",
+    default: 1,
+    min: 1,
+    max: 32,
+    description:
+      "Replication factor of the topics the pipeline creates (3 on a production cluster); an existing topic with fewer replicas is used as it is, with a warning",
+  }),
+  minInsyncReplicas: setting({
+    type: "integer",
+    env: "MIN_INSYNC_REPLICAS",
+    flag: "min-insync-replicas",
+    min: 1,
+    max: 32,
+    description:
+      "min.insync.replicas of the topics the pipeline creates (at most REPLICATION_FACTOR; 2 with a factor of 3); unset keeps the broker's default",
+  }),
   workers: setting({
     type: "integer",
     env: "PAYMENT_WORKERS",
