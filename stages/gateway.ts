@@ -10,7 +10,7 @@ import type { ConfigValues } from "../pipeline/config.ts";
 import { errorMessage } from "../pipeline/errors.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
-import { DAY_MS, GATEWAY_PATH, startGatewayService } from "./gateway_service.ts";
+import { GATEWAY_PATH, startGatewayService } from "./gateway_service.ts";
 
 /** Every setting of `deno task gateway`. */
 export const GATEWAY_CONFIG = {
@@ -142,8 +142,8 @@ export async function main(
   }
   io.stderr(
     `payment gateway on ${service.url}: failure rate ${config.failureRate}, timeout rate ` +
-      `${config.timeoutRate}, latency ${config.latencyMs} ms, keys kept ${config.keyTtlHours} h ` +
-      `(${DAY_MS / 3600_000} h is the reference), seed ${config.seed}`,
+      `${config.timeoutRate}, latency ${config.latencyMs} ms, keys kept ${config.keyTtlHours} h, ` +
+      `seed ${config.seed}`,
   );
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
