@@ -20,6 +20,8 @@ import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { SummaryCounter } from "./summary.ts";
+import { startGatewayService } from "./gateway_service.ts";
+import type { GatewayService } from "./gateway_service.ts";
 import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
@@ -47,7 +49,7 @@ export interface RunOrdersAppOptions {
    */
   readonly transport?: Transport;
   /**
-   * Time for retries and the gateway's latency.
+   * Time for retries.
    * @default systemClock
    */
   readonly clock?: Clock;
@@ -128,7 +130,18 @@ export async function runOrdersApp(
   const restarts = telemetry.metrics;
   const paymentWorkers = Math.min(workers, config.partitions);
   let engine: Engine;
+  // Without GATEWAY_URL the gateway service runs here, on a loopback port: the payment stage
+  // charges it over HTTP all the same, and its ledger counts the charges.
+  let gateway: GatewayService | undefined;
   try {
+    if (config.gatewayUrl === undefined) {
+      gateway = await startGatewayService({
+        failureRate: config.failureRate,
+        timeoutRate: config.gatewayTimeoutRate,
+        latencyMs: config.gatewayLatencyMs,
+        seed,
+      });
+    }
     engine = await startEngine({
       transport,
       brokers: options.transport === undefined ? config.brokers : undefined,
@@ -138,13 +151,14 @@ export async function runOrdersApp(
         dlqTopic: config.dlqTopic,
         groupId: config.groupId,
         partitions: config.partitions,
+        replicationFactor: config.replicationFactor,
+        minInsyncReplicas: config.minInsyncReplicas,
         concurrency: paymentWorkers,
         retry: retryPreset(config.retry),
       },
       gateway: {
-        failureRate: config.failureRate,
-        latencyMs: config.gatewayLatencyMs,
-        seed,
+        url: config.gatewayUrl ?? gateway!.url,
+        timeoutMs: config.gatewayTimeoutMs,
       },
       workers: paymentWorkers,
       logLevel: config.logLevel as LogLevel,
@@ -169,6 +183,7 @@ export async function runOrdersApp(
       },
     });
   } catch (error) {
+    await gateway?.close();
     await transport.close();
     await telemetry.shutdown().catch((shutdownError) =>
       io.stderr(`telemetry: final export failed: ${errorMessage(shutdownError)}`)
@@ -180,9 +195,9 @@ export async function runOrdersApp(
     `orders pipeline on ${transport.target}${
       config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
     }: payment stage in ${engine.description}, failure rate ${config.failureRate}, ` +
-      `retry ${config.retry}, seed ${seed}${
-        telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`
-      }`,
+      `retry ${config.retry}, seed ${seed}, gateway ${
+        gateway ? `${gateway.url} (in-process)` : config.gatewayUrl
+      }${telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`}`,
   );
   // Every stage's restart series exists from the start, so the panel shows 0, not "no data".
   for (const node of pipeline.stages) {
@@ -232,6 +247,15 @@ export async function runOrdersApp(
     await engine.stop(config.drainTimeout * 1000);
     await transport.close();
     io.stderr(counter.progressLine());
+    if (gateway) {
+      await gateway.close();
+      const counts = gateway.handler.counts();
+      io.stderr(
+        `gateway ledger: ${counts.charges} charge(s) for ${counts.requests} request(s): ` +
+          `${counts.replays} answered with an earlier charge, ${counts.unavailable} 503, ` +
+          `${counts.timeouts} held past the timeout, ${counts.declined} declined`,
+      );
+    }
     // Telemetry that cannot be delivered is reported, never a reason to fail the run.
     await telemetry.shutdown().catch((error) =>
       io.stderr(`telemetry: final export failed: ${errorMessage(error)}`)

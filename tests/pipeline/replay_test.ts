@@ -88,7 +88,12 @@ async function setup(records: readonly OutgoingRecord[] = []): Promise<Setup> {
 }
 
 function replay(transport: EmbeddedTransport, options: Partial<ReplayOptions> = {}) {
-  return replayDeadLetters(transport, { dlqTopic: DLQ, ratePerSecond: Infinity, ...options });
+  return replayDeadLetters(transport, {
+    dlqTopic: DLQ,
+    replayTo: [ORDERS],
+    ratePerSecond: Infinity,
+    ...options,
+  });
 }
 
 function sameBytes(actual: Uint8Array | null, expected: Uint8Array | null): void {
@@ -118,7 +123,7 @@ Deno.test("replayDeadLetters() sends each record back with its key, value bytes 
     group: `${DLQ}.replay`,
     examined: 5,
     replayed: 5,
-    skipped: { filter: 0, truncated: 0, invalid: 0 },
+    skipped: { filter: 0, truncated: 0, invalid: 0, refused: 0 },
     dryRun: false,
     reachedEnd: true,
   });
@@ -306,7 +311,7 @@ Deno.test("replayDeadLetters() skips truncated and invalid envelopes with the re
 
   assert.equal(report.examined, 5);
   assert.equal(report.replayed, 1);
-  assert.deepEqual(report.skipped, { filter: 0, truncated: 1, invalid: 3 });
+  assert.deepEqual(report.skipped, { filter: 0, truncated: 1, invalid: 3, refused: 0 });
   const truncated = seen.find((p) => p.outcome === "truncated")!;
   assert.match(truncated.reason!, /the original is at orders\/1\/109/);
   const invalid = seen.filter((p) => p.outcome === "invalid").map((p) => p.reason!);
@@ -407,4 +412,49 @@ Deno.test("replayDeadLetters() makes the replay's send span a child of the origi
   } finally {
     await telemetry.shutdown();
   }
+});
+
+Deno.test("replayDeadLetters() sends only to the topics the pipeline reads, refusing others by name", async () => {
+  const forged = JSON.parse(envelopeRecord(original(2)).value as string);
+  await using s = await setup([
+    envelopeRecord(original(1)),
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...forged, original_topic: "payments" }) },
+    envelopeRecord(original(3)),
+  ]);
+  await s.transport.ensureTopics([{ name: "payments", partitions: 1 }]);
+  const seen: ReplayProgress[] = [];
+
+  const report = await replay(s.transport, { onProgress: (p) => seen.push(p) });
+
+  assert.equal(s.transport.records("payments").length, 0, "nothing sent to a topic no stage reads");
+  assert.equal(s.transport.records(ORDERS).length, 2);
+  assert.equal(report.replayed, 2);
+  assert.equal(report.examined, 3);
+  const refused = seen.find((p) => p.outcome === "refused");
+  assert.ok(refused, "the forged envelope is refused");
+  assert.equal(
+    refused.reason,
+    `Cannot replay ${DLQ}/${refused.dlq.partition}/${refused.dlq.offset} to "payments" as the ` +
+      `pipeline does not read that topic: it reads "orders"`,
+  );
+  assert.equal(report.skipped.refused, 1);
+});
+
+Deno.test("replayDeadLetters() refuses to start without the topics it may send to", async () => {
+  await using s = await setup();
+  await assert.rejects(
+    replay(s.transport, { replayTo: [] }),
+    (error: unknown) => error instanceof ConfigError && error.field === "replayTo",
+  );
+});
+
+Deno.test("replayDeadLetters() skips an envelope whose key or headers were cut, as truncated", async () => {
+  const valid = JSON.parse(envelopeRecord(original(4)).value as string);
+  await using s = await setup([
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...valid, key_truncated: true, key_size: 1 }) },
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...valid, headers_truncated: true }) },
+  ]);
+  const report = await replay(s.transport);
+  assert.equal(report.skipped.truncated, 2);
+  assert.equal(s.transport.records(ORDERS).length, 0);
 });

@@ -40,6 +40,8 @@ import type {
   Transport,
 } from "../transport.ts";
 import { committedOffsets, endOffsets, ensureTopics } from "./_admin.ts";
+import type { TopicWarning } from "./_admin.ts";
+import { getLogger, isLoggingConfigured } from "../../log.ts";
 import { openConsumer } from "./_consumer.ts";
 import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
@@ -51,6 +53,18 @@ import { dropTimeoutNegativeWarnings } from "./deno_warnings.ts";
 export { dropTimeoutNegativeWarnings };
 
 export type { KafkaLogger, KafkaLogLevel, KafkaLogRecord } from "./_logger.ts";
+export type { TopicWarning };
+
+const topicLog = getLogger(["pipeline", "transport"]);
+
+/** The default of `onTopicWarning`: a warning log line, or stderr before logging is set up. */
+function logTopicWarning(warning: TopicWarning): void {
+  if (isLoggingConfigured()) {
+    topicLog.warn("{message}", { ...warning });
+  } else {
+    console.error(`warning: ${warning.message}`);
+  }
+}
 export { BrokerUnavailableError };
 
 /** Options for {@linkcode createKafkaTransport}. */
@@ -81,6 +95,12 @@ export interface KafkaTransportOptions {
    * @default 1
    */
   readonly replicationFactor?: number;
+  /**
+   * Receives a warning for each existing topic that has fewer partitions or replicas than its
+   * {@linkcode TopicSpec} declares (the topic is used as it is).
+   * @default a `pipeline.transport` warning log line (stderr when logging is not configured)
+   */
+  readonly onTopicWarning?: (warning: TopicWarning) => void;
   /**
    * How long `ensureTopics` waits for new topics to appear in the metadata, in milliseconds.
    * @default 30000
@@ -247,6 +267,7 @@ export function createKafkaTransport(
     requestTimeout = 30000,
     connectRetries = 3,
     replicationFactor = 1,
+    onTopicWarning = logTopicWarning,
     topicReadyTimeout = 30000,
     transactionTimeout = 60000,
     commitInterval = 100,
@@ -329,7 +350,12 @@ export function createKafkaTransport(
       const names = topics.map((topic) => `"${topic.name}"`).join(", ");
       return adminCall(
         `Cannot create topics ${names}`,
-        () => ensureTopics(admin, topics, { replicationFactor, readyTimeout: topicReadyTimeout }),
+        () =>
+          ensureTopics(admin, topics, {
+            replicationFactor,
+            readyTimeout: topicReadyTimeout,
+            onWarning: onTopicWarning,
+          }),
         topics[0]?.name,
       );
     },
