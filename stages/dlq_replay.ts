@@ -23,7 +23,6 @@ import { replayDeadLetters } from "../pipeline/replay.ts";
 import type { ReplayProgress, ReplayReport } from "../pipeline/replay.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
@@ -151,6 +150,9 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
+    // Imported here: kafkajs reads the environment when it loads, which the command's tests
+    // on the embedded transport do without permission.
+    const { createKafkaTransport } = await import("../pipeline/transport/kafka/mod.ts");
     transport = createKafkaTransport(config.brokers, { clientId: REPLAY_SERVICE });
   }
   const telemetry = await setupTelemetry({ serviceName: REPLAY_SERVICE, env });

