@@ -150,8 +150,8 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
-    // Imported here: kafkajs reads the environment when it loads, which the command's tests
-    // on the embedded transport do without permission.
+    // Imported here, not at the top: kafkajs reads the environment when it loads, and the
+    // command's tests on the embedded transport run without that permission.
     const { createKafkaTransport } = await import("../pipeline/transport/kafka/mod.ts");
     transport = createKafkaTransport(config.brokers, { clientId: REPLAY_SERVICE });
   }

@@ -1,6 +1,8 @@
 /**
  * A stage's own tests need no permissions: `deno test` with no flags runs them all, none
- * ignored. They are run here in a child `deno test` that is granted nothing (this test needs
+ * ignored; so do the pipeline command's tests on the embedded transport (its Kafka transport,
+ * and kafkajs, which reads the environment when it loads, are imported only for a run on
+ * Kafka). They are run here in a child `deno test` that is granted nothing (this test needs
  * the permission to start it, so plain `deno test` ignores it and nothing recurses).
  *
  * @module
@@ -10,11 +12,15 @@ import { requires } from "../_permissions.ts";
 
 const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 
-/** The stage tests a user runs with plain `deno test`, as the README shows. */
-const STAGE_TESTS = ["tests/stages/payment_test.ts", "tests/stages/orders_pipeline_test.ts"];
+/** Tests a user runs with plain `deno test` (the README shows the first). */
+const STAGE_TESTS = [
+  "tests/stages/payment_test.ts",
+  "tests/stages/orders_pipeline_test.ts",
+  "tests/stages/app_test.ts",
+];
 
 Deno.test(
-  "the payment stage's and the orders pipeline's tests pass under plain deno test, none ignored",
+  "the stage, orders pipeline and pipeline command tests pass under plain deno test, none ignored",
   requires("run"),
   async () => {
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
