@@ -267,6 +267,9 @@ Deno.test("startLocalBroker() rejects an already aborted signal before any work"
 });
 
 launchTest("startLocalBroker() stops the JVM it spawned when aborted mid-start", async () => {
+  // The jars first, outside the deadline: on a fresh clone Maven gathers them (the test
+  // runner's broker has done so already under `deno task test`, but not under `deno test -P`).
+  await installBroker();
   const [port, controllerPort] = freeLoopbackPorts(2);
   const dataDir = await Deno.makeTempDir({ prefix: "kafka-abort-test-" });
   const controller = new AbortController();
