@@ -8,10 +8,15 @@
  * - `deno test`: no permissions. Runs every test that needs none (the stages' own tests, the
  *   framework's unit tests, whole pipelines on the embedded transport with a fake clock).
  * - `deno test -P`: the project's permission set, `"permissions": { "default": ... }` in
- *   deno.json. Runs every test that needs permissions but no Kafka broker.
+ *   deno.json. Runs every test that needs permissions but no Kafka broker. The set grants the
+ *   environment, files, subprocesses and the network on 127.0.0.1 only; not `sys`, `ffi` or
+ *   `import`. Environment, read and write are whole: tests copy the environment for child
+ *   processes and use the system's temporary folder, whose path deno.json cannot name. (Deno
+ *   refuses plain `deno test` when a set is declared as `"test": { "permissions": ... }`, so
+ *   the set is the config's default one.)
  * - `deno task test`: everything, with a broker (tests/_test_runner.ts).
  *
- * A test declares what it needs by spreading {@linkcode requires} into its definition; broker
+ * A test declares what it needs with {@linkcode requires} in its options; broker
  * tests use `brokerTest` (tests/_broker.ts) and tests of external tools `toolTest`
  * (tests/infra/_tools.ts), which check permissions through this module too. Module top-level
  * code must not read the environment, files or the network without asking {@linkcode granted}
@@ -34,7 +39,7 @@
  */
 
 /** A permission a test can need; see {@linkcode requires}. */
-export type TestPermission = "env" | "net" | "read" | "run" | "sys" | "write";
+export type TestPermission = "env" | "net" | "read" | "run" | "write";
 
 /**
  * What is asked of Deno for each permission. Network access is only ever needed on loopback
@@ -45,7 +50,6 @@ const DESCRIPTORS: Readonly<Record<TestPermission, Deno.PermissionDescriptor>> =
   net: { name: "net", host: "127.0.0.1" },
   read: { name: "read" },
   run: { name: "run" },
-  sys: { name: "sys" },
   write: { name: "write" },
 };
 
