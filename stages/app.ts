@@ -14,7 +14,6 @@ import { startEngine } from "./engine.ts";
 import type { Engine } from "./engine.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
@@ -86,8 +85,11 @@ export function parseOrdersConfig(
   return parsed.values;
 }
 
-function openTransport(config: OrdersConfig): Transport {
+async function openTransport(config: OrdersConfig): Promise<Transport> {
   if (config.brokers === undefined) return createEmbeddedTransport();
+  // Imported here, not at the top: kafkajs reads the environment when it loads, and a run on
+  // the embedded transport (the stage tests) needs no permission.
+  const { createKafkaTransport } = await import("../pipeline/transport/kafka/mod.ts");
   return createKafkaTransport(config.brokers);
 }
 
@@ -104,7 +106,7 @@ export async function runOrdersApp(
   // second run with the first's ids would find them all paid already.
   const seed = config.seed ?? crypto.getRandomValues(new Uint32Array(1))[0] >>> 1;
 
-  const transport = options.transport ?? openTransport(config);
+  const transport = options.transport ?? await openTransport(config);
   const cores = navigator.hardwareConcurrency ?? 2;
   const workers = config.workers ?? Math.min(config.partitions, cores);
   const env = options.env ?? Deno.env.toObject();

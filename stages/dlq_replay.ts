@@ -23,7 +23,6 @@ import { replayDeadLetters } from "../pipeline/replay.ts";
 import type { ReplayProgress, ReplayReport } from "../pipeline/replay.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
@@ -166,6 +165,9 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
+    // Imported here, not at the top: kafkajs reads the environment when it loads, and the
+    // command's tests on the embedded transport run without that permission.
+    const { createKafkaTransport } = await import("../pipeline/transport/kafka/mod.ts");
     transport = createKafkaTransport(config.brokers, { clientId: REPLAY_SERVICE });
   }
   const telemetry = await setupTelemetry({ serviceName: REPLAY_SERVICE, env });

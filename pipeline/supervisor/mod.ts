@@ -29,7 +29,6 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -320,6 +319,9 @@ export async function startSupervisor(
   const pipeline = await loadPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
+  // Imported here, not at the top: kafkajs reads the environment when it loads, and a
+  // program that runs its stages in-process must load without that permission.
+  const { createKafkaTransport } = await import("../transport/kafka/mod.ts");
   const admin = createKafkaTransport(transportSpec.brokers, {
     ...transportSpec.options,
   });

@@ -10,6 +10,7 @@ import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.t
 import type { EmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
 import type { ConsumedRecord, OutgoingRecord } from "../../pipeline/transport/transport.ts";
 import { startOtlpReceiver } from "../_otlp_receiver.ts";
+import { requires } from "../_permissions.ts";
 
 const DLQ = "orders.dlq";
 const ORDERS = "orders";
@@ -383,36 +384,40 @@ Deno.test("replayDeadLetters() refuses bad options before any work, naming the f
   }
 });
 
-Deno.test("replayDeadLetters() makes the replay's send span a child of the original trace", async () => {
-  await using receiver = await startOtlpReceiver();
-  const telemetry = await setupTelemetry({
-    serviceName: "dlq-replay-test",
-    env: {
-      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces`,
-      OTEL_METRICS_EXPORTER: "none",
-    },
-  });
-  try {
-    await using s = await setup([envelopeRecord(original(0))]);
-    await replay(s.transport, { instrumentation: telemetry.instrumentation });
-    await telemetry.forceFlush();
-    const span = await receiver.waitFor(
-      (r) => r.spans.find((x) => x.name === SPAN.send(ORDERS)),
-      5000,
-      "the replay's send span",
-    );
-    assert.equal(span.traceId, TRACE_ID);
-    assert.equal(span.parentSpanId, SPAN_ID);
-    const [out] = s.transport.records(ORDERS);
-    assert.equal(out.headers.traceparent, `00-${TRACE_ID}-${span.spanId}-01`);
-    assert.equal(
-      out.headers[HEADER.REPLAYED_FROM],
-      `${DLQ}/${s.transport.records(DLQ)[0].partition}/0`,
-    );
-  } finally {
-    await telemetry.shutdown();
-  }
-});
+Deno.test(
+  "replayDeadLetters() makes the replay's send span a child of the original trace",
+  requires("env", "net"),
+  async () => {
+    await using receiver = await startOtlpReceiver();
+    const telemetry = await setupTelemetry({
+      serviceName: "dlq-replay-test",
+      env: {
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces`,
+        OTEL_METRICS_EXPORTER: "none",
+      },
+    });
+    try {
+      await using s = await setup([envelopeRecord(original(0))]);
+      await replay(s.transport, { instrumentation: telemetry.instrumentation });
+      await telemetry.forceFlush();
+      const span = await receiver.waitFor(
+        (r) => r.spans.find((x) => x.name === SPAN.send(ORDERS)),
+        5000,
+        "the replay's send span",
+      );
+      assert.equal(span.traceId, TRACE_ID);
+      assert.equal(span.parentSpanId, SPAN_ID);
+      const [out] = s.transport.records(ORDERS);
+      assert.equal(out.headers.traceparent, `00-${TRACE_ID}-${span.spanId}-01`);
+      assert.equal(
+        out.headers[HEADER.REPLAYED_FROM],
+        `${DLQ}/${s.transport.records(DLQ)[0].partition}/0`,
+      );
+    } finally {
+      await telemetry.shutdown();
+    }
+  },
+);
 
 Deno.test("replayDeadLetters() sends only to the topics the pipeline reads, refusing others by name", async () => {
   const forged = JSON.parse(envelopeRecord(original(2)).value as string);

@@ -3,14 +3,13 @@ import { buildEnvelope } from "../../pipeline/dead_letter.ts";
 import { RetryableError, ValidationError } from "../../pipeline/errors.ts";
 import { HEADER } from "../../pipeline/headers.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
 import type {
   ConsumedRecord,
   OutgoingRecord,
   Transport,
 } from "../../pipeline/transport/transport.ts";
 import { main, NO_BROKER_MESSAGE } from "../../stages/dlq_replay.ts";
-import { brokerAvailable } from "../_broker.ts";
+import { brokerAvailable, loadKafkaTransport } from "../_broker.ts";
 
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
@@ -139,6 +138,7 @@ Deno.test({
     const orders = `replay-test-orders-${suffix}`;
     const dlq = `replay-test-dlq-${suffix}`;
     const group = `replay-test-group-${suffix}`;
+    const { createKafkaTransport } = await loadKafkaTransport();
     const transport: Transport = createKafkaTransport(brokers!, { clientId: "replay-test" });
     try {
       await transport.ensureTopics([
