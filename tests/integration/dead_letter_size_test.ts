@@ -10,10 +10,14 @@
 import assert from "node:assert/strict";
 import { DeadLetterEnvelopeSchema } from "../../pipeline/dead_letter.ts";
 import { startPipeline, waitUntilDrained } from "../../pipeline/run.ts";
-import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
 import { createOrdersPipeline } from "../../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../../stages/payment_gateway.ts";
 import { integrationTest, produceWithKcat, readTopic, uniqueNames } from "./_integration.ts";
+import { granted } from "../_permissions.ts";
+import { loadKafkaTransport } from "../_broker.ts";
+
+/** The Kafka transport, loaded only where env access is granted (kafkajs reads env on load). */
+const kafka = granted("env") ? await loadKafkaTransport() : undefined;
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -42,7 +46,7 @@ await integrationTest(
       groupId: names.group,
       partitions: 1,
     });
-    const transport = createKafkaTransport(brokers, { clientId: "dead-letter-size-test" });
+    const transport = kafka!.createKafkaTransport(brokers, { clientId: "dead-letter-size-test" });
     const running = await startPipeline(pipeline, { transport });
     try {
       await produceWithKcat(kcat, brokers, names.orders, {

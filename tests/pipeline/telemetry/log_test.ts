@@ -209,35 +209,39 @@ Deno.test("pretty lines: time, level, message, then the fields the message does 
   for (const line of lines) assert.ok(!line.includes("\x1b"), "no colour unless asked");
 });
 
-Deno.test("pretty lines end with the trace id while a span is active, and colour on request", async () => {
-  await using receiver = await startOtlpReceiver();
-  const lines: string[] = [];
-  await configureLogging({
-    level: "info",
-    format: "pretty",
-    color: true,
-    write: (l) => lines.push(l),
-  });
-  const telemetry = await setupTelemetry({
-    serviceName: "log-test",
-    env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces` },
-  });
-  try {
-    let traceId: string | undefined;
-    await telemetry.instrumentation.traceSend("t", {}, {}, () => {
-      getLogger("pipeline").error("Send failed", { topic: "t" });
-      traceId = currentTraceIds().trace_id;
-      return Promise.resolve();
+Deno.test(
+  "pretty lines end with the trace id while a span is active, and colour on request",
+  requires("env", "net"),
+  async () => {
+    await using receiver = await startOtlpReceiver();
+    const lines: string[] = [];
+    await configureLogging({
+      level: "info",
+      format: "pretty",
+      color: true,
+      write: (l) => lines.push(l),
     });
-    assert.equal(lines.length, 1);
-    assert.ok(lines[0].includes("\x1b[31mERROR\x1b[0m"), JSON.stringify(lines[0]));
-    const plain = stripAnsi(lines[0]);
-    assert.ok(plain.endsWith(`Send failed  topic=t trace_id=${traceId}`), plain);
-  } finally {
-    await telemetry.shutdown();
-    await resetLogging();
-  }
-});
+    const telemetry = await setupTelemetry({
+      serviceName: "log-test",
+      env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces` },
+    });
+    try {
+      let traceId: string | undefined;
+      await telemetry.instrumentation.traceSend("t", {}, {}, () => {
+        getLogger("pipeline").error("Send failed", { topic: "t" });
+        traceId = currentTraceIds().trace_id;
+        return Promise.resolve();
+      });
+      assert.equal(lines.length, 1);
+      assert.ok(lines[0].includes("\x1b[31mERROR\x1b[0m"), JSON.stringify(lines[0]));
+      const plain = stripAnsi(lines[0]);
+      assert.ok(plain.endsWith(`Send failed  topic=t trace_id=${traceId}`), plain);
+    } finally {
+      await telemetry.shutdown();
+      await resetLogging();
+    }
+  },
+);
 
 /** ANSI colour escapes (ESC, `[`, parameters, `m`). */
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
@@ -290,19 +294,27 @@ const LOG_ONE_LINE = `
   getLogger("pipeline").info("Stage {stage} started", { stage: "pay", partition: 3 });
 `;
 
-Deno.test("on a terminal log lines are short; LOG_FORMAT=json keeps JSON there", async () => {
-  const pretty = (await runLogging(LOG_ONE_LINE, {}, true)).split("\n").at(-1)!;
-  const plain = stripAnsi(pretty);
-  assert.notEqual(plain, pretty, "coloured on a terminal");
-  assert.match(plain, PAY_STARTED);
-  const json = (await runLogging(LOG_ONE_LINE, { LOG_FORMAT: "json" }, true)).split("\n").at(-1)!;
-  assert.equal(JSON.parse(json).message, 'Stage "pay" started');
-});
+Deno.test(
+  "on a terminal log lines are short; LOG_FORMAT=json keeps JSON there",
+  requires("env", "read", "write", "run"),
+  async () => {
+    const pretty = (await runLogging(LOG_ONE_LINE, {}, true)).split("\n").at(-1)!;
+    const plain = stripAnsi(pretty);
+    assert.notEqual(plain, pretty, "coloured on a terminal");
+    assert.match(plain, PAY_STARTED);
+    const json = (await runLogging(LOG_ONE_LINE, { LOG_FORMAT: "json" }, true)).split("\n").at(-1)!;
+    assert.equal(JSON.parse(json).message, 'Stage "pay" started');
+  },
+);
 
-Deno.test("off a terminal log lines are JSON; LOG_FORMAT=pretty forces short lines", async () => {
-  const json = (await runLogging(LOG_ONE_LINE, {}, false)).split("\n").at(-1)!;
-  assert.equal(JSON.parse(json).partition, 3);
-  const pretty = (await runLogging(LOG_ONE_LINE, { LOG_FORMAT: "pretty" }, false)).split("\n")
-    .at(-1)!;
-  assert.match(pretty, PAY_STARTED);
-});
+Deno.test(
+  "off a terminal log lines are JSON; LOG_FORMAT=pretty forces short lines",
+  requires("env", "read", "write", "run"),
+  async () => {
+    const json = (await runLogging(LOG_ONE_LINE, {}, false)).split("\n").at(-1)!;
+    assert.equal(JSON.parse(json).partition, 3);
+    const pretty = (await runLogging(LOG_ONE_LINE, { LOG_FORMAT: "pretty" }, false)).split("\n")
+      .at(-1)!;
+    assert.match(pretty, PAY_STARTED);
+  },
+);

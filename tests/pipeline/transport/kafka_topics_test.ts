@@ -6,12 +6,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import kafkajs from "kafkajs";
-import { createKafkaTransport } from "../../../pipeline/transport/kafka/mod.ts";
 import type { TopicWarning } from "../../../pipeline/transport/kafka/mod.ts";
 import { brokerTest } from "../../_broker.ts";
+import { granted } from "../../_permissions.ts";
+import { loadKafkaTransport } from "../../_broker.ts";
 
-const { Kafka, ConfigResourceTypes } = kafkajs;
+/** The Kafka transport, loaded only where env access is granted (kafkajs reads env on load). */
+const kafka = granted("env") ? await loadKafkaTransport() : undefined;
+/** kafkajs reads the environment when it loads: only where env access is granted. */
+const kafkajs = granted("env") ? (await import("kafkajs")).default : undefined;
+
+const { Kafka, ConfigResourceTypes } = kafkajs ?? ({} as NonNullable<typeof kafkajs>);
 const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
 
 brokerTest(
@@ -19,7 +24,7 @@ brokerTest(
   async (brokers) => {
     const topic = `topics-${runId}-fewer`;
     const warnings: TopicWarning[] = [];
-    const transport = createKafkaTransport(brokers, {
+    const transport = kafka!.createKafkaTransport(brokers, {
       onTopicWarning: (warning) => warnings.push(warning),
     });
     try {
@@ -53,7 +58,7 @@ brokerTest(
   "kafka transport creates topics with the declared min.insync.replicas",
   async (brokers) => {
     const topic = `topics-${runId}-isr`;
-    const transport = createKafkaTransport(brokers);
+    const transport = kafka!.createKafkaTransport(brokers);
     const admin = new Kafka({ brokers: [brokers], logCreator: () => () => {} }).admin();
     try {
       await transport.ensureTopics([{
