@@ -13,7 +13,7 @@ import { REFERENCE_RETRY, retryTopicName, validateRetryPolicy } from "./retry.ts
 import type { RetryPolicy } from "./retry.ts";
 import { NAME_PATTERN } from "./stage.ts";
 import type { Stage } from "./stage.ts";
-import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
+import { DeadLetterEnvelopeSchema, DEFAULT_MAX_MESSAGE_BYTES } from "./dead_letter.ts";
 import type { TopicSpec } from "./transport/transport.ts";
 import { TOPIC_NAME_PATTERN } from "./transport/transport.ts";
 
@@ -92,6 +92,11 @@ export interface ResolvedStageNode extends StageNode {
   readonly concurrency: number;
   /** The retry tier topics, in tier order (empty without tiers). */
   readonly retryTopics: readonly string[];
+  /**
+   * The most bytes one dead letter may take: the DLQ topic's declared `max.message.bytes`, or
+   * Kafka's default (1 MiB).
+   */
+  readonly deadLetterMaxBytes: number;
 }
 
 /** A validated pipeline. */
@@ -151,6 +156,33 @@ function checkTopic(topic: TopicDefinition): void {
       undefined,
       `topics.${topic.name}.partitions`,
     );
+  }
+  const factor = topic.replicationFactor;
+  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
+    refuse(
+      `Cannot define topic "${topic.name}" as 'replicationFactor' must be a positive integer: current value is ${factor}`,
+      undefined,
+      `topics.${topic.name}.replicationFactor`,
+    );
+  }
+  const minInsync = topic.config?.["min.insync.replicas"];
+  if (minInsync !== undefined) {
+    const value = Number(minInsync);
+    if (!Number.isInteger(value) || value < 1) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be a positive integer: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
+    if (factor !== undefined && value > factor) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be at most its ` +
+          `replication factor ${factor}: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
   }
   if (!topic.deadLetter && topic.schema === undefined) {
     refuse(
@@ -220,6 +252,18 @@ function resolveNode(
       "deadLetter",
     );
   }
+  const declaredMaxBytes = dlq.config?.["max.message.bytes"];
+  const deadLetterMaxBytes = declaredMaxBytes === undefined
+    ? DEFAULT_MAX_MESSAGE_BYTES
+    : Number(declaredMaxBytes);
+  if (!Number.isSafeInteger(deadLetterMaxBytes) || deadLetterMaxBytes < 16 * 1024) {
+    refuse(
+      `${where} as 'max.message.bytes' of dead-letter topic "${node.deadLetter}" must be an ` +
+        `integer of at least 16384: current value is "${declaredMaxBytes}"`,
+      name,
+      "deadLetter",
+    );
+  }
   if (!NAME_PATTERN.test(node.group ?? "")) {
     refuse(`${where} as 'group' must be lowercase words joined by dashes`, name, "group");
   }
@@ -241,7 +285,7 @@ function resolveNode(
   const retry = node.retry ?? REFERENCE_RETRY;
   validateRetryPolicy(retry, name);
   const retryTopics = retry.tiers.map((_, i) => retryTopicName(node.input, i + 1));
-  return { ...node, retry, concurrency, retryTopics };
+  return { ...node, retry, concurrency, retryTopics, deadLetterMaxBytes };
 }
 
 function checkEveryInputIsWritten(
@@ -355,7 +399,7 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     }
     return found;
   };
-  return Object.freeze({
+  const pipeline: Pipeline = Object.freeze({
     name: spec.name,
     topics: Object.freeze(allTopics),
     sources: Object.freeze([...sources]),
@@ -364,6 +408,25 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     stage: (name: string) => lookup(stagesByName, "stage", name),
     source: (name: string) => lookup(sourcesByName, "source", name),
   });
+  DEFINED.add(pipeline);
+  return pipeline;
+}
+
+/** Every pipeline {@linkcode definePipeline} returned: what {@linkcode isPipeline} asks. */
+const DEFINED = new WeakSet<Pipeline>();
+
+/**
+ * Whether `value` is a pipeline that {@linkcode definePipeline} made (and so validated): how a
+ * command finds the pipeline among a module's exports.
+ *
+ * @example
+ * ```ts
+ * import { isPipeline } from "./definition.ts";
+ * isPipeline({ name: "x", stages: [] }); // false: only definePipeline() makes pipelines
+ * ```
+ */
+export function isPipeline(value: unknown): value is Pipeline {
+  return typeof value === "object" && value !== null && DEFINED.has(value as Pipeline);
 }
 
 /** @internal Exposed for describe(): the DLQ envelope schema as JSON Schema. */

@@ -1,70 +1,172 @@
 /**
- * Loading a pipeline from a module, the one way the supervisor, its workers and
- * `deno task run` do it: the module exports either a `definePipeline` result or a factory
- * `(options) => Pipeline` that builds one (handlers cannot be posted to a worker, so each
- * worker imports the module itself).
+ * Loading a pipeline from a module, the one way every command does it:
+ *
+ * - {@linkcode loadPipelineModule}: what a user names on the command line (`deno task run
+ *   ./my_pipeline.ts`, `deno task dashboards --pipeline ./my_pipeline.ts`): imports the module
+ *   and picks one export that {@linkcode definePipeline} made.
+ * - {@linkcode buildPipeline}: what the supervisor, its workers and the service runtime load
+ *   from a {@linkcode PipelineModuleSpec} (module URL, export name, options): the export itself
+ *   when it is a pipeline, or what the exported factory `(options) => Pipeline` returns
+ *   (handlers cannot be posted to a worker, so each worker imports the module itself).
+ *
+ * Which export: the one named by `exportName` (`--export name`) when given; otherwise the
+ * module's only pipeline export, whatever its name (`export const pipeline = definePipeline(...)`
+ * or `export default`-free named exports alike). A module with several pipeline exports must
+ * name one; a module with none is refused with the exports it has.
  *
  * @example
  * ```ts ignore
  * import { loadPipelineModule } from "./pipeline_module.ts";
- * const pipeline = await loadPipelineModule({ module: "file:///srv/my_pipeline.ts", export: "pipeline" });
+ * const { pipeline, exportName } = await loadPipelineModule("./my_pipeline.ts");
  * ```
  *
  * @module
  */
-import type { Pipeline } from "./definition.ts";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { isPipeline, type Pipeline } from "./definition.ts";
 import { ConfigError } from "./errors.ts";
 import type { PipelineModuleSpec } from "./supervisor/_protocol.ts";
 
-/** Whether `value` looks like a `definePipeline` result. */
-export function isPipeline(value: unknown): value is Pipeline {
-  if (typeof value !== "object" || value === null) return false;
-  const candidate = value as Partial<Record<keyof Pipeline, unknown>>;
-  return typeof candidate.name === "string" && Array.isArray(candidate.stages) &&
-    Array.isArray(candidate.topics) && typeof candidate.stage === "function";
+export type { PipelineModuleSpec };
+
+/** Options of {@linkcode findPipelineExport} and {@linkcode loadPipelineModule}. */
+export interface PipelineExportOptions {
+  /**
+   * The export holding the pipeline.
+   * @default {the module's only export that is a pipeline}
+   */
+  readonly exportName?: string;
+  /**
+   * How the module is named in error messages.
+   * @default {"the module"}
+   */
+  readonly moduleName?: string;
 }
 
-async function importModule(module: string): Promise<Record<string, unknown>> {
-  try {
-    return await import(module);
-  } catch (error) {
-    throw new ConfigError(`Cannot import pipeline module "${module}"`, {
-      field: "pipeline.module",
-      cause: error,
-    });
-  }
+/** A pipeline found in a module. */
+export interface FoundPipeline {
+  /** The pipeline. */
+  readonly pipeline: Pipeline;
+  /** The export it was found under. */
+  readonly exportName: string;
 }
 
 /**
- * The name of the export of `module` that holds a pipeline: the only `definePipeline` result it
- * exports.
+ * Picks the pipeline out of a module's exports; see the module doc for the rule.
  *
- * @throws {ConfigError} when the module cannot be imported, or exports no pipeline or several
+ * @throws {ConfigError} with `field` `"--export"` when the named export is missing or not a
+ * pipeline, or when there is no pipeline export or more than one and none is named.
+ *
+ * @example
+ * ```ts
+ * import { definePipeline } from "./definition.ts";
+ * import { findPipelineExport } from "./pipeline_module.ts";
+ * import { z } from "zod";
+ * const N = z.object({ n: z.number() });
+ * const pipeline = definePipeline({
+ *   name: "demo",
+ *   topics: [{ name: "in", partitions: 1, schema: N }, { name: "in.dlq", partitions: 1, deadLetter: true }],
+ *   sources: [{ name: "feed", output: "in", schema: N }],
+ *   stages: [],
+ * });
+ * findPipelineExport({ pipeline, other: 1 }).exportName; // "pipeline"
+ * ```
  */
-export async function findPipelineExport(module: string): Promise<string> {
-  const loaded = await importModule(module);
-  const names = Object.keys(loaded).filter((name) => isPipeline(loaded[name]));
-  if (names.length !== 1) {
+export function findPipelineExport(
+  exports: Readonly<Record<string, unknown>>,
+  options: PipelineExportOptions = {},
+): FoundPipeline {
+  const { exportName, moduleName = "the module" } = options;
+  const names = Object.keys(exports).sort();
+  if (exportName !== undefined) {
+    if (!(exportName in exports)) {
+      throw new ConfigError(
+        `Cannot find export "${exportName}" in ${moduleName}: its exports are ${list(names)}`,
+        { field: "--export" },
+      );
+    }
+    const value = exports[exportName];
+    if (!isPipeline(value)) {
+      throw new ConfigError(
+        `Cannot use export "${exportName}" of ${moduleName} as a pipeline: it is not a ` +
+          "definePipeline() result",
+        { field: "--export" },
+      );
+    }
+    return { pipeline: value, exportName };
+  }
+  const found = names.filter((name) => isPipeline(exports[name]));
+  if (found.length === 1) return { pipeline: exports[found[0]] as Pipeline, exportName: found[0] };
+  if (found.length === 0) {
     throw new ConfigError(
-      `Cannot run module "${module}" as it must export exactly one definePipeline result: ` +
-        (names.length === 0
-          ? "it exports none"
-          : `it exports ${names.map((n) => `"${n}"`).join(", ")}; choose one with --export`),
-      { field: "pipeline.export" },
+      `Cannot find a pipeline in ${moduleName}: no export is a definePipeline() result ` +
+        `(its exports are ${list(names)})`,
+      { field: "--export" },
     );
   }
-  return names[0];
+  throw new ConfigError(
+    `Cannot choose a pipeline in ${moduleName}: exports ${list(found)} are all pipelines: ` +
+      "name one with --export",
+    { field: "--export" },
+  );
+}
+
+function list(names: readonly string[]): string {
+  return names.length === 0 ? "none" : names.map((n) => `"${n}"`).join(", ");
 }
 
 /**
- * Imports `spec.module` and returns its pipeline: the export itself when it is a pipeline, or
- * what the exported factory returns for `spec.options`.
+ * Imports the module at `path` (relative to the working directory, or a URL) and finds its
+ * pipeline with {@linkcode findPipelineExport}.
  *
- * @throws {ConfigError} when the module cannot be imported or the export is neither
+ * @throws {ConfigError} with `field` `"--pipeline"` when the module cannot be imported (its
+ * `cause` says why), and as {@linkcode findPipelineExport} does.
  */
-export async function loadPipelineModule(spec: PipelineModuleSpec): Promise<Pipeline> {
-  const loaded = await importModule(spec.module);
-  const exported = loaded[spec.export];
+export async function loadPipelineModule(
+  path: string,
+  options: Omit<PipelineExportOptions, "moduleName"> = {},
+): Promise<FoundPipeline> {
+  const url = /^[a-z][a-z0-9+.-]*:/i.test(path) && !/^[a-z]:[\\/]/i.test(path)
+    ? path
+    : pathToFileURL(resolve(path)).href;
+  const exports = await importModule(url, path, "--pipeline");
+  return findPipelineExport(exports, { ...options, moduleName: `"${path}"` });
+}
+
+async function importModule(
+  url: string,
+  name: string,
+  field: string,
+): Promise<Record<string, unknown>> {
+  try {
+    return await import(url);
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot import pipeline module "${name}": ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+      { field, cause: error },
+    );
+  }
+}
+
+/**
+ * Imports `spec.module` (a URL) and returns its pipeline: the export named `spec.export`
+ * itself when it is a pipeline, or what that exported factory returns for `spec.options`.
+ *
+ * @throws {ConfigError} with `field` `"pipeline.module"` when the module cannot be imported,
+ * `"pipeline.export"` when the export is neither a pipeline nor a factory of one
+ *
+ * @example
+ * ```ts ignore
+ * import { buildPipeline } from "./pipeline_module.ts";
+ * const pipeline = await buildPipeline({ module: "file:///srv/my_pipeline.ts", export: "pipeline" });
+ * ```
+ */
+export async function buildPipeline(spec: PipelineModuleSpec): Promise<Pipeline> {
+  const exports = await importModule(spec.module, spec.module, "pipeline.module");
+  const exported = exports[spec.export];
   if (isPipeline(exported)) return exported;
   if (typeof exported === "function") {
     const built = await exported(spec.options);

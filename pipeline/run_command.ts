@@ -16,7 +16,7 @@ import { runCommand } from "./command.ts";
 import { ConfigError, errorMessage, PipelineError } from "./errors.ts";
 import { configureLogging } from "./log.ts";
 import type { LogLevel } from "./log.ts";
-import { findPipelineExport } from "./pipeline_module.ts";
+import { loadPipelineModule } from "./pipeline_module.ts";
 import type { ServiceOutcome } from "./service.ts";
 import { startService } from "./service.ts";
 import { HEALTH_CONFIG, healthEndpoint } from "./service_config.ts";
@@ -167,7 +167,9 @@ export async function main(
     });
     // `deno task` runs from the project root; INIT_CWD is where the user typed the command.
     const module = moduleUrl(path, env.INIT_CWD ?? Deno.cwd());
-    const name = config.export ?? await findPipelineExport(module);
+    // A named export may be a factory of a pipeline (the service builds it); otherwise the
+    // module's only definePipeline result.
+    const name = config.export ?? (await loadPipelineModule(module)).exportName;
     const total = emptySummary();
     const stages: Record<string, StageSummary> = {};
     const service = await startService({

@@ -17,7 +17,7 @@
  */
 import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
-import { buildEnvelope } from "./dead_letter.ts";
+import { deadLetterRecord } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
 import { errorMessage, errorType, isRetriable, PoisonRecordError } from "./errors.ts";
 import { HEADER, TRACE_HEADERS } from "./headers.ts";
@@ -217,24 +217,20 @@ export function createRecordHandler(
         return allDurable(sends);
       };
       const deadLetter = async (error: unknown, attempts: number, retries: number) => {
-        const envelope = buildEnvelope(record, {
+        // Bounded by its encoded size, so the DLQ topic always takes it.
+        const { envelope, record: dead } = deadLetterRecord(record, {
           stage: stage.name,
           error,
           attempts: priorAttempts + attempts,
           failedAt: clock.now(),
           original,
+        }, {
+          topic: node.deadLetter,
+          maxMessageBytes: node.deadLetterMaxBytes,
+          headers: { [HEADER.STAGE]: stage.name, [HEADER.ERROR_TYPE]: errorType(error) },
         });
         telemetry.recordError(error);
-        await durable([send({
-          topic: node.deadLetter,
-          key: record.key,
-          value: JSON.stringify(envelope),
-          headers: {
-            ...record.headers,
-            [HEADER.STAGE]: stage.name,
-            [HEADER.ERROR_TYPE]: envelope.error_type,
-          },
-        }, keyText)]);
+        await durable([send(dead, keyText)]);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
           ...where,

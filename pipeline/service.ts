@@ -39,7 +39,7 @@ import type { HealthServer } from "./health_server.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import { getLogger } from "./log.ts";
 import { pipelineLag, startPipeline } from "./run.ts";
-import { loadPipelineModule } from "./pipeline_module.ts";
+import { buildPipeline } from "./pipeline_module.ts";
 import type { RunningPipeline, StageLag } from "./run.ts";
 import type { StageOutcome } from "./runner.ts";
 import { startSupervisor } from "./supervisor/mod.ts";
@@ -52,12 +52,10 @@ import type {
 } from "./supervisor/mod.ts";
 import { LABEL, METRIC } from "./telemetry/names.ts";
 import { renderPrometheus } from "./telemetry/prometheus.ts";
-import { runtimeInstrumentation } from "./telemetry/runtime.ts";
 import { setupTelemetry } from "./telemetry/setup.ts";
 import type { ParentingMode, Telemetry } from "./telemetry/mod.ts";
 import type { LagSample } from "./telemetry/metrics.ts";
 import { createEmbeddedTransport } from "./transport/embedded/mod.ts";
-import { createKafkaTransport } from "./transport/kafka/mod.ts";
 import type { Producer, Transport } from "./transport/transport.ts";
 
 const log = getLogger(["pipeline", "service"]);
@@ -240,7 +238,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     onOutcome,
     onEvent,
   } = options;
-  const pipeline = await (options.build?.() ?? loadPipelineModule(options.pipeline));
+  const pipeline = await (options.build?.() ?? buildPipeline(options.pipeline));
   const telemetry = await setupTelemetry({
     serviceName,
     serviceVersion,
@@ -249,7 +247,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     mode: parenting,
     prometheus: health !== undefined,
   });
-  const instrumentation = runtimeInstrumentation(telemetry);
+  const instrumentation = telemetry.instrumentation;
   const readiness = new Readiness({ readyWithoutMembers: !consume });
   const failure = new AbortController();
   const cleanups: Array<() => Promise<void>> = [];
@@ -265,8 +263,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   try {
     const inProcess = options.transport !== undefined || brokers === undefined;
+    // kafkajs is imported here, not at the top: it reads the environment when it loads, and a
+    // program that runs on the embedded transport must load without that permission.
     const transport = options.transport ??
-      (brokers === undefined ? createEmbeddedTransport() : createKafkaTransport(brokers));
+      (brokers === undefined
+        ? createEmbeddedTransport()
+        : (await import("./transport/kafka/mod.ts")).createKafkaTransport(brokers));
     if (options.transport === undefined) cleanups.push(() => transport.close());
 
     let supervisor: Supervisor | undefined;

@@ -20,11 +20,12 @@ import type { Transport } from "../pipeline/transport/transport.ts";
 import type { CommandIo } from "../pipeline/command.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
-import { createPaymentGateway } from "./payment_gateway.ts";
 import { freshSeed, publishOrders } from "./_order_source.ts";
 import {
+  closeGateway,
+  inProcessPipelineOptions,
+  openGateway,
   paymentWorkers,
-  pipelineOptions,
   reportWorkerEvent,
   setupLogging,
   workerPipelineSpec,
@@ -51,7 +52,7 @@ export interface RunOrdersAppOptions {
    */
   readonly transport?: Transport;
   /**
-   * Time for retries and the gateway's latency.
+   * Time for retries.
    * @default systemClock
    */
   readonly clock?: Clock;
@@ -113,38 +114,45 @@ export async function runOrdersApp(
   // second run with the first's ids would find them all paid already.
   const seed = config.seed ?? freshSeed();
   const env = options.env ?? Deno.env.toObject();
-  await setupLogging(config.logLevel, env);
+  await setupLogging(config, env);
   const workers = paymentWorkers(config);
-  const gateway = { failureRate: config.failureRate, latencyMs: config.gatewayLatencyMs, seed };
   const counter = new SummaryCounter("pipeline");
-  const service = await startService({
-    pipeline: workerPipelineSpec(config, { concurrency: workers, gateway }),
-    build: () =>
-      createOrdersPipeline({
-        ...pipelineOptions(config, workers),
-        gateway: createPaymentGateway({ ...gateway, clock }),
-      }),
-    brokers: options.transport === undefined ? config.brokers : undefined,
-    transport: options.transport,
-    workers,
-    serviceName: SERVICE.ORDER,
-    workerServiceName: SERVICE.PAYMENT,
-    serviceVersion: SERVICE_VERSION,
-    env,
-    health: healthEndpoint(config),
-    parenting: config.traceParenting as ParentingMode,
-    logLevel: config.logLevel as LogLevel,
-    clock,
-    pollMs: 1000,
-    onOutcome: (outcome) => counter.record(outcome),
-    onEvent: (event) => reportWorkerEvent(io, event),
-  });
+  // Without GATEWAY_URL the gateway service runs here, on a loopback port: the payment stage
+  // charges it over HTTP all the same, and its ledger counts the charges.
+  const gateway = await openGateway(config, seed);
+  let service: RunningService;
+  try {
+    service = await startService({
+      pipeline: workerPipelineSpec(config, { concurrency: workers, gateway: gateway.settings }),
+      build: () =>
+        createOrdersPipeline(
+          inProcessPipelineOptions(config, { concurrency: workers, gateway: gateway.settings }),
+        ),
+      brokers: options.transport === undefined ? config.brokers : undefined,
+      transport: options.transport,
+      workers,
+      serviceName: SERVICE.ORDER,
+      workerServiceName: SERVICE.PAYMENT,
+      serviceVersion: SERVICE_VERSION,
+      env,
+      health: healthEndpoint(config),
+      parenting: config.traceParenting as ParentingMode,
+      logLevel: config.logLevel as LogLevel,
+      clock,
+      pollMs: 1000,
+      onOutcome: (outcome) => counter.record(outcome),
+      onEvent: (event) => reportWorkerEvent(io, event),
+    });
+  } catch (error) {
+    await gateway.local?.close();
+    throw error;
+  }
   const { telemetry } = service;
   io.stderr(
     `orders pipeline on ${service.transport.target}${
       config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
     }: payment stage in ${service.description}, failure rate ${config.failureRate}, ` +
-      `retry ${config.retry}, seed ${seed}${
+      `retry ${config.retry}, seed ${seed}, gateway ${gateway.description}${
         telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`
       }${service.health === undefined ? "" : `, health on ${service.health.url}`}`,
   );
@@ -190,6 +198,7 @@ export async function runOrdersApp(
       io.stderr(`cannot shut down cleanly: ${errorMessage(error)}`)
     );
     io.stderr(counter.progressLine());
+    await closeGateway(gateway, io);
   }
   return counter.summary;
 }

@@ -59,16 +59,13 @@ export async function runOrderService(
 ): Promise<RunSummary> {
   const { io, signal, progressEveryMs = 1000 } = options;
   const env = options.env ?? Deno.env.toObject();
-  await setupLogging(config.logLevel, env);
+  await setupLogging(config, env);
   const seed = config.seed ?? freshSeed();
   const settings = { ...config, groupId: "payment-service", retry: "backoff" };
   const counter = new SummaryCounter("orders");
   const service = await startService({
     // The pipeline gives the topics and the publishing source; nothing is consumed here.
-    pipeline: workerPipelineSpec(settings, {
-      concurrency: 1,
-      gateway: { failureRate: 0, latencyMs: 0, seed },
-    }),
+    pipeline: workerPipelineSpec(settings, { concurrency: 1 }),
     build: () =>
       createOrdersPipeline({ ...pipelineOptions(settings, 1), gateway: createPaymentGateway() }),
     brokers: config.brokers,

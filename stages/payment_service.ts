@@ -12,21 +12,24 @@ import type { ConfigValues } from "../pipeline/config.ts";
 import { errorMessage, PipelineError } from "../pipeline/errors.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import { startService } from "../pipeline/service.ts";
+import type { RunningService } from "../pipeline/service.ts";
 import { healthEndpoint } from "../pipeline/service_config.ts";
 import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
 import type { CommandIo } from "../pipeline/command.ts";
 import { runCommand } from "../pipeline/command.ts";
 import { PAYMENTS_CONFIG } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
-import { createPaymentGateway } from "./payment_gateway.ts";
 import { freshSeed } from "./_order_source.ts";
 import {
+  closeGateway,
+  inProcessPipelineOptions,
+  openGateway,
   paymentWorkers,
-  pipelineOptions,
   reportWorkerEvent,
   setupLogging,
   workerPipelineSpec,
 } from "./_services.ts";
+import type { RunGateway } from "./_services.ts";
 import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
@@ -73,34 +76,40 @@ export async function runPaymentService(
 ): Promise<RunSummary> {
   const { io, signal, progressEveryMs = 1000 } = options;
   const env = options.env ?? Deno.env.toObject();
-  await setupLogging(config.logLevel, env);
+  await setupLogging(config, env);
   const seed = config.seed ?? freshSeed();
   const workers = paymentWorkers(config);
-  const gateway = { failureRate: config.failureRate, latencyMs: config.gatewayLatencyMs, seed };
   const counter = new SummaryCounter("payments");
-  const service = await startService({
-    pipeline: workerPipelineSpec(config, { concurrency: workers, gateway }),
-    build: () =>
-      createOrdersPipeline({
-        ...pipelineOptions(config, workers),
-        gateway: createPaymentGateway(gateway),
-      }),
-    brokers: config.brokers,
-    workers,
-    serviceName: SERVICE.PAYMENT,
-    serviceVersion: SERVICE_VERSION,
-    env,
-    health: healthEndpoint(config),
-    parenting: config.traceParenting as ParentingMode,
-    logLevel: config.logLevel as LogLevel,
-    pollMs: 1000,
-    onOutcome: (outcome) => counter.record(outcome),
-    onEvent: (event) => reportWorkerEvent(io, event),
-  });
+  // Without GATEWAY_URL the gateway service runs here, on a loopback port.
+  const gateway: RunGateway = await openGateway(config, seed);
+  let service: RunningService;
+  try {
+    service = await startService({
+      pipeline: workerPipelineSpec(config, { concurrency: workers, gateway: gateway.settings }),
+      build: () =>
+        createOrdersPipeline(
+          inProcessPipelineOptions(config, { concurrency: workers, gateway: gateway.settings }),
+        ),
+      brokers: config.brokers,
+      workers,
+      serviceName: SERVICE.PAYMENT,
+      serviceVersion: SERVICE_VERSION,
+      env,
+      health: healthEndpoint(config),
+      parenting: config.traceParenting as ParentingMode,
+      logLevel: config.logLevel as LogLevel,
+      pollMs: 1000,
+      onOutcome: (outcome) => counter.record(outcome),
+      onEvent: (event) => reportWorkerEvent(io, event),
+    });
+  } catch (error) {
+    await gateway.local?.close();
+    throw error;
+  }
   io.stderr(
     `payment service on ${service.transport.target}: group "${config.groupId}" on ` +
       `"${config.ordersTopic}", ${service.description}, failure rate ${config.failureRate}, ` +
-      `retry ${config.retry}${
+      `retry ${config.retry}, gateway ${gateway.description}${
         service.health === undefined ? "" : `, health on ${service.health.url}`
       }`,
   );
@@ -120,6 +129,7 @@ export async function runPaymentService(
     counter.backlog = service.lag();
     await service.stop(config.stopGrace * 1000);
     io.stderr(counter.progressLine());
+    await closeGateway(gateway, io);
   }
   return counter.summary;
 }

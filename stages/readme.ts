@@ -11,6 +11,7 @@ import { markdownTable } from "../pipeline/config.ts";
 import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
+import { GATEWAY_CONFIG } from "./gateway.ts";
 
 /** The README's generated sections, by marker name. */
 export function readmeSections(): Record<string, string> {
@@ -22,6 +23,7 @@ export function readmeSections(): Record<string, string> {
     "pipeline-diagram": "```mermaid\n" + describePipelineMermaid(pipeline) + "```\n",
     "pipeline-text": "```text\n" + describePipelineText(pipeline) + "```\n",
     "configuration": markdownTable(ORDERS_CONFIG),
+    "gateway-configuration": markdownTable(GATEWAY_CONFIG),
   };
 }
 

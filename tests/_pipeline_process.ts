@@ -8,13 +8,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PipelineError } from "../pipeline/errors.ts";
+import { granted } from "./_permissions.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = join(REPO_ROOT, "stages", "main.ts");
 const OUTPUT_LIMIT = 256 * 1024;
 
-/** Whether this run is CI's, where missing tools are a failure rather than a reason to skip. */
-export const IN_CI: boolean = Deno.env.get("CI") === "true";
+/**
+ * Whether this run is CI's, where missing tools are a failure rather than a reason to skip.
+ * A test process that may not read the environment (plain `deno test`) is not CI's run.
+ */
+export const IN_CI: boolean = granted("env") && Deno.env.get("CI") === "true";
 
 /** The summary line the pipeline command prints last on stdout. */
 export interface PipelineSummary {

@@ -5,15 +5,12 @@
  * @module
  */
 
-import kafkajs from "kafkajs";
 import { join } from "node:path";
 import { ConfigError } from "../../pipeline/errors.ts";
 import { BrokerDataDirInUseError, BrokerPortInUseError, BrokerStartError } from "./errors.ts";
 import { installBroker } from "./install.ts";
 import { serverProperties } from "./server_properties.ts";
 import { defaultDataDir, LOG4J_CONFIG_FILE, REPO_ROOT } from "./_paths.ts";
-
-const { Kafka, KafkaJSError, logLevel } = kafkajs;
 
 /** How many lines of the broker's log and console output a start failure shows. */
 const TAIL_LINES = 40;
@@ -327,6 +324,9 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
  * ```
  */
 export async function probeBroker(brokers: string, timeoutMs = 2_000): Promise<boolean> {
+  // Imported here, not at the top: kafkajs reads the environment when it loads, and modules
+  // that only build a broker's configuration must load without that permission.
+  const { Kafka, KafkaJSError, logLevel } = (await import("kafkajs")).default;
   const kafka = new Kafka({
     clientId: "local-broker-probe",
     brokers: brokers.split(","),

@@ -15,13 +15,13 @@ import { ConfigError } from "../errors.ts";
 import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
 import type { RestoringIdempotencyStore, TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
-import { loadPipelineModule } from "../pipeline_module.ts";
+import { buildPipeline } from "../pipeline_module.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
 import type { Assignment, ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
+import { setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
 import { configureLogging } from "../log.ts";
 import type { FromWorker, StartMessage, ToWorker, WorkerOutcome } from "./_protocol.ts";
@@ -80,7 +80,7 @@ function recordKey(record: ConsumedRecord): string | undefined {
 
 async function start(message: StartMessage): Promise<void> {
   flushAt = message.flushAt;
-  const pipeline = await loadPipelineModule(message.pipeline);
+  const pipeline = await buildPipeline(message.pipeline);
   const node = pipeline.stage(message.stage);
   if (message.transport.kind !== "kafka") {
     throw new ConfigError(
@@ -127,7 +127,7 @@ async function start(message: StartMessage): Promise<void> {
     producer,
     idempotency,
     onOutcome: report,
-    instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
+    instrumentation: telemetry?.instrumentation,
     // The member is "restoring" until the store caught up with its new partitions.
     restore: idempotency === undefined ? undefined : (assignment) => {
       assigned = assignment;

@@ -29,9 +29,8 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
 import type { Readiness } from "../health.ts";
-import { loadPipelineModule } from "../pipeline_module.ts";
+import { buildPipeline } from "../pipeline_module.ts";
 import type { MetricFamily } from "../telemetry/prometheus.ts";
 import type {
   FromWorker,
@@ -314,9 +313,12 @@ export async function startSupervisor(
     );
   }
   const transportSpec = spec.transport;
-  const pipeline = await loadPipelineModule(spec.pipeline);
+  const pipeline = await buildPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
+  // Imported here, not at the top: kafkajs reads the environment when it loads, and a
+  // program that runs its stages in-process must load without that permission.
+  const { createKafkaTransport } = await import("../transport/kafka/mod.ts");
   const admin = createKafkaTransport(transportSpec.brokers, {
     ...transportSpec.options,
   });

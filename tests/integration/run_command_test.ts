@@ -6,7 +6,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
 import {
   freeLoopbackPorts,
   integrationTest,
@@ -15,6 +14,7 @@ import {
   waitFor,
 } from "./_integration.ts";
 import type { PipelineProcess } from "./_integration.ts";
+import { loadKafkaTransport } from "../_broker.ts";
 
 const NOTES = 300;
 
@@ -24,6 +24,7 @@ await integrationTest(
     const prefix = `it-run-${Date.now().toString(36)}${Deno.pid.toString(36)}`;
     const [healthPort] = freeLoopbackPorts(1);
     let run: PipelineProcess | undefined;
+    const { createKafkaTransport } = await loadKafkaTransport();
     const transport = createKafkaTransport(brokers);
     try {
       run = spawnPipeline(

@@ -117,6 +117,7 @@ function wrapTransport(inner: Transport, overrides: Partial<Transport>): Transpo
     target: inner.target,
     ensureTopics: (topics) => inner.ensureTopics(topics),
     producer: () => inner.producer(),
+    transactionalProducer: (options) => inner.transactionalProducer(options),
     consumer: (options) => inner.consumer(options),
     endOffsets: (topic) => inner.endOffsets(topic),
     committedOffsets: (groupId, topic) => inner.committedOffsets(groupId, topic),

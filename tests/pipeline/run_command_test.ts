@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-
-// The command imports kafkajs, which reads the environment as it loads.
-const envGranted = (await Deno.permissions.query({ name: "env" })).state === "granted";
-const { main, moduleUrl } = envGranted
-  ? await import("../../pipeline/run_command.ts")
-  : { main: undefined as never, moduleUrl: undefined as never };
+import { main, moduleUrl } from "../../pipeline/run_command.ts";
+import { requires } from "../_permissions.ts";
 
 function capture() {
   const out: string[] = [];
@@ -17,48 +13,44 @@ function capture() {
 }
 const never = new AbortController().signal;
 
-Deno.test({ name: "run --help prints its usage and settings", ignore: !envGranted }, async () => {
+Deno.test("run --help prints its usage and settings", async () => {
   const { out, io } = capture();
   assert.equal(await main(["--help"], {}, io, never), 0);
   assert.match(out[0], /^Usage: deno task run <module> \[options\]/);
   assert.ok(out[0].includes("HEALTH_PORT") && out[0].includes("--workers"));
 });
 
-Deno.test({ name: "run without a module returns 2 and says so", ignore: !envGranted }, async () => {
+Deno.test("run without a module returns 2 and says so", async () => {
   const { err, io } = capture();
   assert.equal(await main(["--workers", "2"], {}, io, never), 2);
   assert.deepEqual(err, ["error: Cannot run a pipeline as no module was given: see --help"]);
 });
 
-Deno.test({
-  name: "moduleUrl() resolves a path against where the command was typed",
-  ignore: !envGranted,
-}, () => {
+Deno.test("moduleUrl() resolves a path against where the command was typed", () => {
   assert.equal(moduleUrl("./p.ts", "/home/me/app"), "file:///home/me/app/p.ts");
   assert.equal(moduleUrl("/srv/p.ts", "/home/me"), "file:///srv/p.ts");
   assert.equal(moduleUrl("https://example.com/p.ts", "/x"), "https://example.com/p.ts");
 });
 
-const permitted = (await Deno.permissions.query({ name: "read" })).state === "granted" &&
-  (await Deno.permissions.query({ name: "env" })).state === "granted";
-
 Deno.test({
   name: "run refuses a module that exports no pipeline, naming it",
-  ignore: !permitted,
+  // The command imports the module from a file and resolves it against the working directory.
+  ...requires("read"),
   async fn() {
     const { err, io } = capture();
     const module = new URL("./_echo_pipeline.ts", import.meta.url).pathname;
     assert.equal(await main([module], {}, io, never), 1);
     assert.deepEqual(err, [
-      `error: Cannot run module "file://${module}" as it must export exactly one ` +
-      "definePipeline result: it exports none",
+      `error: Cannot find a pipeline in "file://${module}": no export is a definePipeline() ` +
+      'result (its exports are "createEchoPipeline")',
     ]);
   },
 });
 
 Deno.test({
   name: "run ./_echo_module.ts on the embedded transport starts the stage and drains at the signal",
-  ignore: !permitted,
+  // The command imports the module from a file and resolves it against the working directory.
+  ...requires("read"),
   async fn() {
     const { out, err, io } = capture();
     const stop = new AbortController();

@@ -5,16 +5,13 @@ import { waitUntilDrained } from "../../pipeline/run.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
 import { createEchoPipeline } from "./_echo_pipeline.ts";
 
-const net = (await Deno.permissions.query({ name: "net", host: "127.0.0.1" })).state === "granted";
-const env = (await Deno.permissions.query({ name: "env" })).state === "granted";
-// The service imports kafkajs, which reads the environment as it loads.
-const { startService } = env
-  ? await import("../../pipeline/service.ts")
-  : { startService: undefined as never };
+import { startService } from "../../pipeline/service.ts";
+import { requires } from "../_permissions.ts";
 
 Deno.test({
   name: "startService() on the embedded transport serves /livez, /readyz and /metrics, and drains",
-  ignore: !net || !env,
+  // The health endpoints listen on loopback.
+  ...requires("net"),
   async fn() {
     const transport = createEmbeddedTransport();
     const outcomes: ServiceOutcome[] = [];

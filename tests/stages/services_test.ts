@@ -1,13 +1,7 @@
 import assert from "node:assert/strict";
-
-// The commands import kafkajs, which reads the environment as it loads.
-const envGranted = (await Deno.permissions.query({ name: "env" })).state === "granted";
-const { main: orders } = envGranted
-  ? await import("../../stages/order_service.ts")
-  : { main: undefined as never };
-const { main: payments } = envGranted
-  ? await import("../../stages/payment_service.ts")
-  : { main: undefined as never };
+import { main as orders } from "../../stages/order_service.ts";
+import { main as payments } from "../../stages/payment_service.ts";
+import { requires } from "../_permissions.ts";
 
 function capture() {
   const out: string[] = [];
@@ -21,7 +15,6 @@ function capture() {
 
 Deno.test({
   name: "orders --help lists the Order Service's settings and no payment ones",
-  ignore: !envGranted,
 }, async () => {
   const { out, io } = capture();
   assert.equal(await orders(["--help"], {}, io), 0);
@@ -35,13 +28,14 @@ Deno.test({
 
 Deno.test({
   name: "payments --help lists the Payment Service's settings and no generation ones",
-  ignore: !envGranted,
 }, async () => {
   const { out, io } = capture();
   assert.equal(await payments(["--help"], {}, io, new AbortController().signal), 0);
   const help = out.join("\n");
   assert.match(help, /^Usage: deno task payments/);
-  for (const option of ["--workers", "GROUP_ID", "PAYMENT_FAILURE_RATE", "HEALTH_PORT"]) {
+  for (
+    const option of ["--workers", "GROUP_ID", "PAYMENT_FAILURE_RATE", "GATEWAY_URL", "HEALTH_PORT"]
+  ) {
     assert.ok(help.includes(option), option);
   }
   assert.ok(!help.includes("--max-orders") && !help.includes("--rate"));
@@ -49,7 +43,6 @@ Deno.test({
 
 Deno.test({
   name: "orders --max-orders 50 publishes 50 on the embedded transport and prints its summary",
-  ignore: !envGranted,
 }, async () => {
   const { out, err, io } = capture();
   assert.equal(await orders(["--max-orders", "50", "--rate", "0"], {}, io), 0, err.join("\n"));
@@ -61,7 +54,8 @@ Deno.test({
 
 Deno.test({
   name: "payments stops at its signal and reports what it consumed (nothing, here)",
-  ignore: !envGranted,
+  // The health endpoints and the in-process gateway service listen on loopback.
+  ...requires("net"),
 }, async () => {
   const { out, err, io } = capture();
   const stop = new AbortController();
@@ -71,13 +65,36 @@ Deno.test({
     assert.ok(Date.now() < deadline, err.join("\n"));
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  // Without GATEWAY_URL it starts the gateway service in-process and charges it over HTTP.
+  assert.match(err.join("\n"), /, gateway http:\/\/127\.0\.0\.1:\d+ \(in-process\)/);
   stop.abort();
   assert.equal(await running, 0, err.join("\n"));
   assert.deepEqual(JSON.parse(out[0]).summary.consumed, 0);
+  assert.match(err.at(-1)!, /^gateway ledger: 0 charge\(s\) for 0 request\(s\)/);
+});
+
+Deno.test({
+  name: "payments with GATEWAY_URL charges that gateway and starts none of its own",
+  ...requires("net"),
+}, async () => {
+  const { out, err, io } = capture();
+  const stop = new AbortController();
+  const url = "http://127.0.0.1:9";
+  const running = payments(["--workers", "1"], { GATEWAY_URL: url }, io, stop.signal);
+  const deadline = Date.now() + 10_000;
+  while (!err.some((line) => line.startsWith("payment service on embedded"))) {
+    assert.ok(Date.now() < deadline, err.join("\n"));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.match(err.join("\n"), /, gateway http:\/\/127\.0\.0\.1:9(,|$)/m);
+  stop.abort();
+  assert.equal(await running, 0, err.join("\n"));
+  assert.equal(JSON.parse(out[0]).summary.consumed, 0);
+  assert.ok(!err.some((line) => line.startsWith("gateway ledger")), err.join("\n"));
 });
 
 Deno.test(
-  { name: "payments returns 2 naming a bad HEALTH_PORT", ignore: !envGranted },
+  { name: "payments returns 2 naming a bad HEALTH_PORT" },
   async () => {
     const { err, io } = capture();
     const code = await payments([], { HEALTH_PORT: "99999" }, io, new AbortController().signal);

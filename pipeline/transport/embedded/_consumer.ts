@@ -6,7 +6,13 @@
  */
 
 import { PipelineError } from "../../errors.ts";
-import type { Assignment, Consumer, ConsumerStatus, RecordHandler } from "../transport.ts";
+import type {
+  Assignment,
+  Consumer,
+  ConsumerStatus,
+  IsolationLevel,
+  RecordHandler,
+} from "../transport.ts";
 import type { ConsumerGroup, GroupMember, TopicPartition } from "./_group.ts";
 import type { LogStore } from "./_log.ts";
 import { type HandlerErrorEvent, PartitionReader } from "./_partition_reader.ts";
@@ -19,6 +25,7 @@ export interface EmbeddedConsumerOptions {
   readonly topics: readonly string[];
   readonly partitionConcurrency: number;
   readonly maxPendingPerPartition: number;
+  readonly isolation: IsolationLevel;
   readonly retryBackoffMs: number;
   readonly onError: (event: HandlerErrorEvent) => void;
   /** Called once the consumer has closed, so the transport forgets it. */
@@ -115,6 +122,7 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           slots: this.#slots,
           retryBackoffMs: this.#options.retryBackoffMs,
           maxPending: this.#options.maxPendingPerPartition,
+          isolation: this.#options.isolation,
           onError: this.#options.onError,
         }),
       );

@@ -13,7 +13,7 @@
  */
 
 import { isRecordAck } from "../transport.ts";
-import type { RecordAck, RecordContext, RecordHandler } from "../transport.ts";
+import type { IsolationLevel, RecordAck, RecordContext, RecordHandler } from "../transport.ts";
 import type { PartitionLog } from "./_log.ts";
 import type { ConsumerGroup } from "./_group.ts";
 import { abortableDelay, type Semaphore } from "./_semaphore.ts";
@@ -45,6 +45,8 @@ export interface PartitionReaderOptions {
   readonly retryBackoffMs: number;
   /** Records delivered but not committed before the reader waits for the oldest. */
   readonly maxPending: number;
+  /** Which records of transactions the reader is given. */
+  readonly isolation: IsolationLevel;
   readonly onError: (event: HandlerErrorEvent) => void;
 }
 
@@ -95,7 +97,7 @@ export class PartitionReader {
   }
 
   async #deliver(options: PartitionReaderOptions): Promise<void> {
-    const { log, group, handler, slots, retryBackoffMs, maxPending, onError } = options;
+    const { log, group, handler, slots, retryBackoffMs, maxPending, isolation, onError } = options;
     const signal = this.#controller.signal;
     const context: RecordContext = { heartbeat: () => Promise.resolve(), signal };
     let position = group.committed(log.topic, log.partition) ?? 0;
@@ -178,14 +180,16 @@ export class PartitionReader {
         await settledOrAborted(pending[0].settled, wake.signal);
         continue;
       }
-      await log.waitFor(position, wake.signal);
+      await log.waitFor(position, wake.signal, isolation);
       if (!(await slots.acquire(wake.signal))) continue;
-      const record = log.read(position);
+      const record = log.readVisible(position, isolation);
       if (record === undefined) {
-        // Woken by a stop or a rewind rather than by a record.
+        // Woken by a stop, a rewind, or a change that made no record visible.
         slots.release();
         continue;
       }
+      // Control records, and aborted ones for read_committed, are skipped: offsets may jump.
+      position = record.offset;
       let failure: { error: unknown } | undefined;
       let result: void | RecordAck = undefined;
       try {

@@ -4,7 +4,9 @@
  *
  * - Producer: idempotent, acks=all, Kafka's murmur2 default partitioning (the embedded
  *   transport partitions the same way), one request per `send`, one report per record.
- * - Consumer: kafkajs with `autoCommit: false`; this transport commits completed offsets in
+ * - Transactional producer: kafkajs `transaction()`s with zombie fencing by transactional id
+ *   (see `_transactional_producer.ts`).
+ * - Consumer: kafkajs with `autoCommit: false`, `read_committed` unless asked otherwise; this transport commits completed offsets in
  *   batches, on rebalance and on close (at-least-once; see `_consumer.ts`).
  * - Unreachable brokers fail fast with a {@linkcode BrokerUnavailableError} naming
  *   `KAFKA_BROKERS`, instead of kafkajs's ~11 s of default retries.
@@ -33,19 +35,36 @@ import type {
   Producer,
   TopicOffsets,
   TopicSpec,
+  TransactionalProducer,
+  TransactionalProducerOptions,
   Transport,
 } from "../transport.ts";
 import { committedOffsets, endOffsets, ensureTopics } from "./_admin.ts";
+import type { TopicWarning } from "./_admin.ts";
+import { getLogger, isLoggingConfigured } from "../../log.ts";
 import { openConsumer } from "./_consumer.ts";
 import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
 import { openProducer } from "./_producer.ts";
+import { openTransactionalProducer } from "./_transactional_producer.ts";
 import { dropTimeoutNegativeWarnings } from "./deno_warnings.ts";
 
 export { dropTimeoutNegativeWarnings };
 
 export type { KafkaLogger, KafkaLogLevel, KafkaLogRecord } from "./_logger.ts";
+export type { TopicWarning };
+
+const topicLog = getLogger(["pipeline", "transport"]);
+
+/** The default of `onTopicWarning`: a warning log line, or stderr before logging is set up. */
+function logTopicWarning(warning: TopicWarning): void {
+  if (isLoggingConfigured()) {
+    topicLog.warn("{message}", { ...warning });
+  } else {
+    console.error(`warning: ${warning.message}`);
+  }
+}
 export { BrokerUnavailableError };
 
 /** Options for {@linkcode createKafkaTransport}. */
@@ -77,10 +96,23 @@ export interface KafkaTransportOptions {
    */
   readonly replicationFactor?: number;
   /**
+   * Receives a warning for each existing topic that has fewer partitions or replicas than its
+   * {@linkcode TopicSpec} declares (the topic is used as it is).
+   * @default a `pipeline.transport` warning log line (stderr when logging is not configured)
+   */
+  readonly onTopicWarning?: (warning: TopicWarning) => void;
+  /**
    * How long `ensureTopics` waits for new topics to appear in the metadata, in milliseconds.
    * @default 30000
    */
   readonly topicReadyTimeout?: number;
+  /**
+   * How long the transaction coordinator lets a transaction stay open before it aborts it (and
+   * fences its producer), in milliseconds. At most the broker's
+   * `transaction.max.timeout.ms` (15 minutes by default).
+   * @default 60000
+   */
+  readonly transactionTimeout?: number;
   /**
    * Consumers commit completed offsets at least this often, in milliseconds.
    * @default 100
@@ -235,7 +267,9 @@ export function createKafkaTransport(
     requestTimeout = 30000,
     connectRetries = 3,
     replicationFactor = 1,
+    onTopicWarning = logTopicWarning,
     topicReadyTimeout = 30000,
+    transactionTimeout = 60000,
     commitInterval = 100,
     commitThreshold = 500,
     fetchMaxWait = 500,
@@ -254,6 +288,7 @@ export function createKafkaTransport(
   checkInteger("connectRetries", connectRetries, 0);
   checkInteger("replicationFactor", replicationFactor);
   checkInteger("topicReadyTimeout", topicReadyTimeout);
+  checkInteger("transactionTimeout", transactionTimeout);
   checkInteger("commitInterval", commitInterval);
   checkInteger("commitThreshold", commitThreshold);
   checkInteger("fetchMaxWait", fetchMaxWait);
@@ -315,13 +350,32 @@ export function createKafkaTransport(
       const names = topics.map((topic) => `"${topic.name}"`).join(", ");
       return adminCall(
         `Cannot create topics ${names}`,
-        () => ensureTopics(admin, topics, { replicationFactor, readyTimeout: topicReadyTimeout }),
+        () =>
+          ensureTopics(admin, topics, {
+            replicationFactor,
+            readyTimeout: topicReadyTimeout,
+            onWarning: onTopicWarning,
+          }),
         topics[0]?.name,
       );
     },
     async producer(): Promise<Producer> {
       await reachable();
       return openProducer(patient, list);
+    },
+    async transactionalProducer(
+      producerOptions: TransactionalProducerOptions,
+    ): Promise<TransactionalProducer> {
+      const { transactionalId } = producerOptions;
+      if (typeof transactionalId !== "string" || transactionalId.length === 0) {
+        throw new ConfigError(
+          "Cannot open a transactional producer as 'transactionalId' must be a non-empty " +
+            `string: current value is ${JSON.stringify(transactionalId)}`,
+          { field: "transactionalId" },
+        );
+      }
+      await reachable();
+      return openTransactionalProducer(patient, list, { transactionalId, transactionTimeout });
     },
     async consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
       await reachable();

@@ -10,7 +10,7 @@ import {
 } from "../../../pipeline/telemetry/prometheus.ts";
 import type { MetricFamily } from "../../../pipeline/telemetry/prometheus.ts";
 import { ORDER_METRIC } from "../../../stages/telemetry.ts";
-import { findExecutable } from "../../_observability.ts";
+import { tool, toolTest } from "../../infra/_tools.ts";
 
 /** Records every framework and orders metric once, and renders the reader's exposition. */
 async function everyMetric(instance: string): Promise<MetricFamily[]> {
@@ -102,13 +102,12 @@ Deno.test("toMetricFamilies() leaves out nothing recorded and adds no unit suffi
   );
 });
 
-const promtool = await findExecutable("promtool").catch(() => undefined);
-Deno.test({
-  name: "promtool check metrics accepts the exposition of every metric of two workers",
-  ignore: promtool === undefined,
-  async fn() {
+toolTest(
+  "promtool check metrics accepts the exposition of every metric of two workers",
+  [await tool("promtool")],
+  async ([promtool]) => {
     const text = renderPrometheus([...(await everyMetric("w0")), ...(await everyMetric("w1"))]);
-    const child = new Deno.Command(promtool!, {
+    const child = new Deno.Command(promtool, {
       args: ["check", "metrics"],
       stdin: "piped",
       stdout: "piped",
@@ -130,4 +129,4 @@ Deno.test({
       [],
     );
   },
-});
+);
