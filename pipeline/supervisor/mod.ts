@@ -29,7 +29,7 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
+import { createKafkaTransport, kafkaSecurityFromEnv } from "../transport/kafka/mod.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -316,13 +316,19 @@ export async function startSupervisor(
       { field: "transport.kind" },
     );
   }
-  const transportSpec = spec.transport;
+  // The security settings are resolved once, here, and posted to every worker with the rest
+  // of the transport's options: workers connect exactly as the parent does.
+  const transportSpec: TransportSpec = {
+    ...spec.transport,
+    options: {
+      ...spec.transport.options,
+      security: spec.transport.options?.security ?? kafkaSecurityFromEnv(),
+    },
+  };
   const pipeline = await loadPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
-  const admin = createKafkaTransport(transportSpec.brokers, {
-    ...transportSpec.options,
-  });
+  const admin = createKafkaTransport(transportSpec.brokers, transportSpec.options);
   try {
     await admin.ensureTopics(pipeline.topics);
   } finally {

@@ -133,7 +133,10 @@ Deno.test("kafka transport: an unreachable broker fails within 5 s naming KAFKA_
   const password = "pa55-w0rd-never-logged";
   const logs: KafkaLogRecord[] = [];
   const transport = createKafkaTransport(broker, {
-    sasl: { mechanism: "plain", username: "pipeline", password },
+    security: {
+      protocol: "SASL_PLAINTEXT",
+      sasl: { mechanism: "PLAIN", username: "pipeline", password },
+    },
     logger: (record) => logs.push(record),
   });
   try {
