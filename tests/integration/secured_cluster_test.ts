@@ -226,7 +226,7 @@ if (missing === undefined) {
                 failsFast(
                   () => transport.endOffsets("orders"),
                   "KAFKA_SASL_PASSWORD",
-                  /^Cannot authenticate to Kafka broker at "127\.0\.0\.1:\d+" as "orders-pipeline" with SCRAM-SHA-256: the broker refused it; check KAFKA_SASL_MECHANISM and KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD \(.*invalid credentials.*\)$/,
+                  /^Cannot authenticate to Kafka broker at "127\.0\.0\.1:\d+" as "orders-pipeline" with SCRAM-SHA-256: the broker refused it; check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD \(.*invalid credentials.*\)$/,
                 ),
               logs,
             );

@@ -42,12 +42,8 @@ import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
 import { openProducer } from "./_producer.ts";
 import { dropTimeoutNegativeWarnings } from "./deno_warnings.ts";
-import {
-  describeSecurity,
-  kafkaClientSecurity,
-  kafkaSecurityFromEnv,
-  securityFailure,
-} from "./security.ts";
+import { describeSecurity, kafkaClientSecurity, kafkaSecurityFromEnv } from "./security.ts";
+import { securityFailure } from "./_security_failure.ts";
 import type { KafkaSecurity } from "./security.ts";
 
 export { dropTimeoutNegativeWarnings };
