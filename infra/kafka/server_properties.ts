@@ -99,19 +99,25 @@ export function serverProperties(options: ServerPropertiesOptions): string {
 
 /**
  * The SASL_SSL listener's settings, named as in Kafka's security documentation: SCRAM-SHA-256,
- * SCRAM-SHA-512 (users from the metadata log) and PLAIN (the one user given here), TLS from
- * the PKCS#12 keystore, no client certificates asked for.
+ * SCRAM-SHA-512 (users from the metadata log), PLAIN (the one user given here) and OAUTHBEARER
+ * (unsigned tokens), TLS from the PKCS#12 keystore, no client certificates asked for.
  */
 function secureEntries(secure: SecureListenerOptions): [string, string][] {
   const prefix = `listener.name.${SECURE_LISTENER.toLowerCase()}`;
   const scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
   const plain = "org.apache.kafka.common.security.plain.PlainLoginModule required " +
     `user_${secure.username}=${jaasQuote(secure.password)};`;
+  // No server callback handler: Kafka's default validator for OAUTHBEARER accepts unsigned
+  // tokens (alg "none") with a "sub" and an "exp", enough to try the client-credentials flow
+  // against any token endpoint. Loopback only, beside an unauthenticated PLAINTEXT listener.
+  const oauthbearer = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule " +
+    "required;";
   return [
-    ["sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"],
+    ["sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER"],
     [`${prefix}.scram-sha-256.sasl.jaas.config`, scram],
     [`${prefix}.scram-sha-512.sasl.jaas.config`, scram],
     [`${prefix}.plain.sasl.jaas.config`, plain],
+    [`${prefix}.oauthbearer.sasl.jaas.config`, oauthbearer],
     [`${prefix}.ssl.keystore.type`, "PKCS12"],
     [`${prefix}.ssl.keystore.location`, secure.keystoreFile],
     [`${prefix}.ssl.keystore.password`, secure.keystorePassword],

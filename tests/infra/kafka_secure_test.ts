@@ -57,7 +57,10 @@ Deno.test("serverProperties() adds a SASL_SSL listener and keeps broker traffic 
     "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
   );
   assert.equal(props.get("inter.broker.listener.name"), "PLAINTEXT");
-  assert.equal(props.get("sasl.enabled.mechanisms"), "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN");
+  assert.equal(
+    props.get("sasl.enabled.mechanisms"),
+    "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER",
+  );
   assert.equal(
     props.get("listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config"),
     "org.apache.kafka.common.security.scram.ScramLoginModule required;",

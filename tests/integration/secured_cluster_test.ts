@@ -72,6 +72,14 @@ async function failsFast(
   return caught;
 }
 
+/** An unsigned JWT (`alg: none`), what Kafka's default OAUTHBEARER validator accepts. */
+function unsignedJwt(subject: string): string {
+  const encode = (value: unknown) =>
+    btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  const now = Math.floor(Date.now() / 1000);
+  return `${encode({ alg: "none" })}.${encode({ sub: subject, iat: now, exp: now + 3600 })}.`;
+}
+
 /** Asserts that none of `texts` holds any of `secrets`, naming where one was found. */
 function assertNoSecret(texts: Record<string, string>, secrets: readonly string[]): void {
   for (const [where, text] of Object.entries(texts)) {
@@ -126,6 +134,8 @@ if (missing === undefined) {
           secure: true,
           fresh: true,
           dataDir,
+          // A loaded CI machine can take minutes to start a JVM broker.
+          readyTimeoutMs: 180_000,
           log: (line) => brokerLog.push(line),
         });
         const plaintext = broker.brokers;
@@ -211,6 +221,57 @@ if (missing === undefined) {
               const offsets = await transport.endOffsets(topic);
               assert.deepEqual(offsets.end.map((o) => o.offset), [1]);
             });
+          }
+        });
+
+        await t.step("OAUTHBEARER gets its token from a client-credentials endpoint", async () => {
+          const clientSecret = "oauth-client-s3cret-never-shown";
+          let refuse = false;
+          const grants: string[] = [];
+          const endpoint = Deno.serve(
+            { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+            async (request) => {
+              grants.push(new URLSearchParams(await request.text()).get("grant_type") ?? "");
+              if (refuse) return Response.json({ error: "invalid_client" }, { status: 401 });
+              return Response.json({ access_token: unsignedJwt("payments"), expires_in: 3600 });
+            },
+          );
+          try {
+            const oauth = parseKafkaSecurity({
+              KAFKA_SECURITY_PROTOCOL: "SASL_SSL",
+              KAFKA_SSL_CA_LOCATION: env.KAFKA_SSL_CA_LOCATION,
+              KAFKA_SASL_MECHANISM: "OAUTHBEARER",
+              KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL:
+                `http://127.0.0.1:${endpoint.addr.port}/token`,
+              KAFKA_SASL_OAUTHBEARER_CLIENT_ID: "payments",
+              KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: clientSecret,
+            });
+            const logs: KafkaLogRecord[] = [];
+            await withTransport(secure, oauth, async (transport) => {
+              const topic = `secured-oauthbearer-${Deno.pid}`;
+              await transport.ensureTopics([{ name: topic, partitions: 1 }]);
+              const producer = await transport.producer();
+              try {
+                await producer.send([{ topic, key: "k", value: "v" }]);
+              } finally {
+                await producer.close();
+              }
+            }, logs);
+            assert.ok(grants.length >= 1 && grants.every((g) => g === "client_credentials"));
+
+            refuse = true;
+            const error = await withTransport(secure, oauth, (transport) =>
+              failsFast(
+                () => transport.producer(),
+                "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+                /^Cannot fetch an OAUTHBEARER token from KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL "http:\/\/127\.0\.0\.1:\d+\/token" for client "payments": HTTP 401 invalid_client$/,
+              ), logs);
+            assertNoSecret({
+              "the error, with its causes and stacks": inspect(error, { depth: 10 }),
+              "kafkajs's log lines": JSON.stringify(logs),
+            }, [clientSecret]);
+          } finally {
+            await endpoint.shutdown();
           }
         });
 

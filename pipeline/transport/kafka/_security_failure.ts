@@ -8,6 +8,7 @@
 import kafkajs from "kafkajs";
 import { KafkaSecurityError, SECURITY_ENV, securitySecrets, usesTls } from "./security.ts";
 import type { KafkaSecurity } from "./security.ts";
+import { PipelineError } from "../../errors.ts";
 import { rootCause } from "./_errors.ts";
 
 const { KafkaJSConnectionError, KafkaJSSASLAuthenticationError } = kafkajs;
@@ -43,7 +44,9 @@ const UNTRUSTED_CERTIFICATE_CODES = new Set([
  * - the broker refused the SASL credentials (`KafkaJSSASLAuthenticationError`);
  * - the broker's certificate is not trusted (a certificate error code);
  * - a plaintext client on a TLS listener: the broker closes the connection unanswered;
- * - a TLS client on a plaintext listener: the broker resets the handshake.
+ * - a TLS client on a plaintext listener: the broker resets the handshake;
+ * - the framework's own error from inside kafkajs (the OAUTHBEARER token provider's
+ *   `OAuthTokenError`), passed through as it is.
  *
  * The message holds the broker's or the socket's words, never a secret.
  */
@@ -51,8 +54,10 @@ export function securityFailure(
   error: unknown,
   security: KafkaSecurity,
   brokers: readonly string[],
-): KafkaSecurityError | undefined {
+): PipelineError | undefined {
   const root = rootCause(error);
+  if (error instanceof PipelineError) return error;
+  if (root instanceof PipelineError) return root;
   const where = brokers.length === 1
     ? `Kafka broker at "${brokers[0]}"`
     : `the Kafka brokers "${brokers.join(",")}"`;

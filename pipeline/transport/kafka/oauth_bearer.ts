@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ConfigError } from "../../errors.ts";
+import { KafkaSecurityError } from "./_security_error.ts";
 
 /** The settings a token is fetched with. */
 export interface ClientCredentials {
@@ -64,7 +64,7 @@ const ENDPOINT_FIELD = "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL";
  * The token endpoint refused the client or answered something unusable. Not retriable: the
  * client id, secret or scope need fixing. `field` names the endpoint's variable.
  */
-export class OAuthTokenError extends ConfigError {}
+export class OAuthTokenError extends KafkaSecurityError {}
 
 /**
  * A kafkajs `oauthBearerProvider` fetching tokens with the client-credentials grant.

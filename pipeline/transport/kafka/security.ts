@@ -33,8 +33,11 @@ import type { ConnectionOptions } from "node:tls";
 import type { SASLOptions } from "kafkajs";
 import { parseConfig, setting } from "../../config.ts";
 import { ConfigError } from "../../errors.ts";
+import { KafkaSecurityError } from "./_security_error.ts";
 import { clientCredentialsProvider, displayUrl } from "./oauth_bearer.ts";
 import type { ClientCredentialsOptions } from "./oauth_bearer.ts";
+
+export { KafkaSecurityError };
 
 /** The values of `KAFKA_SECURITY_PROTOCOL`, as librdkafka's `security.protocol`. */
 export const SECURITY_PROTOCOLS = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] as const;
@@ -191,12 +194,6 @@ export interface KafkaSecurity {
 /** Plaintext, no authentication: what an unset environment means. */
 export const PLAINTEXT: KafkaSecurity = Object.freeze({ protocol: "PLAINTEXT" });
 
-/**
- * A security setting that cannot be used, or a broker that refused the client's security
- * (wrong password, untrusted certificate, TLS expected). `field` names the environment variable
- * to fix. Never retriable: trying again with the same settings fails the same way.
- */
-export class KafkaSecurityError extends ConfigError {}
 
 /** Whether the protocol uses TLS. */
 export function usesTls(protocol: SecurityProtocol): boolean {
