@@ -194,7 +194,6 @@ export interface KafkaSecurity {
 /** Plaintext, no authentication: what an unset environment means. */
 export const PLAINTEXT: KafkaSecurity = Object.freeze({ protocol: "PLAINTEXT" });
 
-
 /** Whether the protocol uses TLS. */
 export function usesTls(protocol: SecurityProtocol): boolean {
   return protocol === "SSL" || protocol === "SASL_SSL";
