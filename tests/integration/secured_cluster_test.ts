@@ -177,7 +177,7 @@ if (missing === undefined) {
               },
             );
             try {
-              const summary = await run.succeeded(240_000);
+              const summary = await run.succeeded(480_000);
               assert.equal(summary.generated, orders);
               assert.equal(summary.paid + summary.dead_lettered, orders);
               assert.ok(summary.dead_lettered > 0, "some orders were dead-lettered");
