@@ -8,6 +8,10 @@
  *   batches, on rebalance and on close (at-least-once; see `_consumer.ts`).
  * - Unreachable brokers fail fast with a {@linkcode BrokerUnavailableError} naming
  *   `KAFKA_BROKERS`, instead of kafkajs's ~11 s of default retries.
+ * - Secured clusters: TLS and SASL (PLAIN, SCRAM, OAUTHBEARER client credentials) from the
+ *   `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and `KAFKA_SSL_*` variables (`./security.ts`);
+ *   a wrong password, an untrusted certificate or a protocol mismatch fails the first call
+ *   with a `KafkaSecurityError` naming the variable to fix, and no secret reaches a log line.
  *
  * @example
  * ```ts
@@ -42,7 +46,12 @@ import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
 import { openProducer } from "./_producer.ts";
 import { dropTimeoutNegativeWarnings } from "./deno_warnings.ts";
-import { describeSecurity, kafkaClientSecurity, kafkaSecurityFromEnv } from "./security.ts";
+import {
+  describeSecurity,
+  kafkaClientSecurity,
+  kafkaSecurityFromEnv,
+  usesTls,
+} from "./security.ts";
 import { securityFailure } from "./_security_failure.ts";
 import type { KafkaSecurity } from "./security.ts";
 
@@ -403,7 +412,7 @@ function firstConnectTimedOut(
   timeoutMs: number,
 ): PipelineError {
   const where = `"${brokers.join(",")}"`;
-  const hint = security.protocol === "PLAINTEXT" || security.protocol === "SASL_PLAINTEXT"
+  const hint = !usesTls(security.protocol)
     ? `; a TLS listener may be waiting for a handshake: if so, set KAFKA_SECURITY_PROTOCOL ` +
       `to SSL or SASL_SSL`
     : "";
