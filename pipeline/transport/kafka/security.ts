@@ -437,8 +437,8 @@ export interface KafkaClientSecurityOptions {
  * Turns settings into kafkajs options: reads the TLS files (PEM), decrypts the private key
  * with its password, and builds the OAUTHBEARER token provider.
  *
- * @throws {KafkaSecurityError} naming the variable of a file that cannot be read or a key that
- *   cannot be decrypted
+ * @throws {KafkaSecurityError} naming the variable of a file that cannot be read, a key that
+ *   cannot be decrypted, or missing SASL settings for a SASL protocol
  *
  * @example
  * ```ts
@@ -454,6 +454,13 @@ export function kafkaClientSecurity(
   security: KafkaSecurity,
   options: KafkaClientSecurityOptions = {},
 ): KafkaClientSecurity {
+  if (usesSasl(security.protocol) && security.sasl === undefined) {
+    fail(
+      `Cannot use ${SECURITY_ENV.protocol} "${security.protocol}" without SASL settings: ` +
+        `set ${SECURITY_ENV.mechanism} and its credentials`,
+      SECURITY_ENV.mechanism,
+    );
+  }
   const secrets = securitySecrets(security);
   const ssl = usesTls(security.protocol) ? tlsOptions(security.tls ?? {}) : undefined;
   let sasl: SASLOptions | undefined;

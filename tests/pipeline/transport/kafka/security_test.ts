@@ -157,6 +157,10 @@ Deno.test("kafkaClientSecurity() gives kafkajs its sasl and ssl options", () => 
     password: "pa55-never-shown",
   });
   assert.deepEqual(systemCas.secrets, ["pa55-never-shown"]);
+  assert.throws(
+    () => kafkaClientSecurity({ protocol: "SASL_SSL" }),
+    /^KafkaSecurityError: Cannot use KAFKA_SECURITY_PROTOCOL "SASL_SSL" without SASL settings: set KAFKA_SASL_MECHANISM and its credentials$/,
+  );
   const oauth = kafkaClientSecurity({
     protocol: "SASL_PLAINTEXT",
     sasl: {
