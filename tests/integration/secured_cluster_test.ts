@@ -15,7 +15,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { dropTimeoutNegativeWarnings, findTool, startLocalBroker } from "../../infra/kafka/mod.ts";
+import {
+  createSecureMaterial,
+  dropTimeoutNegativeWarnings,
+  findTool,
+  startLocalBroker,
+} from "../../infra/kafka/mod.ts";
 import type { LocalBroker } from "../../infra/kafka/mod.ts";
 import {
   createKafkaTransport,
@@ -328,6 +333,21 @@ if (missing === undefined) {
                 "KAFKA_SSL_CA_LOCATION",
                 /^Cannot connect to Kafka broker at "127\.0\.0\.1:\d+" over TLS as its certificate is not trusted by the system's CAs: .* \([A-Z_]+\); set KAFKA_SSL_CA_LOCATION/,
               ));
+            // Another CA, made the same way as the broker's: trusted by the client, but it did
+            // not sign the broker's certificate.
+            const otherDir = await Deno.makeTempDir();
+            try {
+              const other = await createSecureMaterial(otherDir, "keytool");
+              const otherCa = { ...security, tls: { caLocation: other.caFile } };
+              await withTransport(secure, otherCa, (transport) =>
+                failsFast(
+                  () => transport.producer(),
+                  "KAFKA_SSL_CA_LOCATION",
+                  /over TLS as its certificate is not trusted by the CA in KAFKA_SSL_CA_LOCATION ".*ca\.pem": .* \([A-Z_]+\); set KAFKA_SSL_CA_LOCATION to the PEM file of the CA that signed the broker's certificate$/,
+                ));
+            } finally {
+              await Deno.remove(otherDir, { recursive: true });
+            }
           },
         );
 
