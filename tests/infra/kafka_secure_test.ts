@@ -19,6 +19,7 @@ import {
 import type { SecureMaterial } from "../../infra/kafka/mod.ts";
 import { parseKafkaSecurity } from "../../pipeline/transport/kafka/security.ts";
 import { freeLoopbackPorts } from "../_ports.ts";
+import { granted } from "../_permissions.ts";
 
 const MATERIAL: SecureMaterial = {
   username: "orders-pipeline",
@@ -118,7 +119,8 @@ Deno.test("startLocalBroker() refuses a securePort equal to another port", async
   );
 });
 
-const hasJava = await findTool("java", Deno.env.get("PATH") ?? "") !== undefined;
+const hasJava = granted("env", "read", "write", "run") &&
+  await findTool("java", Deno.env.get("PATH") ?? "") !== undefined;
 
 Deno.test({
   name: "startLocalBroker() with secure refuses a data folder formatted without the SCRAM user",
