@@ -69,7 +69,8 @@ const PROGRESS = /generated (\d+) \| paid (\d+) \| .*?dead-lettered (\d+)/g;
 /**
  * Starts `deno run -A stages/main.ts ...args` (or another command's `script`, a path from the
  * repository root, e.g. `stages/payment_service.ts`) from the repository root with `env` on
- * top of the inherited environment (less `OTEL_*`, `KAFKA_BROKERS` and `RUST_BACKTRACE`).
+ * top of the inherited environment (less `OTEL_*`, `KAFKA_BROKERS`, the security variables
+ * `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`, and `RUST_BACKTRACE`).
  */
 export function spawnPipeline(
   args: readonly string[],
@@ -78,7 +79,11 @@ export function spawnPipeline(
 ): PipelineProcess {
   const childEnv = Deno.env.toObject();
   for (const name of Object.keys(childEnv)) {
-    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
+    if (
+      name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE" ||
+      name === "KAFKA_SECURITY_PROTOCOL" || name.startsWith("KAFKA_SASL_") ||
+      name.startsWith("KAFKA_SSL_")
+    ) {
       delete childEnv[name];
     }
   }

@@ -149,7 +149,10 @@ Deno.test(
     const password = "pa55-w0rd-never-logged";
     const logs: KafkaLogRecord[] = [];
     const transport = createKafkaTransport(broker, {
-      sasl: { mechanism: "plain", username: "pipeline", password },
+      security: {
+        protocol: "SASL_PLAINTEXT",
+        sasl: { mechanism: "PLAIN", username: "pipeline", password },
+      },
       logger: (record) => logs.push(record),
     });
     try {
