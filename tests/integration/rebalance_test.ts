@@ -50,7 +50,7 @@ await integrationTest(
     try {
       await waitFor(
         "some paid orders before the second member joins",
-        () => (run.progress()?.paid ?? 0) > 200,
+        () => (run.progress()?.paid ?? 0) > 50,
         60_000,
         () => `: ${run.stderr().slice(-2000)}`,
       );

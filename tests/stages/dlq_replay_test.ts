@@ -153,7 +153,8 @@ Deno.test({
         dead(orders, dlq, 3),
       ]);
       await producer.close();
-      const env = { ...NO_OTEL, KAFKA_BROKERS: brokers!, DLQ_TOPIC: dlq };
+      // The replay sends only to topics the pipeline reads: the test's orders topic.
+      const env = { ...NO_OTEL, KAFKA_BROKERS: brokers!, DLQ_TOPIC: dlq, ORDERS_TOPIC: orders };
       const base = ["--group", group, "--rate", "1000", "--idle-timeout", "20"];
 
       const dry = capture();
