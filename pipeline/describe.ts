@@ -59,7 +59,7 @@ export function describePipeline(pipeline: Pipeline): PipelineDescription {
       concurrency: s.concurrency,
       retry: s.retry,
       retryTopics: s.retryTopics,
-      idempotent: s.stage.idempotencyKey !== undefined,
+      idempotent: s.stage.key !== undefined,
     })),
   };
 }
@@ -87,7 +87,7 @@ export function describePipelineText(pipeline: Pipeline): string {
     lines.push(`      retry: ${retrySummary(s.retry)}`);
     if (s.retryTopics.length > 0) lines.push(`      retry topics: ${s.retryTopics.join(", ")}`);
     lines.push(`      dead letters: ${s.deadLetter}`);
-    if (s.stage.idempotencyKey) lines.push(`      idempotent by input key`);
+    if (s.stage.key) lines.push(`      idempotent by input key`);
   }
   return lines.join("\n") + "\n";
 }

@@ -1,5 +1,5 @@
 /**
- * Idempotency: a stage that declares `idempotencyKey` remembers which inputs already have an
+ * Idempotency: a keyed stage (one that declares `key`) remembers which inputs already have an
  * outcome, so a redelivered record (after a crash, a rebalance, a replay) is skipped instead of
  * handled twice.
  *

@@ -6,7 +6,9 @@
  *
  * @module
  */
+import type { ResolvedStageNode } from "./definition.ts";
 import { PipelineError } from "./errors.ts";
+import { HEADER } from "./headers.ts";
 import type { IdempotencyStore, KnownOutcome } from "./idempotency.ts";
 import type {
   Assignment,
@@ -283,4 +285,30 @@ export function restoringOnAssignment(
     },
     set: (key: string, outcome: KnownOutcome) => store.set(key, outcome),
   };
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The topic-backed store of a keyed stage: its output topic and its dead-letter topic. The
+ * stage keys outputs and dead letters by the record key (the DLQ keeps the original key), so a
+ * record key in either topic marks that input as done; a dead letter only when it settled its
+ * key (header `x-key-outcome`): an undecodable record, or one under a key that is not its
+ * value's, leaves its key open for the real record.
+ */
+export function stageOutcomeStore(
+  transport: Transport,
+  node: ResolvedStageNode,
+): TopicIdempotencyStore {
+  return topicIdempotencyStore(transport, {
+    topics: node.output === undefined ? [node.deadLetter] : [node.output, node.deadLetter],
+    keyOf(record) {
+      if (record.key === null) return undefined;
+      if (record.topic === node.deadLetter && record.headers[HEADER.KEY_OUTCOME] === undefined) {
+        return undefined;
+      }
+      return decoder.decode(record.key);
+    },
+    group: node.group,
+  });
 }

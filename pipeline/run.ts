@@ -169,7 +169,7 @@ export async function startPipeline(
   const members: StageMember[] = [];
   try {
     for (const node of pipeline.stages) {
-      const idempotency = node.stage.idempotencyKey
+      const idempotency = node.stage.key
         ? (options.idempotency?.(node) ?? memoryIdempotencyStore())
         : undefined;
       const count = options.members?.(node) ?? node.concurrency;

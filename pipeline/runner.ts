@@ -19,7 +19,13 @@ import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
 import { buildEnvelope } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
-import { errorMessage, errorType, isRetriable, PoisonRecordError } from "./errors.ts";
+import {
+  errorMessage,
+  errorType,
+  isRetriable,
+  KeyMismatchError,
+  PoisonRecordError,
+} from "./errors.ts";
 import { HEADER, TRACE_HEADERS } from "./headers.ts";
 import type { IdempotencyStore } from "./idempotency.ts";
 import type { Random } from "./random.ts";
@@ -74,7 +80,7 @@ export interface RecordHandlerOptions {
   readonly clock: Clock;
   /** Randomness for backoff jitter. */
   readonly random: Random;
-  /** Where idempotent stages remember outcomes; required when the stage has `idempotencyKey`. */
+  /** Where keyed stages remember outcomes; required when the stage has a `key`. */
   readonly idempotency?: IdempotencyStore;
   /** Called once per delivery, after its outcome is durable. */
   readonly onOutcome?: (outcome: StageOutcome) => void;
@@ -134,8 +140,8 @@ export function createRecordHandler(
   const { stage, retry } = node;
   const { producer, clock, random, idempotency, onOutcome, group } = options;
   const telemetry = options.instrumentation ?? noopInstrumentation;
-  if (stage.idempotencyKey && idempotency === undefined) {
-    throw new TypeError(`Stage "${stage.name}" is idempotent but no idempotency store was given`);
+  if (stage.key && idempotency === undefined) {
+    throw new TypeError(`Stage "${stage.name}" is keyed but no idempotency store was given`);
   }
   const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
 
@@ -216,7 +222,16 @@ export function createRecordHandler(
         handOver();
         return allDurable(sends);
       };
-      const deadLetter = async (error: unknown, attempts: number, retries: number) => {
+      /**
+       * Dead-letters the record. `settlesKey`: the dead letter is the outcome of the record's
+       * key (it decoded and its key matched), so a redelivery of the key is a duplicate.
+       */
+      const deadLetter = async (
+        error: unknown,
+        attempts: number,
+        retries: number,
+        settlesKey = false,
+      ) => {
         const envelope = buildEnvelope(record, {
           stage: stage.name,
           error,
@@ -233,6 +248,7 @@ export function createRecordHandler(
             ...record.headers,
             [HEADER.STAGE]: stage.name,
             [HEADER.ERROR_TYPE]: envelope.error_type,
+            ...(settlesKey ? { [HEADER.KEY_OUTCOME]: "dead-lettered" } : {}),
           },
         }, keyText)]);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
@@ -251,16 +267,30 @@ export function createRecordHandler(
         };
       };
 
-      // 1. Decode: poison and invalid records go straight to the DLQ.
+      // 1. Decode: poison and invalid records, and records under a key that is not their
+      // value's, go straight to the DLQ. None of them settles its key: the key's real record
+      // may still come.
       let input: unknown;
+      let idempotencyKey: string | undefined;
       try {
-        if (stage.requireKey && record.key === null) {
+        if ((stage.requireKey || stage.key) && record.key === null) {
           throw new PoisonRecordError("Cannot accept record as it has no key", errorContext);
         }
         input = decodeValue(stage.input, record.value, {
           maxBytes: stage.maxValueBytes,
           context: errorContext,
         });
+        if (stage.key) {
+          const derivedKey = stage.key(input);
+          if (derivedKey !== keyText) {
+            throw new KeyMismatchError({
+              ...errorContext,
+              recordKey: keyText ?? null,
+              derivedKey,
+            });
+          }
+          idempotencyKey = derivedKey;
+        }
       } catch (error) {
         const failed = await deadLetter(error, 0, 0);
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
@@ -270,7 +300,6 @@ export function createRecordHandler(
       // 2. Idempotency: an input that already has an outcome is skipped. An earlier record
       // with the same key whose outcome is still on its way is waited for first: its outcome
       // either becomes durable (and this one is a duplicate) or fails (and this one is handled).
-      const idempotencyKey = stage.idempotencyKey?.(input);
       let releaseKey: (() => void) | undefined;
       if (idempotencyKey !== undefined) {
         for (
@@ -427,7 +456,7 @@ export function createRecordHandler(
         }
 
         // 6. Out of attempts, or fatal: dead-letter.
-        const failed = await deadLetter(lastError, attempts, retries);
+        const failed = await deadLetter(lastError, attempts, retries, idempotencyKey !== undefined);
         if (idempotencyKey !== undefined) {
           await idempotency!.set(idempotencyKey, "dead-lettered");
         }

@@ -35,7 +35,7 @@ export function createProcessPaymentStage(
     requireKey: true,
     maxValueBytes: 64 * 1024,
     processingLatency: ORDER_METRIC.PAYMENT_PROCESSING_LATENCY,
-    idempotencyKey: (order) => order.order_id,
+    key: (order) => order.order_id,
     outputKey: (payment) => payment.order_id,
     async handle(order, context) {
       context.setAttributes({

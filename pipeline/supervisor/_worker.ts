@@ -13,13 +13,13 @@
  */
 import type { Pipeline } from "../definition.ts";
 import { ConfigError } from "../errors.ts";
-import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
+import { restoringOnAssignment, stageOutcomeStore } from "../idempotency_topics.ts";
 import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
-import type { ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
+import type { Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
@@ -34,7 +34,6 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
-const decoder = new TextDecoder();
 
 let transport: Transport | undefined;
 let producer: Producer | undefined;
@@ -73,10 +72,6 @@ function report(outcome: StageOutcome): void {
   if (pending.length >= flushAt) flush();
 }
 
-function recordKey(record: ConsumedRecord): string | undefined {
-  return record.key === null ? undefined : decoder.decode(record.key);
-}
-
 async function loadPipeline(message: StartMessage): Promise<Pipeline> {
   const { module, export: name, options } = message.pipeline;
   const loaded: Record<string, unknown> = await import(module);
@@ -107,14 +102,8 @@ async function start(message: StartMessage): Promise<void> {
   });
   producer = await transport.producer();
   let idempotency;
-  if (node.stage.idempotencyKey) {
-    // The stage keys outputs and dead letters by its idempotency key (the DLQ keeps the
-    // original key), so a record key in either topic marks that input as done.
-    store = topicIdempotencyStore(transport, {
-      topics: node.output === undefined ? [node.deadLetter] : [node.output, node.deadLetter],
-      keyOf: recordKey,
-      group: node.group,
-    });
+  if (node.stage.key) {
+    store = stageOutcomeStore(transport, node);
     idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
   }
   if (message.telemetry !== undefined) {

@@ -10,7 +10,7 @@ import { doubleStage, Num, numbersSpec } from "../_fixtures.ts";
 
 function tieredNumbers() {
   return definePipeline(numbersSpec({
-    stage: doubleStage(undefined, { idempotencyKey: ({ n }) => String(n) }),
+    stage: doubleStage(undefined, { key: ({ n }) => String(n) }),
     concurrency: 2,
     retry: retryPolicy({ maxDelayMs: 1000, tiers: [{ delayMs: 1000 }, { delayMs: 5000 }] }),
   }));

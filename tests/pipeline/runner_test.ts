@@ -75,7 +75,7 @@ async function withNumbers(
       });
       return handle(input, context);
     },
-    options.idempotent ? { idempotencyKey: ({ n }) => `n-${n}` } : {},
+    options.idempotent ? { key: ({ n }) => `n-${n}` } : {},
   );
   const pipeline = definePipeline(numbersSpec({ stage, retry: options.retry ?? REFERENCE_RETRY }));
   const outcomes: StageOutcome[] = [];
@@ -377,9 +377,9 @@ Deno.test("runner: a fatal error in a retry tier is dead-lettered at once", asyn
 
 Deno.test("runner: a duplicate of a record that already has an outcome is skipped", async () => {
   await withNumbers({ idempotent: true }, async (h) => {
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
     assert.equal(h.calls.length, 1);
     assert.deepEqual(kinds(h.outcomes), ["output", "duplicate"]);
@@ -393,9 +393,9 @@ Deno.test("runner: a duplicate of a dead-lettered record is skipped too", async 
     idempotent: true,
     handle: () => Promise.reject(new RejectedError("no")),
   }, async (h) => {
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
     assert.deepEqual(kinds(h.outcomes), ["dead-lettered", "duplicate"]);
     assert.equal(h.transport.records("in.dlq").length, 1);
@@ -413,7 +413,7 @@ Deno.test("runner: an output send failure loses nothing and the record is paid o
       return { n: n * 2 };
     },
   }, async (h) => {
-    await h.publish({ n: 5 }, "five");
+    await h.publish({ n: 5 }, "n-5");
     await waitUntil("handler started", () => h.calls.length === 1);
     h.transport.failNextSends(1);
     open();
@@ -439,7 +439,7 @@ Deno.test({
         return { n: n * 2 };
       },
     }, async (h) => {
-      await h.publish({ n: 5 }, "five");
+      await h.publish({ n: 5 }, "n-5");
       await waitUntil("handler started", () => h.calls.length === 1);
       // As many failing sends as the policy has attempts: the broker is briefly unavailable.
       h.transport.failNextSends(REFERENCE_RETRY.attempts);
@@ -496,7 +496,7 @@ function directHandler(options: { idempotent?: boolean } = {}) {
       handled.push(n);
       return Promise.resolve({ n: 2 * n });
     },
-    options.idempotent ? { idempotencyKey: ({ n }) => `n-${n}` } : {},
+    options.idempotent ? { key: ({ n }) => `k${n}` } : {},
   );
   const node = definePipeline(numbersSpec({ stage })).stage("double");
   const outcomes: StageOutcome[] = [];
@@ -537,11 +537,11 @@ Deno.test("runner: the handler resolves before its output is durable; the outcom
     [JSON.stringify({ n: 2 })],
   );
   assert.deepEqual(h.outcomes, [], "no outcome while the output is not durable");
-  assert.equal(await h.idempotency.get("n-1"), undefined, "nothing remembered yet");
+  assert.equal(await h.idempotency.get("k1"), undefined, "nothing remembered yet");
   h.sends[0].resolve();
   await ack.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
-  assert.equal(await h.idempotency.get("n-1"), "output");
+  assert.equal(await h.idempotency.get("k1"), "output");
 });
 
 Deno.test("runner: a record whose key has an outcome on its way waits for it, then is a duplicate", async () => {
@@ -574,13 +574,13 @@ Deno.test("runner: a rejected durable leaves the key unknown, so the next record
   h.sends[0].reject(failure);
   await assert.rejects(first.durable, (error) => error === failure);
   const secondAck = await second;
-  assert.equal(await h.idempotency.get("n-1"), undefined, "a failed outcome is not remembered");
+  assert.equal(await h.idempotency.get("k1"), undefined, "a failed outcome is not remembered");
   assert.deepEqual(h.handled, [1, 1], "handled again after the first outcome failed");
   assert.deepEqual(h.outcomes, [], "no outcome for the failed delivery");
   h.sends[1].resolve();
   await secondAck.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
-  assert.equal(await h.idempotency.get("n-1"), "output");
+  assert.equal(await h.idempotency.get("k1"), "output");
 });
 
 Deno.test("runner: a dead-lettered key is skipped when redelivered, handled again when replayed from the DLQ", async () => {
@@ -590,24 +590,24 @@ Deno.test("runner: a dead-lettered key is skipped when redelivered, handled agai
     handle: ({ n }) =>
       declined ? Promise.reject(new RejectedError("declined")) : Promise.resolve({ n: 2 * n }),
   }, async (h) => {
-    await h.publish({ n: 7 });
+    await h.publish({ n: 7 }, "n-7");
     await h.drain();
     assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered"]);
 
     declined = false;
     // A plain redelivery (a crash before the commit) must not turn a dead letter into a payment.
-    await h.publish({ n: 7 });
+    await h.publish({ n: 7 }, "n-7");
     await h.drain();
     assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered", "duplicate"]);
 
     // A replay from the DLQ is a deliberate second chance.
-    await h.publish({ n: 7 }, "k", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
+    await h.publish({ n: 7 }, "n-7", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
     await h.drain();
     assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered", "duplicate", "output"]);
     assert.equal(h.transport.records("out").length, 1);
 
     // Once paid, even a replay is a duplicate.
-    await h.publish({ n: 7 }, "k", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
+    await h.publish({ n: 7 }, "n-7", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
     await h.drain();
     assert.equal(h.outcomes.at(-1)?.kind, "duplicate");
     assert.equal(h.transport.records("out").length, 1);
