@@ -14,6 +14,7 @@ import type { RetryPolicy } from "./retry.ts";
 import { NAME_PATTERN } from "./stage.ts";
 import type { Stage } from "./stage.ts";
 import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
+import { StateEntrySchema } from "./state_store.ts";
 import type { TopicSpec } from "./transport/transport.ts";
 import { TOPIC_NAME_PATTERN } from "./transport/transport.ts";
 
@@ -29,6 +30,12 @@ export interface TopicDefinition extends TopicSpec {
    * @default false
    */
   readonly deadLetter?: boolean;
+  /**
+   * Whether the topic is a keyed stage's state changelog (derived by `definePipeline`, never
+   * declared: compacted, co-partitioned with the stage's input).
+   * @default false
+   */
+  readonly changelog?: boolean;
 }
 
 /** Something outside the stages that writes a topic (a service, a generator, a connector). */
@@ -92,6 +99,11 @@ export interface ResolvedStageNode extends StageNode {
   readonly concurrency: number;
   /** The retry tier topics, in tier order (empty without tiers). */
   readonly retryTopics: readonly string[];
+  /**
+   * The state changelog topic of a keyed stage (`<group>-<stage>-changelog`), `undefined` for
+   * an unkeyed one.
+   */
+  readonly changelog?: string;
 }
 
 /** A validated pipeline. */
@@ -241,7 +253,13 @@ function resolveNode(
   const retry = node.retry ?? REFERENCE_RETRY;
   validateRetryPolicy(retry, name);
   const retryTopics = retry.tiers.map((_, i) => retryTopicName(node.input, i + 1));
-  return { ...node, retry, concurrency, retryTopics };
+  const changelog = node.stage.key ? changelogTopicName(node.group, name) : undefined;
+  return { ...node, retry, concurrency, retryTopics, changelog };
+}
+
+/** The changelog topic of a keyed stage's state: `<group>-<stage>-changelog`. */
+export function changelogTopicName(group: string, stage: string): string {
+  return `${group}-${stage}-changelog`;
 }
 
 function checkEveryInputIsWritten(
@@ -342,6 +360,25 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
       const tier: TopicDefinition = { ...input, name, config: input.config };
       topics.set(name, tier);
       allTopics.push(tier);
+    }
+    if (node.changelog !== undefined) {
+      if (topics.has(node.changelog)) {
+        refuse(
+          `Cannot run stage "${node.stage.name}" as its changelog topic "${node.changelog}" is already declared`,
+          node.stage.name,
+          "group",
+        );
+      }
+      const changelog: TopicDefinition = {
+        name: node.changelog,
+        // Co-partitioned with the input: the state of input partition p is changelog partition p.
+        partitions: topics.get(node.input)!.partitions,
+        schema: StateEntrySchema,
+        changelog: true,
+        config: { "cleanup.policy": "compact" },
+      };
+      topics.set(node.changelog, changelog);
+      allTopics.push(changelog);
     }
   }
   const stagesByName = new Map(stages.map((s) => [s.stage.name, s]));

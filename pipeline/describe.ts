@@ -18,7 +18,7 @@ export interface PipelineDescription {
     name: string;
     partitions: number;
     config: Record<string, string>;
-    role: "data" | "retry" | "dead-letter";
+    role: "data" | "retry" | "dead-letter" | "changelog";
     schema: Record<string, unknown>;
   }[];
   /** Writers from outside the stages. */
@@ -46,7 +46,13 @@ export function describePipeline(pipeline: Pipeline): PipelineDescription {
       name: t.name,
       partitions: t.partitions,
       config: { ...t.config },
-      role: t.deadLetter ? "dead-letter" : retryTopics.has(t.name) ? "retry" : "data",
+      role: t.deadLetter
+        ? "dead-letter"
+        : t.changelog
+        ? "changelog"
+        : retryTopics.has(t.name)
+        ? "retry"
+        : "data",
       schema: t.deadLetter ? deadLetterJsonSchema() : jsonSchemaOf(t.schema!),
     })),
     sources: pipeline.sources.map((s) => ({ name: s.name, output: s.output })),
@@ -87,7 +93,7 @@ export function describePipelineText(pipeline: Pipeline): string {
     lines.push(`      retry: ${retrySummary(s.retry)}`);
     if (s.retryTopics.length > 0) lines.push(`      retry topics: ${s.retryTopics.join(", ")}`);
     lines.push(`      dead letters: ${s.deadLetter}`);
-    if (s.stage.key) lines.push(`      idempotent by input key`);
+    if (s.changelog) lines.push(`      idempotent by record key, state in ${s.changelog}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -125,6 +131,7 @@ export function describePipelineMermaid(pipeline: Pipeline): string {
       lines.push(`  ${topic(name)} -.-> ${id}`);
     }
     lines.push(`  ${id} -. "dead letter" .-> ${topic(s.deadLetter)}`);
+    if (s.changelog) lines.push(`  ${id} -. "state" .-> ${topic(s.changelog)}`);
   }
   return lines.join("\n") + "\n";
 }

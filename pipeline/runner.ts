@@ -9,8 +9,9 @@
  * delivers the partition's next record meanwhile, and commits this record's offset only once
  * `durable` resolved (and every earlier record is complete): at-least-once, nothing lost. If
  * the outcome cannot be made durable (the broker is gone), `durable` rejects and the record is
- * delivered again. The idempotency store is written, and `onOutcome` called, only once the
- * outcome is durable; a later record with the same idempotency key waits for an earlier one's
+ * delivered again. A keyed stage's state entry (see `state_store.ts`) is sent to its changelog
+ * with the outcome, and applied in memory, and `onOutcome` called, only once the outcome is
+ * durable; a later record with the same key waits for an earlier one's
  * outcome still on its way before it looks the key up.
  *
  * @module
@@ -27,7 +28,7 @@ import {
   PoisonRecordError,
 } from "./errors.ts";
 import { HEADER, TRACE_HEADERS } from "./headers.ts";
-import type { IdempotencyStore } from "./idempotency.ts";
+import type { StageState, StateEntry } from "./state_store.ts";
 import type { Random } from "./random.ts";
 import { backoffDelay } from "./retry.ts";
 import { getLogger } from "./log.ts";
@@ -80,8 +81,8 @@ export interface RecordHandlerOptions {
   readonly clock: Clock;
   /** Randomness for backoff jitter. */
   readonly random: Random;
-  /** Where keyed stages remember outcomes; required when the stage has a `key`. */
-  readonly idempotency?: IdempotencyStore;
+  /** The member's state of a keyed stage; required when the stage has a `key`. */
+  readonly state?: StageState;
   /** Called once per delivery, after its outcome is durable. */
   readonly onOutcome?: (outcome: StageOutcome) => void;
   /**
@@ -138,10 +139,10 @@ export function createRecordHandler(
   options: RecordHandlerOptions,
 ): RecordHandler {
   const { stage, retry } = node;
-  const { producer, clock, random, idempotency, onOutcome, group } = options;
+  const { producer, clock, random, state, onOutcome, group } = options;
   const telemetry = options.instrumentation ?? noopInstrumentation;
-  if (stage.key && idempotency === undefined) {
-    throw new TypeError(`Stage "${stage.name}" is keyed but no idempotency store was given`);
+  if (stage.key && state === undefined) {
+    throw new TypeError(`Stage "${stage.name}" is keyed but no state was given`);
   }
   const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
 
@@ -172,6 +173,12 @@ export function createRecordHandler(
     record: ConsumedRecord,
     context: RecordContext,
   ): Promise<RecordAck> {
+    /** The changelog write of the record's key's new entry, if it has one, as a send. */
+    const stateSends = (entry: StateEntry | undefined): Promise<void>[] =>
+      entry === undefined || state === undefined || keyText === undefined
+        ? []
+        // Not traced as a `send` span: a state write is bookkeeping, not a message.
+        : [producer.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
       await waitUntilDue(int(record.headers, HEADER.RETRY_DUE_AT) ?? 0, clock, context);
@@ -232,6 +239,9 @@ export function createRecordHandler(
         retries: number,
         settlesKey = false,
       ) => {
+        const entry: StateEntry | undefined = settlesKey
+          ? { outcome: "dead-lettered", at: clock.now() }
+          : undefined;
         const envelope = buildEnvelope(record, {
           stage: stage.name,
           error,
@@ -240,17 +250,21 @@ export function createRecordHandler(
           original,
         });
         telemetry.recordError(error);
-        await durable([send({
-          topic: node.deadLetter,
-          key: record.key,
-          value: JSON.stringify(envelope),
-          headers: {
-            ...record.headers,
-            [HEADER.STAGE]: stage.name,
-            [HEADER.ERROR_TYPE]: envelope.error_type,
-            ...(settlesKey ? { [HEADER.KEY_OUTCOME]: "dead-lettered" } : {}),
-          },
-        }, keyText)]);
+        await durable([
+          ...stateSends(entry),
+          send({
+            topic: node.deadLetter,
+            key: record.key,
+            value: JSON.stringify(envelope),
+            headers: {
+              ...record.headers,
+              [HEADER.STAGE]: stage.name,
+              [HEADER.ERROR_TYPE]: envelope.error_type,
+              ...(settlesKey ? { [HEADER.KEY_OUTCOME]: "dead-lettered" } : {}),
+            },
+          }, keyText),
+        ]);
+        if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
           ...where,
@@ -321,7 +335,7 @@ export function createRecordHandler(
         // A record replayed from the DLQ on purpose gets another chance; only an output ends it.
         const known = idempotencyKey === undefined
           ? undefined
-          : await idempotency!.get(idempotencyKey);
+          : state!.get(record.partition, idempotencyKey)?.outcome;
         const replayed = record.headers[HEADER.REPLAYED_FROM] !== undefined;
         if (known === "output" || (known === "dead-lettered" && !replayed)) {
           telemetry.metrics.duplicateSkipped(stage.name);
@@ -401,12 +415,14 @@ export function createRecordHandler(
         // the record's `durable`, so the record is delivered again (never dead-lettered for
         // it). The sends are queued now and acknowledged together with other records' sends.
         if (encoded !== undefined) {
-          await durable(
-            encoded.map((output) =>
+          const entry: StateEntry = { outcome: "output", at: clock.now() };
+          await durable([
+            ...stateSends(idempotencyKey === undefined ? undefined : entry),
+            ...encoded.map((output) =>
               send(output, typeof output.key === "string" ? output.key : undefined)
             ),
-          );
-          if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "output");
+          ]);
+          if (idempotencyKey !== undefined) state!.set(record.partition, idempotencyKey, entry);
           finish({ kind: "output", attempts, retries, outputs: encoded.length });
           return;
         }
@@ -418,6 +434,9 @@ export function createRecordHandler(
           const dueAt = clock.now() + retry.tiers[tier].delayMs;
           await durable([send({
             topic: node.retryTopics[tier],
+            // Same partition number: partition p of the input and of every tier is one task,
+            // owned by one member with partition p's state.
+            partition: record.partition,
             key: record.key,
             value: record.value,
             headers: {
@@ -457,9 +476,6 @@ export function createRecordHandler(
 
         // 6. Out of attempts, or fatal: dead-letter.
         const failed = await deadLetter(lastError, attempts, retries, idempotencyKey !== undefined);
-        if (idempotencyKey !== undefined) {
-          await idempotency!.set(idempotencyKey, "dead-lettered");
-        }
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
       } finally {
         releaseKey?.();

@@ -13,8 +13,6 @@
  */
 import type { Pipeline } from "../definition.ts";
 import { ConfigError } from "../errors.ts";
-import { restoringOnAssignment, stageOutcomeStore } from "../idempotency_topics.ts";
-import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
@@ -37,7 +35,6 @@ const scope = globalThis as unknown as WorkerScope;
 
 let transport: Transport | undefined;
 let producer: Producer | undefined;
-let store: TopicIdempotencyStore | undefined;
 let member: StageMember | undefined;
 let telemetry: Telemetry | undefined;
 let starting: Promise<void> | undefined;
@@ -101,11 +98,6 @@ async function start(message: StartMessage): Promise<void> {
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });
   producer = await transport.producer();
-  let idempotency;
-  if (node.stage.key) {
-    store = stageOutcomeStore(transport, node);
-    idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
-  }
   if (message.telemetry !== undefined) {
     const env = Deno.env.toObject();
     await configureLogging({
@@ -124,7 +116,6 @@ async function start(message: StartMessage): Promise<void> {
   member = await startStageMember(node, {
     transport,
     producer,
-    idempotency,
     onOutcome: report,
     instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
   });
@@ -135,7 +126,6 @@ async function drain(): Promise<void> {
   // A member still starting is let finish, then closed: leaving mid-join would be undone.
   await starting?.catch(() => undefined);
   await member?.close();
-  await store?.close();
   if (flushTimer !== undefined) clearInterval(flushTimer);
   flush();
   await producer?.close();

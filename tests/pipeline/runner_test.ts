@@ -25,7 +25,8 @@ import type {
   RecordHeaders,
 } from "../../pipeline/transport/transport.ts";
 import { isRecordAck } from "../../pipeline/transport/transport.ts";
-import { memoryIdempotencyStore } from "../../pipeline/idempotency.ts";
+import { partitionForKey } from "../../pipeline/transport/murmur2.ts";
+import { createStageState } from "../../pipeline/state_store.ts";
 import { createRecordHandler } from "../../pipeline/runner.ts";
 import { doubleStage, envelopes, json, keyText, numbersSpec, waitUntil } from "../_fixtures.ts";
 import type { NumHandler, NumValue } from "../_fixtures.ts";
@@ -452,7 +453,10 @@ Deno.test({
   },
 });
 
-/** A producer whose every send waits until the test settles it. */
+/**
+ * A producer whose every send waits until the test settles it; state changelog writes are
+ * acknowledged at once (the record's outcome still waits for its output).
+ */
 function gatedProducer() {
   const sends: {
     records: readonly OutgoingRecord[];
@@ -461,6 +465,11 @@ function gatedProducer() {
   }[] = [];
   const producer: Producer = {
     send(records) {
+      if (records.every((r) => r.topic.endsWith("-changelog"))) {
+        return Promise.resolve(
+          records.map((r, i) => ({ topic: r.topic, partition: 0, offset: i })),
+        );
+      }
       return new Promise<DeliveryReport[]>((resolve, reject) => {
         sends.push({
           records,
@@ -488,7 +497,7 @@ function numberRecord(n: number, offset: number): ConsumedRecord {
 }
 
 /** A record handler over a gated producer, calling the stage directly (no transport). */
-function directHandler(options: { idempotent?: boolean } = {}) {
+async function directHandler(options: { idempotent?: boolean } = {}) {
   const { producer, sends } = gatedProducer();
   const handled: number[] = [];
   const stage = doubleStage(
@@ -498,15 +507,22 @@ function directHandler(options: { idempotent?: boolean } = {}) {
     },
     options.idempotent ? { key: ({ n }) => `k${n}` } : {},
   );
-  const node = definePipeline(numbersSpec({ stage })).stage("double");
+  const pipeline = definePipeline(numbersSpec({ stage }));
+  const node = pipeline.stage("double");
   const outcomes: StageOutcome[] = [];
-  const idempotency = memoryIdempotencyStore();
+  const clock = new FakeClock({ start: START, autoAdvance: true });
+  const transport = createEmbeddedTransport();
+  await transport.ensureTopics(pipeline.topics);
+  const state = node.changelog === undefined
+    ? undefined
+    : createStageState(transport, { changelog: node.changelog, clock });
+  await state?.listener.assigned([{ topic: "in", partition: 0 }], new AbortController().signal);
   const handler = createRecordHandler(node, {
     producer,
     group: "g",
-    clock: new FakeClock({ start: START, autoAdvance: true }),
+    clock,
     random: seededRandom(1),
-    idempotency,
+    state,
     onOutcome: (outcome) => outcomes.push(outcome),
   });
   const context: RecordContext = {
@@ -517,7 +533,7 @@ function directHandler(options: { idempotent?: boolean } = {}) {
     sends,
     handled,
     outcomes,
-    idempotency,
+    known: (key: string) => state?.get(0, key)?.outcome,
     handle: async (record: ConsumedRecord): Promise<RecordAck> => {
       const result = await handler(record, context);
       assert.ok(isRecordAck(result), "the runner hands records over with a RecordAck");
@@ -527,7 +543,7 @@ function directHandler(options: { idempotent?: boolean } = {}) {
 }
 
 Deno.test("runner: the handler resolves before its output is durable; the outcome is reported after", async () => {
-  const h = directHandler({ idempotent: true });
+  const h = await directHandler({ idempotent: true });
   const ack = await h.handle(numberRecord(1, 0));
   assert.equal(h.sends.length, 1, "the output send is queued");
   assert.deepEqual(
@@ -537,15 +553,15 @@ Deno.test("runner: the handler resolves before its output is durable; the outcom
     [JSON.stringify({ n: 2 })],
   );
   assert.deepEqual(h.outcomes, [], "no outcome while the output is not durable");
-  assert.equal(await h.idempotency.get("k1"), undefined, "nothing remembered yet");
+  assert.equal(h.known("k1"), undefined, "nothing remembered yet");
   h.sends[0].resolve();
   await ack.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
-  assert.equal(await h.idempotency.get("k1"), "output");
+  assert.equal(h.known("k1"), "output");
 });
 
 Deno.test("runner: a record whose key has an outcome on its way waits for it, then is a duplicate", async () => {
-  const h = directHandler({ idempotent: true });
+  const h = await directHandler({ idempotent: true });
   const first = await h.handle(numberRecord(1, 0));
   let secondHandedOver = false;
   const second = h.handle(numberRecord(1, 1)).then((ack) => {
@@ -567,20 +583,20 @@ Deno.test("runner: a record whose key has an outcome on its way waits for it, th
 });
 
 Deno.test("runner: a rejected durable leaves the key unknown, so the next record of it is handled", async () => {
-  const h = directHandler({ idempotent: true });
+  const h = await directHandler({ idempotent: true });
   const first = await h.handle(numberRecord(1, 0));
   const second = h.handle(numberRecord(1, 1));
   const failure = new Error("Injected failure: broker gone");
   h.sends[0].reject(failure);
   await assert.rejects(first.durable, (error) => error === failure);
   const secondAck = await second;
-  assert.equal(await h.idempotency.get("k1"), undefined, "a failed outcome is not remembered");
+  assert.equal(h.known("k1"), undefined, "a failed outcome is not remembered");
   assert.deepEqual(h.handled, [1, 1], "handled again after the first outcome failed");
   assert.deepEqual(h.outcomes, [], "no outcome for the failed delivery");
   h.sends[1].resolve();
   await secondAck.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
-  assert.equal(await h.idempotency.get("k1"), "output");
+  assert.equal(h.known("k1"), "output");
 });
 
 Deno.test("runner: a dead-lettered key is skipped when redelivered, handled again when replayed from the DLQ", async () => {
@@ -611,5 +627,34 @@ Deno.test("runner: a dead-lettered key is skipped when redelivered, handled agai
     await h.drain();
     assert.equal(h.outcomes.at(-1)?.kind, "duplicate");
     assert.equal(h.transport.records("out").length, 1);
+  });
+});
+
+Deno.test("runner: a retry-tier copy goes to its record's partition number, whatever its key hashes to", async () => {
+  const failures = new Map<number, number>();
+  await withNumbers({
+    autoAdvance: true,
+    retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 1000 }] }),
+    handle: ({ n }) => {
+      const seen = failures.get(n) ?? 0;
+      failures.set(n, seen + 1);
+      return seen === 0
+        ? Promise.reject(new RetryableError("Injected failure: first try"))
+        : Promise.resolve({ n: 2 * n });
+    },
+  }, async (h) => {
+    const key = "k";
+    const hashed = partitionForKey(new TextEncoder().encode(key), 2);
+    const other = 1 - hashed;
+    await h.running.producer.send([{
+      topic: "in",
+      key,
+      value: JSON.stringify({ n: 4 }),
+      partition: other,
+    }]);
+    await h.drain();
+    const [copy] = h.transport.records("in.retry.1");
+    assert.equal(copy.partition, other);
+    assert.deepEqual(h.transport.records("out").map(json), [{ n: 8 }]);
   });
 });

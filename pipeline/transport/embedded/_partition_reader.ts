@@ -45,6 +45,8 @@ export interface PartitionReaderOptions {
   readonly retryBackoffMs: number;
   /** Records delivered but not committed before the reader waits for the oldest. */
   readonly maxPending: number;
+  /** Resolves once the partition's state is restored: no record is delivered before. */
+  readonly ready?: Promise<void>;
   readonly onError: (event: HandlerErrorEvent) => void;
 }
 
@@ -97,6 +99,7 @@ export class PartitionReader {
   async #deliver(options: PartitionReaderOptions): Promise<void> {
     const { log, group, handler, slots, retryBackoffMs, maxPending, onError } = options;
     const signal = this.#controller.signal;
+    if (options.ready !== undefined) await settledOrAborted(options.ready, signal);
     const context: RecordContext = { heartbeat: () => Promise.resolve(), signal };
     let position = group.committed(log.topic, log.partition) ?? 0;
     /** The offset that failed last, and how many times in a row. */

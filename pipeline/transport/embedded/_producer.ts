@@ -55,15 +55,29 @@ export class EmbeddedProducer implements Producer {
       throw new PipelineError("Cannot send records as the producer is closed");
     }
     const topics = records.map((record) => this.#options.store.topic(record.topic, "produce to"));
+    records.forEach((record, i) => {
+      const count = topics[i].partitions.length;
+      if (
+        record.partition !== undefined &&
+        !(Number.isInteger(record.partition) && record.partition >= 0 && record.partition < count)
+      ) {
+        throw new PipelineError(
+          `Cannot send record to topic "${record.topic}" as 'partition' must be an integer ` +
+            `from 0 to ${count - 1}: current value is ${record.partition}`,
+          { topic: record.topic, field: "partition" },
+        );
+      }
+    });
     const failure = this.#options.injectedFailure();
     if (failure !== undefined) throw failure;
     const timestamp = this.#options.now();
     return records.map((record, i) => {
       const topic = topics[i];
       const key = toBytes(record.key);
-      const partition = key === null
-        ? this.#nextRoundRobin(topic.name, topic.partitions.length)
-        : partitionForKey(key, topic.partitions.length);
+      const partition = record.partition ??
+        (key === null
+          ? this.#nextRoundRobin(topic.name, topic.partitions.length)
+          : partitionForKey(key, topic.partitions.length));
       const offset = topic.partitions[partition].append({
         key,
         value: toBytes(record.value),

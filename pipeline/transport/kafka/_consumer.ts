@@ -44,8 +44,10 @@ import type {
   RecordContext,
   RecordHandler,
   RecordHeaders,
+  TopicPartition,
 } from "../transport.ts";
 import { DEFAULT_MAX_PENDING_PER_PARTITION, isRecordAck } from "../transport.ts";
+import { copartitionedAssigner } from "./_copartitioned_assigner.ts";
 import { toPipelineError } from "./_errors.ts";
 import type { KafkaLogger } from "./_logger.ts";
 
@@ -172,6 +174,7 @@ export async function openConsumer(
     sessionTimeout: settings.sessionTimeout,
     heartbeatInterval: settings.heartbeatInterval,
     retry: { ...settings.retry },
+    ...(options.copartitioned ? { partitionAssigners: [copartitionedAssigner] } : {}),
   });
   try {
     await consumer.connect();
@@ -198,9 +201,19 @@ export async function openConsumer(
   let closed: Promise<void> | undefined;
   const closeAbort = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
+  const listener = options.rebalanceListener;
+  /** Per partition of the current generation, resolves once the listener restored it. */
+  let restores = new Map<string, Promise<void>>();
+  let restoreAbort = new AbortController();
 
   function endGeneration(): void {
     epoch++;
+    restoreAbort.abort();
+    restores = new Map();
+    const lost: TopicPartition[] = Object.entries(owned).flatMap(([topic, partitions]) =>
+      partitions.map((partition) => ({ topic, partition }))
+    );
+    if (lost.length > 0) listener?.revoked(lost);
     owned = {};
     completed = new Map();
     failed = new Map();
@@ -267,7 +280,68 @@ export async function openConsumer(
     }
     owned = assignment;
     running = true;
+    if (listener !== undefined) startRestore(assignment);
   });
+
+  /**
+   * Calls the listener for every partition of the new generation (again after a backoff while
+   * it rejects); records of those partitions wait for it in `handle`, heartbeating.
+   */
+  function startRestore(assignment: Record<string, readonly number[]>): void {
+    restoreAbort = new AbortController();
+    const { signal } = restoreAbort;
+    const partitions: TopicPartition[] = Object.entries(assignment).flatMap(([topic, list]) =>
+      list.map((partition) => ({ topic, partition }))
+    );
+    if (partitions.length === 0) return;
+    const restored = (async function callAssigned() {
+      let delay = settings.retry.initialRetryTime ?? 300;
+      while (!signal.aborted) {
+        try {
+          await listener!.assigned(partitions, signal);
+          return;
+        } catch (error) {
+          if (signal.aborted) return;
+          settings.logger({
+            level: "error",
+            namespace: "Transport",
+            message: `Cannot restore the state of partitions of group "${groupId}": ` +
+              `${errorMessage(error)}; trying again in ${delay} ms`,
+            fields: {},
+          });
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              resolve();
+            }, { once: true });
+          });
+          delay = Math.min(delay * 2, settings.retry.maxRetryTime ?? 30000);
+        }
+      }
+    })();
+    for (const { topic, partition } of partitions) {
+      restores.set(partitionKey(topic, partition), restored);
+    }
+  }
+
+  /** Waits, heartbeating, until the partition's state is restored. */
+  async function untilRestored(
+    restored: Promise<void>,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    let done = false;
+    void restored.then(() => done = true);
+    while (!done) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        restored,
+        new Promise<void>((resolve) => timer = setTimeout(resolve, settings.heartbeatInterval)),
+      ]);
+      clearTimeout(timer);
+      if (!done) await heartbeat().catch(() => undefined);
+    }
+  }
   consumer.on(consumer.events.REBALANCING, function onRebalancing() {
     // Every handler has returned by now (kafkajs waits for the batches in hand), and the
     // old generation may still commit: once its pending records settle, save what is done,
@@ -427,6 +501,13 @@ export async function openConsumer(
     const record = toRecord(topic, partition, message);
     const key = partitionKey(topic, partition);
     const epochAtStart = epoch;
+    const restored = restores.get(key);
+    if (restored !== undefined) {
+      // No record of a partition is handled before its state is restored.
+      await untilRestored(restored, heartbeat);
+      // The generation ended while restoring: the next owner reads it from the committed offset.
+      if (epoch !== epochAtStart || closing) return;
+    }
     const state = acksOf(key);
     if (state.rewindTo !== undefined) {
       // Fetched before the partition was sought back: it comes round again after the seek.

@@ -98,6 +98,8 @@ export async function openProducer(kafka: Kafka, brokers: readonly string[]): Pr
     const messages: Message[] = records.map((record) => ({
       key: toWire(record.key),
       value: toWire(record.value),
+      // kafkajs' default partitioner honours a message's own partition.
+      partition: record.partition,
       headers: record.headers ? { ...record.headers } : undefined,
     }));
     const byTopic = new Map<string, Message[]>();

@@ -27,6 +27,7 @@ import kafkajs from "kafkajs";
 import type { Admin, Kafka, KafkaConfig, SASLOptions } from "kafkajs";
 import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
 import type {
+  ConsumedRecord,
   Consumer,
   ConsumerOptions,
   PartitionOffset,
@@ -37,6 +38,7 @@ import type {
 } from "../transport.ts";
 import { committedOffsets, endOffsets, ensureTopics } from "./_admin.ts";
 import { openConsumer } from "./_consumer.ts";
+import { readPartitions } from "./_read_partitions.ts";
 import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
@@ -341,6 +343,15 @@ export function createKafkaTransport(
         () => endOffsets(admin, topic),
         topic,
       );
+    },
+    async readPartitions(
+      topic: string,
+      partitions: readonly number[],
+      each: (record: ConsumedRecord) => void,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      await reachable();
+      await readPartitions(patient, admin, list, { clientId, topic, partitions, each, signal });
     },
     committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
       return adminCall(

@@ -623,4 +623,90 @@ export function transportContract(
       acks.settleAll();
     }
   });
+
+  contractTest("a record with a partition goes to that partition, whatever its key", async (s) => {
+    const topic = await s.topic(3);
+    const producer = await s.producer();
+    const key = "same-key";
+    const hashed = partitionForKey(encoder.encode(key), 3);
+    const chosen = (hashed + 1) % 3;
+    const [report] = await producer.send([{ topic, key, value: "v", partition: chosen }]);
+    assert.equal(report.partition, chosen);
+    const seen: ConsumedRecord[] = [];
+    await s.transport.readPartitions(topic, [chosen], (record) => seen.push(record));
+    assert.deepEqual(seen.map((r) => [r.partition, text(r.key), text(r.value)]), [
+      [chosen, key, "v"],
+    ]);
+  });
+
+  contractTest(
+    "readPartitions reads only the partitions asked for, to their end now",
+    async (s) => {
+      const topic = await s.topic(3);
+      const producer = await s.producer();
+      await producer.send(
+        range(9).map((i) => ({ topic, key: `k${i}`, value: `${i}`, partition: i % 3 })),
+      );
+      const seen: ConsumedRecord[] = [];
+      await s.transport.readPartitions(topic, [0, 2], (record) => seen.push(record));
+      assert.deepEqual(
+        seen.map((r) => `${r.partition}:${r.offset}:${text(r.value)}`).sort(),
+        ["0:0:0", "0:1:3", "0:2:6", "2:0:2", "2:1:5", "2:2:8"],
+      );
+      // An empty partition is read at once.
+      const empty = await s.topic(1);
+      await s.transport.readPartitions(empty, [0], () => assert.fail("no record expected"));
+    },
+  );
+
+  contractTest(
+    "a copartitioned group keeps partition p of every topic on one member",
+    async (s) => {
+      const input = await s.topic(4);
+      const tier = await s.topic(4);
+      const groupId = uniqueName("group");
+      const options = { groupId, topics: [input, tier], copartitioned: true };
+      const first = await s.reader(options);
+      const second = await s.reader(options);
+      await s.waitUntil(
+        "both members own partitions of both topics",
+        () =>
+          [first, second].every((r) =>
+            partitionsOf(r.consumer, input).length === 2 &&
+            partitionsOf(r.consumer, tier).length === 2
+          ),
+      );
+      for (const reader of [first, second]) {
+        assert.deepEqual(partitionsOf(reader.consumer, input), partitionsOf(reader.consumer, tier));
+      }
+    },
+  );
+
+  contractTest("records of an assigned partition wait for the rebalance listener", async (s) => {
+    const topic = await s.topic(1);
+    const groupId = uniqueName("group");
+    const producer = await s.producer();
+    await producer.send([{ topic, key: "k", value: "v" }]);
+    const restoring = deferred();
+    const assigned: number[][] = [];
+    const reader = await s.reader({
+      groupId,
+      topics: [topic],
+      rebalanceListener: {
+        assigned(partitions) {
+          assigned.push(partitions.map((p) => p.partition));
+          return restoring.promise;
+        },
+        revoked() {},
+      },
+    });
+    await s.waitUntil("the listener is told", () => assigned.length > 0);
+    // Long enough for a fetch to have delivered the record, were it not held back.
+    const until = Date.now() + 500;
+    await s.waitUntil("half a second passed", () => Date.now() >= until);
+    assert.equal(reader.seen.length, 0, "no record before the partition is restored");
+    restoring.resolve();
+    await s.waitUntil("the record is delivered once restored", () => reader.seen.length === 1);
+    assert.deepEqual(assigned[0], [0]);
+  });
 }
