@@ -175,6 +175,8 @@ export function profileTransport(
     },
     endOffsets: (topic) => inner.endOffsets(topic),
     committedOffsets: (groupId, topic) => inner.committedOffsets(groupId, topic),
+    readPartitions: (topic, partitions, each, signal) =>
+      inner.readPartitions(topic, partitions, each, signal),
     close: () => inner.close(),
     profile(): TransportProfile {
       return {

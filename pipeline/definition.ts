@@ -14,7 +14,7 @@ import type { RetryPolicy } from "./retry.ts";
 import { NAME_PATTERN } from "./stage.ts";
 import type { Stage } from "./stage.ts";
 import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
-import { StateEntrySchema } from "./state_store.ts";
+import { DEFAULT_STATE_RETENTION_MS, StateEntrySchema } from "./state_store.ts";
 import type { TopicSpec } from "./transport/transport.ts";
 import { TOPIC_NAME_PATTERN } from "./transport/transport.ts";
 
@@ -77,6 +77,19 @@ export interface StageNode {
    * @default 1
    */
   readonly concurrency?: number;
+  /**
+   * For a keyed stage: how long a key's state entry is kept after its outcome, in ms. A record
+   * of the key delivered again within it is a duplicate; memory holds the keys of this window.
+   * @default 604800000 (7 days)
+   */
+  readonly stateRetentionMs?: number;
+  /**
+   * For a keyed stage with retry tiers: while a key has a record in a tier, later records of the
+   * key follow it into the tiers instead of overtaking it (per-key order through retries).
+   * Without it, a record in a tier is overtaken by later records of its key.
+   * @default true
+   */
+  readonly orderedRetries?: boolean;
 }
 
 /** The input to {@linkcode definePipeline}. */
@@ -97,6 +110,10 @@ export interface ResolvedStageNode extends StageNode {
   readonly retry: RetryPolicy;
   /** The number of workers. */
   readonly concurrency: number;
+  /** The state retention in force, in ms. */
+  readonly stateRetentionMs: number;
+  /** Whether later records of a key follow a record of it parked in a tier (keyed, tiered). */
+  readonly orderedRetries: boolean;
   /** The retry tier topics, in tier order (empty without tiers). */
   readonly retryTopics: readonly string[];
   /**
@@ -254,7 +271,17 @@ function resolveNode(
   validateRetryPolicy(retry, name);
   const retryTopics = retry.tiers.map((_, i) => retryTopicName(node.input, i + 1));
   const changelog = node.stage.key ? changelogTopicName(node.group, name) : undefined;
-  return { ...node, retry, concurrency, retryTopics, changelog };
+  const stateRetentionMs = node.stateRetentionMs ?? DEFAULT_STATE_RETENTION_MS;
+  if (!Number.isSafeInteger(stateRetentionMs) || stateRetentionMs < 1) {
+    refuse(
+      `${where} as 'stateRetentionMs' must be a positive integer: current value is ${stateRetentionMs}`,
+      name,
+      "stateRetentionMs",
+    );
+  }
+  const orderedRetries = (node.orderedRetries ?? true) && changelog !== undefined &&
+    retryTopics.length > 0;
+  return { ...node, retry, concurrency, retryTopics, changelog, stateRetentionMs, orderedRetries };
 }
 
 /** The changelog topic of a keyed stage's state: `<group>-<stage>-changelog`. */

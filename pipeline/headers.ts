@@ -33,6 +33,11 @@ export const HEADER = {
    * that do not match) leave their key open.
    */
   KEY_OUTCOME: "x-key-outcome",
+  /**
+   * On a record that follows an earlier record of its key into a retry tier (ordered retries):
+   * the input offset of the record it waits behind.
+   */
+  PARKED_BEHIND: "x-parked-behind",
   /** Set on records replayed from the DLQ: the DLQ partition/offset they came from. */
   REPLAYED_FROM: "x-replayed-from",
 } as const;

@@ -40,13 +40,6 @@ export interface StageMemberOptions {
    */
   readonly random?: Random;
   /**
-   * How long a keyed stage keeps a key's entry after its outcome, in ms
-   * (`STATE_RETENTION_MS`): a record of the key redelivered or replayed within it is a
-   * duplicate; memory holds the keys of this window.
-   * @default 604800000 (7 days)
-   */
-  readonly stateRetentionMs?: number;
-  /**
    * Told when the member starts restoring partitions' state and when they are restored (a
    * member restoring is not ready: wire it to `/readyz`).
    * @default none
@@ -100,7 +93,7 @@ export async function startStageMember(
   const partitions = node.retryTopics.length + 1;
   const state = node.changelog === undefined ? undefined : createStageState(transport, {
     changelog: node.changelog,
-    retentionMs: options.stateRetentionMs,
+    retentionMs: node.stateRetentionMs,
     clock,
     onRestore: options.onRestore,
   });

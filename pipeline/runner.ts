@@ -174,14 +174,18 @@ export function createRecordHandler(
     context: RecordContext,
   ): Promise<RecordAck> {
     /** The changelog write of the record's key's new entry, if it has one, as a send. */
-    const stateSends = (entry: StateEntry | undefined): Promise<void>[] =>
+    const stateSends = (entry: StateEntry | null | undefined): Promise<void>[] =>
       entry === undefined || state === undefined || keyText === undefined
         ? []
         // Not traced as a `send` span: a state write is bookkeeping, not a message.
         : [producer.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
-      await waitUntilDue(int(record.headers, HEADER.RETRY_DUE_AT) ?? 0, clock, context);
+      // Capped at now plus the tier's delay: a forged or skewed due time must not hold the
+      // tier's partition for longer than the tier promises.
+      const latest = clock.now() + retry.tiers[tier - 1].delayMs;
+      const dueAt = int(record.headers, HEADER.RETRY_DUE_AT) ?? 0;
+      await waitUntilDue(Math.min(dueAt, latest), clock, context);
     }
     const started = clock.now();
     const keyText = record.key === null ? undefined : new TextDecoder().decode(record.key);
@@ -230,18 +234,17 @@ export function createRecordHandler(
         return allDurable(sends);
       };
       /**
-       * Dead-letters the record. `settlesKey`: the dead letter is the outcome of the record's
-       * key (it decoded and its key matched), so a redelivery of the key is a duplicate.
+       * Dead-letters the record. `entry`: the key's new state entry when the dead letter is the
+       * outcome of the record's key (it decoded and its key matched), so a redelivery of the
+       * key is a duplicate.
        */
       const deadLetter = async (
         error: unknown,
         attempts: number,
         retries: number,
-        settlesKey = false,
+        entry?: StateEntry | null,
       ) => {
-        const entry: StateEntry | undefined = settlesKey
-          ? { outcome: "dead-lettered", at: clock.now() }
-          : undefined;
+        const settlesKey = entry !== undefined && entry !== null;
         const envelope = buildEnvelope(record, {
           stage: stage.name,
           error,
@@ -280,6 +283,30 @@ export function createRecordHandler(
           retries,
         };
       };
+
+      /** Queues a copy of the record to retry tier `target` (1-based); resolves once durable. */
+      const forward = (target: number, attempts: number, extra: RecordHeaders) =>
+        send({
+          topic: node.retryTopics[target - 1],
+          // Same partition number: partition p of the input and of every tier is one task,
+          // owned by one member with partition p's state.
+          partition: record.partition,
+          key: record.key,
+          value: record.value,
+          headers: {
+            ...record.headers,
+            [HEADER.RETRY_TIER]: String(target),
+            [HEADER.RETRY_DUE_AT]: String(clock.now() + retry.tiers[target - 1].delayMs),
+            [HEADER.ATTEMPTS]: String(attempts),
+            [HEADER.ORIGINAL_TOPIC]: original?.topic ?? record.topic,
+            [HEADER.ORIGINAL_PARTITION]: String(original?.partition ?? record.partition),
+            [HEADER.ORIGINAL_OFFSET]: String(original?.offset ?? record.offset),
+            [HEADER.ORIGINAL_TIMESTAMP]: record.headers[HEADER.ORIGINAL_TIMESTAMP] ??
+              String(record.timestamp),
+            [HEADER.STAGE]: stage.name,
+            ...extra,
+          },
+        }, keyText);
 
       // 1. Decode: poison and invalid records, and records under a key that is not their
       // value's, go straight to the DLQ. None of them settles its key: the key's real record
@@ -332,12 +359,84 @@ export function createRecordHandler(
         };
       }
       try {
-        // A record replayed from the DLQ on purpose gets another chance; only an output ends it.
-        const known = idempotencyKey === undefined
+        const entry = idempotencyKey === undefined
           ? undefined
-          : state!.get(record.partition, idempotencyKey)?.outcome;
+          : state!.get(record.partition, idempotencyKey);
+        const parked = entry?.outcome === "parked" && node.orderedRetries ? entry : undefined;
+        const known = entry === undefined
+          ? undefined
+          : entry.outcome === "parked"
+          ? entry.settled
+          : entry.outcome;
+        /** This record's identity in its key's queue: its offset in the input partition. */
+        const identity = original?.offset ?? record.offset;
+        /** The key's entry once this record has `outcome` (`undefined`: nothing to write). */
+        const nextEntry = (
+          outcome: "output" | "dead-lettered" | "duplicate" | { tier: number },
+        ): StateEntry | null | undefined => {
+          if (idempotencyKey === undefined) return undefined;
+          const at = clock.now();
+          if (parked !== undefined) {
+            if (typeof outcome === "object") {
+              const queue = parked.queue.map((q) =>
+                q.offset === identity ? { offset: identity, tier: outcome.tier } : q
+              );
+              return { ...parked, queue, at };
+            }
+            const rest = parked.queue.filter((q) => q.offset !== identity);
+            const settled = outcome === "output" || parked.settled === "output"
+              ? "output"
+              : outcome === "dead-lettered"
+              ? "dead-lettered"
+              : parked.settled;
+            if (rest.length > 0) return { outcome: "parked", queue: rest, settled, at };
+            // The queue is empty and no record of the key had an outcome: the key is free.
+            return settled === undefined ? null : { outcome: settled, at };
+          }
+          if (outcome === "duplicate") return undefined;
+          if (typeof outcome === "object") {
+            if (!node.orderedRetries) return undefined;
+            return { outcome: "parked", queue: [{ offset: identity, tier: outcome.tier }], at };
+          }
+          return { outcome, at };
+        };
+
+        // Ordered retries: a record of a key with an earlier record in a tier follows it.
+        if (parked !== undefined && parked.queue[0]?.offset !== identity) {
+          const head = parked.queue[0];
+          const target = Math.min(node.retryTopics.length, Math.max(head?.tier ?? 1, tier, 1));
+          const inQueue = parked.queue.some((q) => q.offset === identity);
+          const queue = inQueue
+            ? parked.queue.map((q) =>
+              q.offset === identity ? { offset: identity, tier: target } : q
+            )
+            : [...parked.queue, { offset: identity, tier: target }];
+          const following: StateEntry = { ...parked, queue, at: clock.now() };
+          await durable([
+            ...stateSends(following),
+            forward(target, priorAttempts, {
+              [HEADER.PARKED_BEHIND]: String(head?.offset ?? ""),
+            }),
+          ]);
+          state!.set(record.partition, idempotencyKey!, following);
+          log.info("Record follows an earlier record of key {key} into retry tier {tier}", {
+            ...where,
+            tier: target,
+            parked_behind: head?.offset,
+          });
+          finish({ kind: "retry-scheduled", attempts: 0, retries: 0, outputs: 0 });
+          return;
+        }
+
+        // A record replayed from the DLQ on purpose gets another chance; only an output ends it.
         const replayed = record.headers[HEADER.REPLAYED_FROM] !== undefined;
         if (known === "output" || (known === "dead-lettered" && !replayed)) {
+          // The head of a key's queue that is a duplicate leaves the queue.
+          const after = nextEntry("duplicate");
+          if (after !== undefined) {
+            await durable(stateSends(after));
+            state!.set(record.partition, idempotencyKey!, after);
+          }
           telemetry.metrics.duplicateSkipped(stage.name);
           log.info("Record skipped: key {key} already has an outcome ({outcome})", {
             ...where,
@@ -415,14 +514,14 @@ export function createRecordHandler(
         // the record's `durable`, so the record is delivered again (never dead-lettered for
         // it). The sends are queued now and acknowledged together with other records' sends.
         if (encoded !== undefined) {
-          const entry: StateEntry = { outcome: "output", at: clock.now() };
+          const after = nextEntry("output");
           await durable([
-            ...stateSends(idempotencyKey === undefined ? undefined : entry),
+            ...stateSends(after),
             ...encoded.map((output) =>
               send(output, typeof output.key === "string" ? output.key : undefined)
             ),
           ]);
-          if (idempotencyKey !== undefined) state!.set(record.partition, idempotencyKey, entry);
+          if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           finish({ kind: "output", attempts, retries, outputs: encoded.length });
           return;
         }
@@ -431,31 +530,17 @@ export function createRecordHandler(
         // partition.
         if (isRetriable(lastError) && tier < node.retryTopics.length) {
           const next = tier + 1;
-          const dueAt = clock.now() + retry.tiers[tier].delayMs;
-          await durable([send({
-            topic: node.retryTopics[tier],
-            // Same partition number: partition p of the input and of every tier is one task,
-            // owned by one member with partition p's state.
-            partition: record.partition,
-            key: record.key,
-            value: record.value,
-            headers: {
-              ...record.headers,
-              [HEADER.RETRY_TIER]: String(next),
-              [HEADER.RETRY_DUE_AT]: String(dueAt),
-              [HEADER.ATTEMPTS]: String(priorAttempts + attempts),
-              [HEADER.ORIGINAL_TOPIC]: original?.topic ?? record.topic,
-              [HEADER.ORIGINAL_PARTITION]: String(original?.partition ?? record.partition),
-              [HEADER.ORIGINAL_OFFSET]: String(original?.offset ?? record.offset),
-              [HEADER.ORIGINAL_TIMESTAMP]: record.headers[HEADER.ORIGINAL_TIMESTAMP] ??
-                String(record.timestamp),
+          const after = nextEntry({ tier: next });
+          await durable([
+            ...stateSends(after),
+            forward(next, priorAttempts + attempts, {
               [HEADER.ERROR_TYPE]: errorType(lastError),
               [HEADER.ERROR_REASON]: lastError instanceof Error
                 ? lastError.message
                 : String(lastError),
-              [HEADER.STAGE]: stage.name,
-            },
-          }, keyText)]);
+            }),
+          ]);
+          if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
             ...where,
             tier: next,
@@ -475,7 +560,7 @@ export function createRecordHandler(
         }
 
         // 6. Out of attempts, or fatal: dead-letter.
-        const failed = await deadLetter(lastError, attempts, retries, idempotencyKey !== undefined);
+        const failed = await deadLetter(lastError, attempts, retries, nextEntry("dead-lettered"));
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
       } finally {
         releaseKey?.();

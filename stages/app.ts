@@ -138,6 +138,7 @@ export async function runOrdersApp(
         partitions: config.partitions,
         concurrency: paymentWorkers,
         retry: retryPreset(config.retry),
+        stateRetentionMs: config.stateRetentionMs,
       },
       gateway: {
         failureRate: config.failureRate,

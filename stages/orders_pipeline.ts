@@ -56,6 +56,11 @@ export interface OrdersPipelineOptions {
    * @default REFERENCE_RETRY
    */
   readonly retry?: RetryPolicy;
+  /**
+   * How long the payment stage remembers an order's outcome (`STATE_RETENTION_MS`), in ms.
+   * @default 604800000 (7 days)
+   */
+  readonly stateRetentionMs?: number;
 }
 
 /** Declares the orders pipeline. */
@@ -69,6 +74,7 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
     partitions = 3,
     concurrency = 1,
     retry = REFERENCE_RETRY,
+    stateRetentionMs,
   } = options;
   // Explicit, not the broker's defaults: the pipeline never relies on broker-side settings.
   const retained = (days: number) => ({
@@ -106,6 +112,7 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
       deadLetter: dlqTopic,
       retry,
       concurrency,
+      stateRetentionMs,
     }],
   });
 }

@@ -51,6 +51,8 @@ interface HarnessOptions {
   readonly handle?: NumHandler;
   readonly retry?: RetryPolicy;
   readonly idempotent?: boolean;
+  /** A key for the stage (makes it keyed and idempotent), instead of `idempotent`'s. */
+  readonly keyOf?: (input: NumValue) => string;
   readonly autoAdvance?: boolean;
 }
 
@@ -76,7 +78,7 @@ async function withNumbers(
       });
       return handle(input, context);
     },
-    options.idempotent ? { key: ({ n }) => `n-${n}` } : {},
+    options.keyOf ? { key: options.keyOf } : options.idempotent ? { key: ({ n }) => `n-${n}` } : {},
   );
   const pipeline = definePipeline(numbersSpec({ stage, retry: options.retry ?? REFERENCE_RETRY }));
   const outcomes: StageOutcome[] = [];
@@ -656,5 +658,62 @@ Deno.test("runner: a retry-tier copy goes to its record's partition number, what
     const [copy] = h.transport.records("in.retry.1");
     assert.equal(copy.partition, other);
     assert.deepEqual(h.transport.records("out").map(json), [{ n: 8 }]);
+  });
+});
+
+Deno.test("runner: a forged far-future x-retry-due-at waits at most the tier's delay", async () => {
+  await withNumbers({
+    autoAdvance: true,
+    retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 1000 }] }),
+  }, async (h) => {
+    await h.running.producer.send([{
+      topic: "in.retry.1",
+      key: "k",
+      value: JSON.stringify({ n: 3 }),
+      headers: {
+        [HEADER.RETRY_TIER]: "1",
+        [HEADER.RETRY_DUE_AT]: String(START + 365 * 24 * 3600 * 1000),
+      },
+    }]);
+    await h.drain();
+    assert.deepEqual(h.transport.records("out").map(json), [{ n: 6 }]);
+    assert.ok(h.clock.now() - START <= 1000, `waited ${h.clock.now() - START} ms`);
+  });
+});
+
+Deno.test("runner: a later record of a key parked in a retry tier follows it instead of overtaking it", async () => {
+  let firstTry = true;
+  await withNumbers({
+    retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 1000 }, { delayMs: 1000 }] }),
+    keyOf: ({ n }) => `k${Math.floor(n / 100)}`,
+    handle: ({ n }) => {
+      if (n === 101 && firstTry) {
+        firstTry = false;
+        return Promise.reject(new RetryableError("Injected failure: gateway 503"));
+      }
+      return Promise.resolve({ n: 2 * n });
+    },
+  }, async (h) => {
+    await h.publish({ n: 101 }, "k1");
+    await waitUntil("101 parked in tier 1", () => h.transport.records("in.retry.1").length === 1);
+    await h.publish({ n: 102 }, "k1");
+    // 101 waits out its tier delay on the fake clock; 102 follows it into the tier meanwhile.
+    await waitUntil(
+      "102 follows into tier 1",
+      () => h.transport.records("in.retry.1").length === 2,
+    );
+    assert.equal(h.transport.records("in.retry.1")[1].headers[HEADER.PARKED_BEHIND], "0");
+    h.clock.advance(1000);
+    await h.drain();
+    // The key's first record gets the key's outcome; the second, behind it, is a duplicate.
+    assert.deepEqual(h.transport.records("out").map(json), [{ n: 202 }]);
+    assert.deepEqual(
+      h.calls.map((c) => `${c.n}@${c.topic}`),
+      ["101@in", "101@in.retry.1"],
+    );
+    assert.deepEqual(
+      kinds(h.outcomes),
+      ["retry-scheduled", "retry-scheduled", "output", "duplicate"],
+    );
   });
 });

@@ -507,6 +507,7 @@ export async function openConsumer(
       await untilRestored(restored, heartbeat);
       // The generation ended while restoring: the next owner reads it from the committed offset.
       if (epoch !== epochAtStart || closing) return;
+      restores.delete(key);
     }
     const state = acksOf(key);
     if (state.rewindTo !== undefined) {
