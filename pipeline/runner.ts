@@ -572,6 +572,9 @@ export function createRecordHandler(
       (error: unknown) => {
         telemetry.metrics.inFlight(-1);
         if (!context.signal.aborted) {
+          // Reported as a failed message of the send's error type; the transport delivers the
+          // record again after a backoff.
+          telemetry.metrics.failed(stage.name, errorType(error));
           log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
             ...where,
             error_type: errorType(error),

@@ -99,6 +99,9 @@ interface PartitionAcks {
   rewinds: number;
   /** After a rewind, the offset the partition was sought to: other records are skipped. */
   rewindTo?: number;
+  /** The offset rewound to last, and how many rewinds in a row went back to it. */
+  streakAt?: number;
+  streak?: number;
 }
 
 function partitionKey(topic: string, partition: number): string {
@@ -202,6 +205,8 @@ export async function openConsumer(
   const closeAbort = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
   const listener = options.rebalanceListener;
+  /** Partitions paused after a rewind, resumed by these timers (cleared on close). */
+  const backoffTimers = new Set<ReturnType<typeof setTimeout>>();
   /** Per partition of the current generation, resolves once the listener restored it. */
   let restores = new Map<string, Promise<void>>();
   let restoreAbort = new AbortController();
@@ -449,17 +454,34 @@ export async function openConsumer(
     for (const dropped of state.pending.splice(0)) dropped.discarded = true;
     state.rewinds++;
     state.rewindTo = from;
+    // Backs off, doubling while the same offset keeps failing: an outcome that cannot be made
+    // durable (a refused dead letter, a broker away) must not spin the partition.
+    state.streak = state.streakAt === from ? (state.streak ?? 0) + 1 : 1;
+    state.streakAt = from;
+    const backoffMs = Math.min(
+      (settings.retry.initialRetryTime ?? 300) * 2 ** (state.streak - 1),
+      settings.retry.maxRetryTime ?? 30_000,
+    );
     settings.logger({
       level: "warn",
       namespace: "Transport",
       message: `Cannot complete record ${entry.offset} of topic "${topic}" partition ` +
         `${partition} in group "${groupId}": ${errorMessage(error)}; the partition is ` +
-        `delivered again from ${from}, its oldest uncommitted record`,
-      fields: { topic, partition, offset: entry.offset, from },
+        `delivered again from ${from}, its oldest uncommitted record, in ${backoffMs} ms`,
+      fields: { topic, partition, offset: entry.offset, from, backoff_ms: backoffMs },
     });
     if (closing || !running) return;
     try {
       consumer.seek({ topic, partition, offset: String(from) });
+      consumer.pause([{ topic, partitions: [partition] }]);
+      const epochAtPause = epoch;
+      const timer = setTimeout(function resumeAfterBackoff() {
+        backoffTimers.delete(timer);
+        // A new generation starts its partitions unpaused from the committed offset.
+        if (closing || epoch !== epochAtPause) return;
+        consumer.resume([{ topic, partitions: [partition] }]);
+      }, backoffMs);
+      backoffTimers.add(timer);
     } catch (seekError) {
       // Not running any more: the partition's next owner starts at the committed offset.
       settings.logger({
@@ -598,6 +620,8 @@ export async function openConsumer(
     closeAbort.abort();
     for (const controller of partitionAborts.values()) controller.abort();
     clearInterval(timer);
+    for (const backoff of backoffTimers) clearTimeout(backoff);
+    backoffTimers.clear();
     let failure: unknown;
     try {
       // Paused partitions are neither fetched nor handed over; kafkajs stops a batch at the

@@ -47,6 +47,12 @@ export interface TransportContractOptions {
    * @default true
    */
   readonly sanitize?: boolean;
+  /**
+   * The backoff the transport under test is configured to wait before delivering a record
+   * again whose handler or `durable` rejected, in milliseconds.
+   * @default 100
+   */
+  readonly redeliveryBackoffMs?: number;
 }
 
 const encoder = new TextEncoder();
@@ -171,7 +177,8 @@ export function transportContract(
   open: () => Promise<OpenedTransport>,
   options: TransportContractOptions = {},
 ): void {
-  const { ignore = false, timeoutMs = 30_000, sanitize = true } = options;
+  const { ignore = false, timeoutMs = 30_000, sanitize = true, redeliveryBackoffMs = 100 } =
+    options;
 
   function contractTest(behaviour: string, body: (scope: Scope) => Promise<void>): void {
     Deno.test({
@@ -709,4 +716,30 @@ export function transportContract(
     await s.waitUntil("the record is delivered once restored", () => reader.seen.length === 1);
     assert.deepEqual(assigned[0], [0]);
   });
+
+  contractTest(
+    "a record whose durable keeps rejecting is delivered again after a backoff, not in a hot loop",
+    async (s) => {
+      const topic = await s.topic(1);
+      const groupId = uniqueName("group");
+      const producer = await s.producer();
+      await producer.send([{ topic, key: "k", value: "refused" }]);
+      const deliveredAt: number[] = [];
+      const reader = await s.reader({ groupId, topics: [topic] }, () => {
+        deliveredAt.push(performance.now());
+        return Promise.resolve({
+          durable: Promise.reject(new Error("Injected failure: dead letter refused")),
+        });
+      });
+      await s.waitUntil("four deliveries", () => deliveredAt.length >= 4);
+      await reader.consumer.close();
+      const gaps = deliveredAt.slice(1).map((at, i) => at - deliveredAt[i]);
+      // Timers may fire a little early; a hot loop redelivers in a few milliseconds.
+      const least = redeliveryBackoffMs * 0.8;
+      assert.ok(
+        gaps.every((gap) => gap >= least),
+        `redelivered faster than the ${redeliveryBackoffMs} ms backoff: gaps ${gaps.join(", ")} ms`,
+      );
+    },
+  );
 }
