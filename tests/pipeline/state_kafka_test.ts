@@ -196,3 +196,44 @@ brokerTest(
     }
   },
 );
+
+brokerTest(
+  "state on Kafka: a member restores on every assignment, including when it gets its partitions back",
+  async (brokers) => {
+    const n = names();
+    const charged: string[] = [];
+    const pipeline = keyedPipeline(n, charged);
+    const admin = createKafkaTransport(brokers, { logger: () => {} });
+    await admin.ensureTopics(pipeline.topics);
+    const restores: RestoreEvent[] = [];
+    const first = await worker(brokers, pipeline, { onRestore: (e) => restores.push(e) });
+    const restored = () => restores.filter((e) => e.kind === "restored");
+    const until = async (what: string, condition: () => boolean) => {
+      const deadline = Date.now() + 30_000;
+      while (!condition()) {
+        if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    try {
+      await until("the first restore", () => restored().length >= 1);
+      assert.deepEqual(restored()[0].partitions, [0, 1]);
+      const second = await worker(brokers, pipeline);
+      await until(
+        "a restore of half the partitions",
+        () => restored().some((e) => e.partitions.length === 1),
+      );
+      await second.stop();
+      await until(
+        "the partitions restored again",
+        () => restored().at(-1)!.partitions.length === 2 && restored().length >= 3,
+      );
+      await publish(admin, n.input, "n-5", JSON.stringify({ n: 5 }));
+      await waitUntilDrained(pipeline, admin, { timeoutMs: 30_000, pollMs: 50 });
+      assert.deepEqual(charged, ["n-5"]);
+    } finally {
+      await first.stop();
+      await admin.close();
+    }
+  },
+);
