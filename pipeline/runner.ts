@@ -26,6 +26,7 @@ import {
   isRetriable,
   KeyMismatchError,
   PoisonRecordError,
+  RetryableError,
 } from "./errors.ts";
 import { HEADER, TRACE_HEADERS } from "./headers.ts";
 import type { StageState, StateEntry } from "./state_store.ts";
@@ -359,6 +360,14 @@ export function createRecordHandler(
         };
       }
       try {
+        if (idempotencyKey !== undefined && !state!.owns(record.partition)) {
+          // Never handled as new on a store that is not there: that could charge twice.
+          throw new RetryableError(
+            `Cannot check key "${idempotencyKey}" as the state of partition ${record.partition} ` +
+              `is not restored on this member; it will be delivered again`,
+            errorContext,
+          );
+        }
         const entry = idempotencyKey === undefined
           ? undefined
           : state!.get(record.partition, idempotencyKey);

@@ -109,6 +109,8 @@ export interface StageState {
   readonly changelog: string;
   /** Hand to the consumer: restores assigned partitions, drops revoked ones. */
   readonly listener: RebalanceListener;
+  /** Whether the store of `partition` is owned and restored (its entries can be trusted). */
+  owns(partition: number): boolean;
   /** The entry of `key` in input partition `partition`, unless expired or never written. */
   get(partition: number, key: string): StateEntry | undefined;
   /** The changelog record that makes `entry` (or a deletion, `null`) durable. */
@@ -266,6 +268,9 @@ export function createStageState(transport: Transport, options: StageStateOption
           overlays.delete(partition);
         }
       },
+    },
+    owns(partition) {
+      return stores.has(partition);
     },
     get(partition, key) {
       const stored = stores.get(partition)?.get(key);

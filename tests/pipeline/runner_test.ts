@@ -717,3 +717,10 @@ Deno.test("runner: a later record of a key parked in a retry tier follows it ins
     );
   });
 });
+
+Deno.test("runner: a keyed record of a partition whose state is not restored here is refused, not handled as new", async () => {
+  const h = await directHandler({ idempotent: true });
+  const record = { ...numberRecord(1, 0), partition: 1 };
+  await assert.rejects(h.handle(record), RetryableError);
+  assert.deepEqual(h.handled, [], "not handled");
+});
