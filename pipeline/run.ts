@@ -95,7 +95,24 @@ export async function startStageMember(
     changelog: node.changelog,
     retentionMs: node.stateRetentionMs,
     clock,
-    onRestore: options.onRestore,
+    onRestore(event) {
+      if (event.kind === "restoring") {
+        log.info("Restoring the state of partitions {partitions} from {changelog}", {
+          stage: node.stage.name,
+          changelog: event.changelog,
+          partitions: event.partitions.join(","),
+        });
+      } else {
+        log.info("Restored {keys} keys of partitions {partitions} in {ms} ms", {
+          stage: node.stage.name,
+          changelog: event.changelog,
+          partitions: event.partitions.join(","),
+          keys: event.keys,
+          ms: event.ms,
+        });
+      }
+      options.onRestore?.(event);
+    },
   });
   const consumer = await transport.consumer({
     groupId: node.group,

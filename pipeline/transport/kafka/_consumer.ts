@@ -423,11 +423,11 @@ export async function openConsumer(
     try {
       consumer.seek({ topic, partition, offset: String(from) });
       consumer.pause([{ topic, partitions: [partition] }]);
-      const epochAtPause = epoch;
       const timer = setTimeout(function resumeAfterBackoff() {
         backoffTimers.delete(timer);
-        // A new generation starts its partitions unpaused from the committed offset.
-        if (closing || epoch !== epochAtPause) return;
+        // Resumed whatever the generation: kafkajs keeps a pause across rebalances, and a
+        // partition left paused would never be read again by this member.
+        if (closing) return;
         consumer.resume([{ topic, partitions: [partition] }]);
       }, backoffMs);
       backoffTimers.add(timer);
