@@ -7,8 +7,9 @@
  * (`tests/pipeline/transport/contract.ts`), so behaviour proven on one holds on the other.
  *
  * Semantics every implementation keeps:
- * - A topic has a fixed number of partitions; a keyed record goes to the partition Kafka's
- *   default partitioner picks (murmur2 of the key bytes), an unkeyed one round-robin.
+ * - A topic has a fixed number of partitions; a record that names its `partition` goes there,
+ *   a keyed one to the partition Kafka's default partitioner picks (murmur2 of the key bytes),
+ *   an unkeyed one round-robin.
  * - Offsets are per partition, start at 0 and grow by one per record.
  * - `Producer.send` resolves only once every record is durable (acks=all on a broker).
  * - A consumer group shares a topic's partitions among its members; a partition is read by one
@@ -16,6 +17,12 @@
  * - An offset is committed only after `eachRecord` resolved for that record; a record whose
  *   handler rejected, or whose member left before committing, is delivered again.
  * - A group with no committed offset starts at the earliest offset.
+ * - A member given a {@linkcode RebalanceListener} is told of every assignment and revocation,
+ *   and delivers no record of an assigned partition before the listener's `assigned` resolved
+ *   (heartbeating meanwhile). A `copartitioned` group keeps partition p of every subscribed topic
+ *   on one member.
+ * - Delivery after a rejection (of a handler or of a `durable`) waits a backoff: a record whose
+ *   outcome cannot be made durable never spins its partition.
  *
  * Pipelined records (a handler resolving with a {@linkcode RecordAck}):
  * - A handler resolving with `void` has completed its record, as above. A handler resolving
