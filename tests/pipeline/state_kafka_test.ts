@@ -17,7 +17,11 @@ import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
 import type { KafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
 import type { Transport } from "../../pipeline/transport/transport.ts";
 import { brokerTest } from "../_broker.ts";
-import { doubleStage, Num } from "../_fixtures.ts";
+import { RetryableError } from "../../pipeline/errors.ts";
+import { retryPolicy } from "../../pipeline/retry.ts";
+import type { RetryPolicy } from "../../pipeline/retry.ts";
+import { doubleStage, json, Num } from "../_fixtures.ts";
+import type { NumHandler, NumValue } from "../_fixtures.ts";
 
 const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
 let counter = 0;
@@ -27,11 +31,15 @@ function names() {
   return { input: `${base}.in`, output: `${base}.out`, dlq: `${base}.dlq`, group: `${base}-g` };
 }
 
-function keyedPipeline(n: ReturnType<typeof names>, charged: string[]): Pipeline {
-  const stage = doubleStage(({ n: value }) => {
-    charged.push(`n-${value}`);
-    return Promise.resolve({ n: 2 * value });
-  }, { key: ({ n: value }) => `n-${value}` });
+function keyedPipeline(
+  n: ReturnType<typeof names>,
+  charged: string[],
+  options: { handle?: NumHandler; key?: (input: NumValue) => string; retry?: RetryPolicy } = {},
+): Pipeline {
+  const stage = doubleStage((input, context) => {
+    charged.push(`n-${input.n}`);
+    return options.handle?.(input, context) ?? Promise.resolve({ n: 2 * input.n });
+  }, { key: options.key ?? (({ n: value }) => `n-${value}`) });
   return definePipeline({
     name: "numbers",
     topics: [
@@ -40,7 +48,14 @@ function keyedPipeline(n: ReturnType<typeof names>, charged: string[]): Pipeline
       { name: n.dlq, partitions: 1, deadLetter: true },
     ],
     sources: [{ name: "feed", output: n.input, schema: Num }],
-    stages: [{ stage, input: n.input, output: n.output, group: n.group, deadLetter: n.dlq }],
+    stages: [{
+      stage,
+      input: n.input,
+      output: n.output,
+      group: n.group,
+      deadLetter: n.dlq,
+      retry: options.retry,
+    }],
   });
 }
 
@@ -233,6 +248,59 @@ brokerTest(
       assert.deepEqual(charged, ["n-5"]);
     } finally {
       await first.stop();
+      await admin.close();
+    }
+  },
+);
+
+brokerTest(
+  "state on Kafka: a later record of a key follows its record parked in a retry tier",
+  async (brokers) => {
+    const n = names();
+    const charged: string[] = [];
+    let failFirst = true;
+    const pipeline = keyedPipeline(n, charged, {
+      key: ({ n: value }) => `k${Math.floor(value / 100)}`,
+      retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 6000 }] }),
+      handle: ({ n: value }) => {
+        if (value === 101 && failFirst) {
+          failFirst = false;
+          return Promise.reject(new RetryableError("Injected failure: gateway 503"));
+        }
+        return Promise.resolve({ n: 2 * value });
+      },
+    });
+    const admin = createKafkaTransport(brokers, { logger: () => {} });
+    await admin.ensureTopics(pipeline.topics);
+    const member = await worker(brokers, pipeline);
+    try {
+      // Both at once: 102 is handled right after 101 failed, while 101 waits in its tier.
+      const producer = await admin.producer();
+      await producer.send([
+        { topic: n.input, key: "k1", value: JSON.stringify({ n: 101 }) },
+        { topic: n.input, key: "k1", value: JSON.stringify({ n: 102 }) },
+      ]);
+      await producer.close();
+      const tier = pipeline.stages[0].retryTopics[0];
+      await waitUntilDrained(pipeline, admin, { timeoutMs: 30_000, pollMs: 50 });
+      // 102 never overtook 101: it followed it into the tier and is a duplicate of its key.
+      assert.deepEqual(charged, ["n-101", "n-101"]);
+      const outputs: number[] = [];
+      await admin.readPartitions(
+        n.output,
+        [0, 1],
+        (record) => outputs.push(json<NumValue>(record).n),
+      );
+      assert.deepEqual(outputs, [202]);
+      const copies: string[] = [];
+      await admin.readPartitions(
+        tier,
+        [0, 1],
+        (record) => copies.push(json<NumValue>(record).n.toString()),
+      );
+      assert.deepEqual(copies.sort(), ["101", "102"]);
+    } finally {
+      await member.stop();
       await admin.close();
     }
   },
