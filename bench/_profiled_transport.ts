@@ -173,6 +173,8 @@ export function profileTransport(
         assignment: () => consumer.assignment(),
       };
     },
+    // Transactions are not profiled (yet): the bench runs at-least-once.
+    transactionalProducer: (options) => inner.transactionalProducer(options),
     endOffsets: (topic) => inner.endOffsets(topic),
     committedOffsets: (groupId, topic) => inner.committedOffsets(groupId, topic),
     readPartitions: (topic, partitions, each, signal) =>

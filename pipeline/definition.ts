@@ -13,7 +13,7 @@ import { REFERENCE_RETRY, retryTopicName, validateRetryPolicy } from "./retry.ts
 import type { RetryPolicy } from "./retry.ts";
 import { NAME_PATTERN } from "./stage.ts";
 import type { Stage } from "./stage.ts";
-import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
+import { DeadLetterEnvelopeSchema, DEFAULT_MAX_MESSAGE_BYTES } from "./dead_letter.ts";
 import { DEFAULT_STATE_RETENTION_MS, StateEntrySchema } from "./state_store.ts";
 import type { TopicSpec } from "./transport/transport.ts";
 import { TOPIC_NAME_PATTERN } from "./transport/transport.ts";
@@ -121,6 +121,11 @@ export interface ResolvedStageNode extends StageNode {
    * an unkeyed one.
    */
   readonly changelog?: string;
+  /**
+   * The most bytes one dead letter may take: the DLQ topic's declared `max.message.bytes`, or
+   * Kafka's default (1 MiB).
+   */
+  readonly deadLetterMaxBytes: number;
 }
 
 /** A validated pipeline. */
@@ -180,6 +185,33 @@ function checkTopic(topic: TopicDefinition): void {
       undefined,
       `topics.${topic.name}.partitions`,
     );
+  }
+  const factor = topic.replicationFactor;
+  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
+    refuse(
+      `Cannot define topic "${topic.name}" as 'replicationFactor' must be a positive integer: current value is ${factor}`,
+      undefined,
+      `topics.${topic.name}.replicationFactor`,
+    );
+  }
+  const minInsync = topic.config?.["min.insync.replicas"];
+  if (minInsync !== undefined) {
+    const value = Number(minInsync);
+    if (!Number.isInteger(value) || value < 1) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be a positive integer: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
+    if (factor !== undefined && value > factor) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be at most its ` +
+          `replication factor ${factor}: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
   }
   if (!topic.deadLetter && topic.schema === undefined) {
     refuse(
@@ -249,6 +281,18 @@ function resolveNode(
       "deadLetter",
     );
   }
+  const declaredMaxBytes = dlq.config?.["max.message.bytes"];
+  const deadLetterMaxBytes = declaredMaxBytes === undefined
+    ? DEFAULT_MAX_MESSAGE_BYTES
+    : Number(declaredMaxBytes);
+  if (!Number.isSafeInteger(deadLetterMaxBytes) || deadLetterMaxBytes < 16 * 1024) {
+    refuse(
+      `${where} as 'max.message.bytes' of dead-letter topic "${node.deadLetter}" must be an ` +
+        `integer of at least 16384: current value is "${declaredMaxBytes}"`,
+      name,
+      "deadLetter",
+    );
+  }
   if (!NAME_PATTERN.test(node.group ?? "")) {
     refuse(`${where} as 'group' must be lowercase words joined by dashes`, name, "group");
   }
@@ -281,7 +325,16 @@ function resolveNode(
   }
   const orderedRetries = (node.orderedRetries ?? true) && changelog !== undefined &&
     retryTopics.length > 0;
-  return { ...node, retry, concurrency, retryTopics, changelog, stateRetentionMs, orderedRetries };
+  return {
+    ...node,
+    retry,
+    concurrency,
+    retryTopics,
+    deadLetterMaxBytes,
+    changelog,
+    stateRetentionMs,
+    orderedRetries,
+  };
 }
 
 /** The changelog topic of a keyed stage's state: `<group>-<stage>-changelog`. */
@@ -396,13 +449,22 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
           "group",
         );
       }
+      const input = topics.get(node.input)!;
+      const minInsync = input.config?.["min.insync.replicas"];
       const changelog: TopicDefinition = {
         name: node.changelog,
         // Co-partitioned with the input: the state of input partition p is changelog partition p.
-        partitions: topics.get(node.input)!.partitions,
+        partitions: input.partitions,
+        // As durable as the input it records the outcomes of.
+        ...(input.replicationFactor === undefined
+          ? {}
+          : { replicationFactor: input.replicationFactor }),
         schema: StateEntrySchema,
         changelog: true,
-        config: { "cleanup.policy": "compact" },
+        config: {
+          "cleanup.policy": "compact",
+          ...(minInsync === undefined ? {} : { "min.insync.replicas": minInsync }),
+        },
       };
       topics.set(node.changelog, changelog);
       allTopics.push(changelog);
@@ -419,7 +481,7 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     }
     return found;
   };
-  return Object.freeze({
+  const pipeline: Pipeline = Object.freeze({
     name: spec.name,
     topics: Object.freeze(allTopics),
     sources: Object.freeze([...sources]),
@@ -428,6 +490,25 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     stage: (name: string) => lookup(stagesByName, "stage", name),
     source: (name: string) => lookup(sourcesByName, "source", name),
   });
+  DEFINED.add(pipeline);
+  return pipeline;
+}
+
+/** Every pipeline {@linkcode definePipeline} returned: what {@linkcode isPipeline} asks. */
+const DEFINED = new WeakSet<Pipeline>();
+
+/**
+ * Whether `value` is a pipeline that {@linkcode definePipeline} made (and so validated): how a
+ * command finds the pipeline among a module's exports.
+ *
+ * @example
+ * ```ts
+ * import { isPipeline } from "./definition.ts";
+ * isPipeline({ name: "x", stages: [] }); // false: only definePipeline() makes pipelines
+ * ```
+ */
+export function isPipeline(value: unknown): value is Pipeline {
+  return typeof value === "object" && value !== null && DEFINED.has(value as Pipeline);
 }
 
 /** @internal Exposed for describe(): the DLQ envelope schema as JSON Schema. */

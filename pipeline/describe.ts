@@ -34,6 +34,8 @@ export interface PipelineDescription {
     retry: RetryPolicy;
     retryTopics: readonly string[];
     idempotent: boolean;
+    /** The state changelog topic of a keyed stage, `null` for an unkeyed one. */
+    changelog: string | null;
   }[];
 }
 
@@ -66,6 +68,7 @@ export function describePipeline(pipeline: Pipeline): PipelineDescription {
       retry: s.retry,
       retryTopics: s.retryTopics,
       idempotent: s.stage.key !== undefined,
+      changelog: s.changelog ?? null,
     })),
   };
 }

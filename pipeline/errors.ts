@@ -136,6 +136,40 @@ export class KeyMismatchError extends FatalError {
 /** A business rule refused the record (e.g. a payment declined for good). */
 export class RejectedError extends FatalError {}
 
+/** Options of {@linkcode ProducerFencedError}. */
+export interface ProducerFencedErrorOptions extends PipelineErrorOptions {
+  /** The transactional id that a newer producer took over. */
+  readonly transactionalId: string;
+}
+
+/**
+ * A transactional producer was fenced: a newer producer opened with the same transactional id
+ * (the partition's new owner after a rebalance, or a restarted member), so this one is a
+ * zombie and can never write or commit again. Its open transaction is aborted; none of its
+ * records reaches a `read_committed` reader. Fatal: close the producer and give up the work
+ * it stood for (another member owns it now).
+ *
+ * @example
+ * ```ts
+ * import { ProducerFencedError } from "./errors.ts";
+ * const error = new ProducerFencedError(
+ *   'Cannot commit transaction of "payments-orders-0" as a newer producer with that transactional id fenced it',
+ *   { transactionalId: "payments-orders-0" },
+ * );
+ * console.log(error.retriable, error.transactionalId); // false payments-orders-0
+ * ```
+ */
+export class ProducerFencedError extends FatalError {
+  /** The transactional id that a newer producer took over. */
+  readonly transactionalId: string;
+
+  /** Creates the error with its message, the transactional id and context. */
+  constructor(message: string, options: ProducerFencedErrorOptions) {
+    super(message, options);
+    this.transactionalId = options.transactionalId;
+  }
+}
+
 /**
  * The broker cannot be reached. Retriable: the runtime waits and tries again, and reports it
  * clearly when it gives up.

@@ -18,7 +18,7 @@
  */
 import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
-import { buildEnvelope } from "./dead_letter.ts";
+import { deadLetterRecord } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
 import {
   errorMessage,
@@ -235,9 +235,9 @@ export function createRecordHandler(
         return allDurable(sends);
       };
       /**
-       * Dead-letters the record. `entry`: the key's new state entry when the dead letter is the
-       * outcome of the record's key (it decoded and its key matched), so a redelivery of the
-       * key is a duplicate.
+       * Dead-letters the record, bounded by its encoded size so the DLQ topic always takes it.
+       * `entry`: the key's new state entry when the dead letter is the outcome of the record's
+       * key (it decoded and its key matched), so a redelivery of the key is a duplicate.
        */
       const deadLetter = async (
         error: unknown,
@@ -246,28 +246,23 @@ export function createRecordHandler(
         entry?: StateEntry | null,
       ) => {
         const settlesKey = entry !== undefined && entry !== null;
-        const envelope = buildEnvelope(record, {
+        const { envelope, record: dead } = deadLetterRecord(record, {
           stage: stage.name,
           error,
           attempts: priorAttempts + attempts,
           failedAt: clock.now(),
           original,
+        }, {
+          topic: node.deadLetter,
+          maxMessageBytes: node.deadLetterMaxBytes,
+          headers: {
+            [HEADER.STAGE]: stage.name,
+            [HEADER.ERROR_TYPE]: errorType(error),
+            ...(settlesKey ? { [HEADER.KEY_OUTCOME]: "dead-lettered" } : {}),
+          },
         });
         telemetry.recordError(error);
-        await durable([
-          ...stateSends(entry),
-          send({
-            topic: node.deadLetter,
-            key: record.key,
-            value: JSON.stringify(envelope),
-            headers: {
-              ...record.headers,
-              [HEADER.STAGE]: stage.name,
-              [HEADER.ERROR_TYPE]: envelope.error_type,
-              ...(settlesKey ? { [HEADER.KEY_OUTCOME]: "dead-lettered" } : {}),
-            },
-          }, keyText),
-        ]);
+        await durable([...stateSends(entry), send(dead, keyText)]);
         if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {

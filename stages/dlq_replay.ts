@@ -23,8 +23,9 @@ import { replayDeadLetters } from "../pipeline/replay.ts";
 import type { ReplayProgress, ReplayReport } from "../pipeline/replay.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
 import { ORDERS_CONFIG } from "./config.ts";
+import { createOrdersPipeline } from "./orders_pipeline.ts";
+import { createPaymentGateway } from "./payment_gateway.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
 
@@ -34,6 +35,7 @@ export const REPLAY_SERVICE = "dlq-replay";
 /** Every setting of `deno task dlq:replay`. */
 export const REPLAY_CONFIG = {
   brokers: ORDERS_CONFIG.brokers,
+  ordersTopic: ORDERS_CONFIG.ordersTopic,
   dlqTopic: setting({
     type: "string",
     env: "DLQ_TOPIC",
@@ -142,6 +144,18 @@ function describeProgress(progress: ReplayProgress): string {
     `attempts ${e.attempts}, failed at ${e.failed_at})`;
 }
 
+/**
+ * The topics the orders pipeline's stages read: the only ones a replay may send to (the stage
+ * inputs; retry tiers are the runtime's own).
+ */
+export function pipelineInputs(config: Pick<ReplayConfig, "ordersTopic">): string[] {
+  const pipeline = createOrdersPipeline({
+    gateway: createPaymentGateway(),
+    ordersTopic: config.ordersTopic,
+  });
+  return pipeline.stages.map((node) => node.input);
+}
+
 /** Runs a replay with the parsed settings and resolves with its report. */
 export async function runReplay(
   config: ReplayConfig,
@@ -151,6 +165,9 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
+    // Imported here, not at the top: kafkajs reads the environment when it loads, and the
+    // command's tests on the embedded transport run without that permission.
+    const { createKafkaTransport } = await import("../pipeline/transport/kafka/mod.ts");
     transport = createKafkaTransport(config.brokers, { clientId: REPLAY_SERVICE });
   }
   const telemetry = await setupTelemetry({ serviceName: REPLAY_SERVICE, env });
@@ -170,12 +187,13 @@ export async function runReplay(
     io.stderr(
       `replay: examined ${examined}, ${config.dryRun ? "would replay" : "replayed"} ${replayed}, ` +
         `skipped ${skipped.filter} filtered, ${skipped.truncated} truncated, ` +
-        `${skipped.invalid} invalid`,
+        `${skipped.invalid} invalid, ${skipped.refused} refused`,
     );
   }, progressEveryMs);
   try {
     return await replayDeadLetters(transport, {
       dlqTopic: config.dlqTopic,
+      replayTo: pipelineInputs(config),
       group: config.group,
       errorType: config.errorType,
       stage: config.stage,
@@ -191,6 +209,8 @@ export async function runReplay(
           io.stdout(`would replay ${describeProgress(progress)}`);
         } else if (progress.outcome === "truncated" || progress.outcome === "invalid") {
           io.stderr(`skipped ${describeProgress(progress)}: ${progress.reason}`);
+        } else if (progress.outcome === "refused") {
+          io.stderr(`error: ${progress.reason}`);
         }
       },
     });

@@ -5,7 +5,11 @@
 #   - the OpenTelemetry Collector built from Go modules into .local/bin/otelcol
 #     (infra/tools/build_otelcol.sh; needs Go on the machine),
 #   - .local/bin/compose_check (infra/tools/compose_check), which loads infra/compose.yaml with
-#     compose-go, the loader of Docker Compose.
+#     compose-go, the loader of Docker Compose,
+#   - .local/bin/dockerfile_check (infra/tools/dockerfile_check): BuildKit's Dockerfile parser and
+#     build checks, and Docker's .dockerignore matcher,
+#   - .local/bin/kubeconform and its JSON schemas in .local/k8s-schemas/ (infra/tools/kubeconform),
+#     made from the OpenAPI document of the k8s.io/kubernetes Go module, for infra/k8s/.
 # Idempotent: installs only what is missing. Run as root (CI runs it so): `bash infra/tools/install_tools.sh`.
 set -euo pipefail
 
@@ -47,18 +51,52 @@ echo "kcat: $(kcat -V 2>&1 | head -n 1)"
 
 bash "$repo_root/infra/tools/build_otelcol.sh"
 
-# compose_check: rebuilt when missing or older than its sources.
-compose_check="$repo_root/.local/bin/compose_check"
-sources=("$repo_root"/infra/tools/compose_check/{main.go,go.mod,go.sum})
-stale=0
-[[ -x "$compose_check" ]] || stale=1
-for source in "${sources[@]}"; do
-  if [[ "$source" -nt "$compose_check" ]]; then stale=1; fi
+export PATH="$PATH:/usr/local/go/bin"
+
+# stale TARGET SOURCE...: true when TARGET is missing or older than one of the sources.
+stale() {
+  local target="$1" source
+  shift
+  [[ -e "$target" ]] || return 0
+  for source in "$@"; do
+    if [[ "$source" -nt "$target" ]]; then return 0; fi
+  done
+  return 1
+}
+
+mkdir -p "$repo_root/.local/bin"
+
+# compose_check and dockerfile_check: small Go commands, rebuilt when their sources change.
+for checker in compose_check dockerfile_check; do
+  dir="$repo_root/infra/tools/$checker"
+  if stale "$repo_root/.local/bin/$checker" "$dir"/{main.go,go.mod,go.sum}; then
+    echo "Building $checker"
+    go build -C "$dir" -buildvcs=false -o "$repo_root/.local/bin/$checker" .
+  fi
+  echo "$checker: $repo_root/.local/bin/$checker"
 done
-if [[ $stale == 1 ]]; then
-  echo "Building compose_check"
-  mkdir -p "$repo_root/.local/bin"
-  PATH="$PATH:/usr/local/go/bin" go build -C "$repo_root/infra/tools/compose_check" \
-    -buildvcs=false -o "$compose_check" .
+
+# kubeconform (the Go tool pinned in infra/tools/kubeconform/go.mod) and offline schemas for it.
+# kubeconform fetches its schemas from GitHub by default; here they are made from
+# api/openapi-spec/swagger.json of the k8s.io/kubernetes module of kubernetes_version.txt, which
+# the Go module proxy serves (about 20 MB, cached in Go's module cache).
+kube_dir="$repo_root/infra/tools/kubeconform"
+if stale "$repo_root/.local/bin/kubeconform" "$kube_dir"/{go.mod,go.sum}; then
+  echo "Building kubeconform"
+  go build -C "$kube_dir" -buildvcs=false -o "$repo_root/.local/bin/kubeconform" \
+    github.com/yannh/kubeconform/cmd/kubeconform
 fi
-echo "compose_check: $compose_check"
+kube_version="$(tr -d '[:space:]' <"$kube_dir/kubernetes_version.txt")"
+schemas="$repo_root/.local/k8s-schemas/$kube_version-strict"
+if stale "$schemas/_definitions.json" "$kube_dir"/{kubernetes_version.txt,schemas/main.go}; then
+  echo "Making Kubernetes $kube_version JSON schemas"
+  module_dir="$(cd "$kube_dir" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$kube_version" |
+    sed -nE 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')"
+  if [[ -z "$module_dir" || ! -f "$module_dir/api/openapi-spec/swagger.json" ]]; then
+    echo "Cannot make the Kubernetes schemas: k8s.io/kubernetes@$kube_version has no api/openapi-spec/swagger.json" >&2
+    exit 1
+  fi
+  rm -rf "$schemas"
+  go run -C "$kube_dir" ./schemas -swagger "$module_dir/api/openapi-spec/swagger.json" -out "$schemas"
+fi
+echo "kubeconform: $repo_root/.local/bin/kubeconform (schemas: $schemas)"

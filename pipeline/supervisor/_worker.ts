@@ -19,7 +19,7 @@ import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
 import type { Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
+import { setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
 import { configureLogging } from "../log.ts";
 import type { FromWorker, StartMessage, ToWorker, WorkerOutcome } from "./_protocol.ts";
@@ -117,7 +117,7 @@ async function start(message: StartMessage): Promise<void> {
     transport,
     producer,
     onOutcome: report,
-    instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
+    instrumentation: telemetry?.instrumentation,
   });
   post({ type: "started" });
 }

@@ -29,7 +29,9 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
+// Only the settings parser: the transport (and kafkajs, which reads the environment when it
+// loads) is imported where a Kafka run needs it.
+import { kafkaSecurityFromEnv } from "../transport/kafka/security.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -316,13 +318,22 @@ export async function startSupervisor(
       { field: "transport.kind" },
     );
   }
-  const transportSpec = spec.transport;
+  // The security settings are resolved once, here, and posted to every worker with the rest
+  // of the transport's options: workers connect exactly as the parent does.
+  const transportSpec: TransportSpec = {
+    ...spec.transport,
+    options: {
+      ...spec.transport.options,
+      security: spec.transport.options?.security ?? kafkaSecurityFromEnv(),
+    },
+  };
   const pipeline = await loadPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
-  const admin = createKafkaTransport(transportSpec.brokers, {
-    ...transportSpec.options,
-  });
+  // Imported here, not at the top: kafkajs reads the environment when it loads, and a
+  // program that runs its stages in-process must load without that permission.
+  const { createKafkaTransport } = await import("../transport/kafka/mod.ts");
+  const admin = createKafkaTransport(transportSpec.brokers, transportSpec.options);
   try {
     await admin.ensureTopics(pipeline.topics);
   } finally {

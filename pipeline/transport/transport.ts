@@ -10,7 +10,9 @@
  * - A topic has a fixed number of partitions; a record that names its `partition` goes there,
  *   a keyed one to the partition Kafka's default partitioner picks (murmur2 of the key bytes),
  *   an unkeyed one round-robin.
- * - Offsets are per partition, start at 0 and grow by one per record.
+ * - Offsets are per partition, start at 0 and grow by one per record. The end of a transaction
+ *   also takes one offset in each partition it wrote (a control record, which no consumer is
+ *   given), and aborted records keep theirs: a reader may see gaps, never a smaller offset.
  * - `Producer.send` resolves only once every record is durable (acks=all on a broker).
  * - A consumer group shares a topic's partitions among its members; a partition is read by one
  *   member at a time, in offset order, one record at a time.
@@ -48,6 +50,20 @@
  *   before; a `durable` already handed over is still awaited. (The kafka transport cannot hold a
  *   broker rebalance back: there the commit is made as soon as the pending records settle, and
  *   if the group moved on by then it is refused and the records are delivered again.)
+ *
+ * Transactions (exactly-once), see {@linkcode TransactionalProducer}:
+ * - Records sent in a transaction are written at once (they take their offsets) but a
+ *   `read_committed` consumer, the default, is given them only once the transaction commits,
+ *   and never if it aborts; it does not read past the first record of a transaction still open
+ *   in a partition (the last stable offset), so it reads every partition in offset order.
+ *   A `read_uncommitted` consumer is given every record as soon as it is written, aborted ones
+ *   included.
+ * - Offsets sent with `sendOffsets` become the group's committed offsets when, and only when,
+ *   the transaction commits: the records and the input positions commit together or not at
+ *   all.
+ * - One transactional id, one live producer: opening a producer with an id fences the one
+ *   opened before it (its open transaction is aborted; everything it tries afterwards rejects
+ *   with a {@linkcode ProducerFencedError}).
  *
  * @module
  */
@@ -207,6 +223,12 @@ export interface ConsumerOptions {
    * @default false (the transport's default assignment)
    */
   readonly copartitioned?: boolean;
+  /**
+   * Whether records of transactions are given only once committed (`read_committed`) or as
+   * soon as written, aborted ones included (`read_uncommitted`). See {@linkcode IsolationLevel}.
+   * @default "read_committed"
+   */
+  readonly isolation?: IsolationLevel;
 }
 
 /** A partition of a topic. */
@@ -235,6 +257,19 @@ export interface RebalanceListener {
   /** The member no longer owns `partitions`; their records in flight have settled. */
   revoked(partitions: readonly TopicPartition[]): void;
 }
+
+/**
+ * Which records a consumer is given: `read_committed` skips records of aborted transactions and
+ * waits for open ones to end; `read_uncommitted` is given every record as soon as it is written.
+ * Records written outside transactions are given to both at once.
+ */
+export type IsolationLevel = "read_committed" | "read_uncommitted";
+
+/** Every {@linkcode IsolationLevel}, for validation and help texts. */
+export const ISOLATION_LEVELS: readonly IsolationLevel[] = ["read_committed", "read_uncommitted"];
+
+/** The default of {@linkcode ConsumerOptions.isolation}, as in Kafka Streams' exactly-once. */
+export const DEFAULT_ISOLATION: IsolationLevel = "read_committed";
 
 /** The default of {@linkcode ConsumerOptions.maxPendingPerPartition}. */
 export const DEFAULT_MAX_PENDING_PER_PARTITION = 1000;
@@ -285,6 +320,101 @@ export interface TopicOffsets {
   readonly start: readonly PartitionOffset[];
 }
 
+/** Options for {@linkcode Transport.transactionalProducer}. */
+export interface TransactionalProducerOptions {
+  /**
+   * The transactional id: the identity that fencing is by. Opening a producer with an id fences
+   * every producer opened with it before. Give each unit of work its own stable id, the same
+   * on every member and across restarts: one per input partition (e.g.
+   * `"<group>-<topic>-<partition>"`), as Kafka Streams' first exactly-once mode (eos-alpha)
+   * does, so the partition's new owner fences the old one.
+   */
+  readonly transactionalId: string;
+}
+
+/** An input position sent with a transaction: the group's next offset to read. */
+export interface TransactionOffset {
+  /** The input topic. */
+  readonly topic: string;
+  /** The input partition. */
+  readonly partition: number;
+  /** The next offset to read (the last consumed record's offset + 1). */
+  readonly offset: number;
+}
+
+/**
+ * One open transaction of a {@linkcode TransactionalProducer}: its sends and offsets commit
+ * together, or none of them does.
+ *
+ * A failed `send` or `sendOffsets` fails the whole transaction: it is aborted at once, and
+ * `commit` then rejects. `send`, `sendOffsets` and `commit` reject with a
+ * {@linkcode ProducerFencedError} once a newer producer with the same transactional id has
+ * fenced this one; `abort` then resolves (the transaction was aborted when it was fenced).
+ * Steps are applied in call order; `commit` and `abort` wait for the steps in flight.
+ */
+export interface Transaction {
+  /**
+   * Writes records as part of the transaction; resolves once the broker has them (acks=all).
+   * They are given to `read_committed` consumers only once the transaction commits.
+   * @throws {ProducerFencedError} when a newer producer with the same id fenced this one
+   */
+  send(records: readonly OutgoingRecord[]): Promise<void>;
+  /**
+   * Adds a consumer group's input positions to the transaction: they become the group's
+   * committed offsets when the transaction commits, and are dropped if it aborts. With kafkajs
+   * (no KIP-447 group metadata in this request) the broker does not check the consumer's group
+   * generation: a zombie is stopped by its transactional id alone, hence one id per input
+   * partition.
+   * @throws {ProducerFencedError} when a newer producer with the same id fenced this one
+   */
+  sendOffsets(groupId: string, offsets: readonly TransactionOffset[]): Promise<void>;
+  /**
+   * Waits for the sends in flight, then commits the records and offsets atomically. Rejects
+   * (and aborts) if any part of the transaction failed. If the commit request itself fails
+   * (the broker unreachable, say), the records and the offsets still share one outcome,
+   * whichever the coordinator decided: resume from the group's committed offsets
+   * ({@linkcode Transport.committedOffsets}), which match the records either way.
+   * @throws {ProducerFencedError} when a newer producer with the same id fenced this one: none
+   * of the transaction's records is ever given to a `read_committed` consumer
+   */
+  commit(): Promise<void>;
+  /**
+   * Aborts: the records are never given to `read_committed` consumers, the offsets dropped.
+   * Resolves for a transaction already aborted, failed or fenced; rejects once committed.
+   */
+  abort(): Promise<void>;
+}
+
+/**
+ * A producer whose writes are grouped in transactions, one open at a time. A transaction that
+ * failed is aborted and the producer can begin the next one, unless it was fenced: then
+ * `begin` rejects with a {@linkcode ProducerFencedError} too, and the producer is to be closed.
+ *
+ * @example
+ * ```ts ignore
+ * const producer = await transport.transactionalProducer({ transactionalId: "pay-orders-0" });
+ * const transaction = await producer.begin();
+ * await transaction.send([{ topic: "payments", key: "o-1", value: "{}" }]);
+ * await transaction.sendOffsets("pay", [{ topic: "orders", partition: 0, offset: 42 }]);
+ * await transaction.commit();
+ * await producer.close();
+ * ```
+ */
+export interface TransactionalProducer {
+  /** The transactional id this producer writes with. */
+  readonly transactionalId: string;
+  /**
+   * Begins a transaction. After a failed transaction the Kafka transport first re-initialises
+   * its producer id, which takes the transactional id over (fencing whoever holds it): begin
+   * only while this member still owns the work the id stands for.
+   * @throws {ProducerFencedError} when a newer producer with the same id fenced this one
+   * @throws {PipelineError} when a transaction is still open: end it first
+   */
+  begin(): Promise<Transaction>;
+  /** Aborts the open transaction, if any, and releases the producer. */
+  close(): Promise<void>;
+}
+
 /** A Kafka-API log: the only thing the runtime talks to. */
 export interface Transport {
   /** A short name for logs and the first line of output: `embedded` or `kafka`. */
@@ -295,6 +425,12 @@ export interface Transport {
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
   /** Opens a producer. */
   producer(): Promise<Producer>;
+  /**
+   * Opens a transactional producer, fencing any producer opened before with the same
+   * transactional id (its open transaction is aborted, its later calls reject with a
+   * {@linkcode ProducerFencedError}).
+   */
+  transactionalProducer(options: TransactionalProducerOptions): Promise<TransactionalProducer>;
   /** Opens a consumer group member; call `run` to start it. */
   consumer(options: ConsumerOptions): Promise<Consumer>;
   /** The high watermarks of a topic's partitions, and their log start offsets. */

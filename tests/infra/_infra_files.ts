@@ -16,6 +16,8 @@ export function repoPath(relative: string): string {
 /** The stack's files, as absolute paths. */
 export const INFRA = {
   compose: repoPath("infra/compose.yaml"),
+  dockerfile: repoPath("Dockerfile"),
+  k8s: repoPath("infra/k8s"),
   collector: repoPath("infra/otel-collector/config.yaml"),
   collectorManifest: repoPath("infra/otel-collector/builder-config.yaml"),
   tempo: repoPath("infra/tempo/tempo.yaml"),
@@ -44,10 +46,22 @@ export function portOf(address: string): number {
   return port;
 }
 
-/** Compose `ports` entries ("host:container") of a service, as `{ host, container }`. */
-export function publishedPorts(service: Doc): Array<{ host: number; container: number }> {
+/** A published port of a Compose service: `[address:]host:container`. */
+export interface PublishedPort {
+  /** The host address it binds to; `undefined` when the entry names none (every interface). */
+  address?: string;
+  /** The host port. */
+  host: number;
+  /** The container port. */
+  container: number;
+}
+
+/** Compose `ports` entries (short syntax, "[address:]host:container") of a service. */
+export function publishedPorts(service: Doc): PublishedPort[] {
   return (service.ports ?? []).map((entry: string) => {
-    const [host, container] = String(entry).split(":").map(Number);
-    return { host, container };
+    const parts = String(entry).split(":");
+    const [host, container] = parts.slice(-2).map(Number);
+    const address = parts.length > 2 ? parts.slice(0, -2).join(":") : undefined;
+    return { address, host, container };
   });
 }

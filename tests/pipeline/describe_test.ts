@@ -54,6 +54,7 @@ Deno.test("describePipeline() gives plain data with roles, wiring and JSON schem
     },
     retryTopics: ["in.retry.1", "in.retry.2"],
     idempotent: true,
+    changelog: "doublers-double-changelog",
   }]);
 });
 

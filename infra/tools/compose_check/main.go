@@ -1,7 +1,9 @@
 // Command compose_check loads a Compose file with compose-go, the loader Docker Compose itself
 // uses: the current Compose JSON schema, interpolation, normalisation and the semantic checks
-// (unknown services in depends_on, profiles, ...). It prints the services it found and exits
-// non-zero when the file does not load. tests/infra/compose_test.ts runs it.
+// (unknown services in depends_on, profiles, ...). Variables are interpolated from the process
+// environment, as `docker compose` does, so a required `${VAR:?message}` fails the load when
+// VAR is unset. It prints the services it found and exits non-zero when the file does not load.
+// tests/infra/compose_test.ts runs it.
 //
 //	go run ./infra/tools/compose_check infra/compose.yaml
 package main
@@ -29,6 +31,7 @@ func main() {
 		[]string{path},
 		cli.WithName("orders-pipeline"),
 		cli.WithWorkingDirectory(filepath.Dir(path)),
+		cli.WithOsEnv,
 		// Every profile, so the `app` service is loaded and checked too.
 		cli.WithProfiles([]string{"*"}),
 	)

@@ -9,6 +9,7 @@ import { PipelineError } from "../../errors.ts";
 import type {
   Assignment,
   Consumer,
+  IsolationLevel,
   RebalanceListener,
   RecordHandler,
   TopicPartition,
@@ -25,6 +26,7 @@ export interface EmbeddedConsumerOptions {
   readonly topics: readonly string[];
   readonly partitionConcurrency: number;
   readonly maxPendingPerPartition: number;
+  readonly isolation: IsolationLevel;
   readonly retryBackoffMs: number;
   readonly rebalanceListener?: RebalanceListener;
   readonly onError: (event: HandlerErrorEvent) => void;
@@ -165,6 +167,7 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           retryBackoffMs: this.#options.retryBackoffMs,
           maxPending: this.#options.maxPendingPerPartition,
           ready: ready.get(key),
+          isolation: this.#options.isolation,
           onError: this.#options.onError,
         }),
       );

@@ -15,7 +15,7 @@
 
 import { PartitionCheckpointer } from "../checkpointer.ts";
 import { isRecordAck } from "../transport.ts";
-import type { RecordAck, RecordContext, RecordHandler } from "../transport.ts";
+import type { IsolationLevel, RecordAck, RecordContext, RecordHandler } from "../transport.ts";
 import type { PartitionLog } from "./_log.ts";
 import type { ConsumerGroup } from "./_group.ts";
 import { abortableDelay, type Semaphore } from "./_semaphore.ts";
@@ -49,6 +49,8 @@ export interface PartitionReaderOptions {
   readonly maxPending: number;
   /** Resolves once the partition's state is restored: no record is delivered before. */
   readonly ready?: Promise<void>;
+  /** Which records of transactions the reader is given. */
+  readonly isolation: IsolationLevel;
   readonly onError: (event: HandlerErrorEvent) => void;
 }
 
@@ -88,7 +90,7 @@ export class PartitionReader {
   }
 
   async #deliver(options: PartitionReaderOptions): Promise<void> {
-    const { log, group, handler, slots, retryBackoffMs, maxPending, onError } = options;
+    const { log, group, handler, slots, retryBackoffMs, maxPending, isolation, onError } = options;
     const signal = this.#controller.signal;
     if (options.ready !== undefined) await settledOrAborted(options.ready, signal);
     const context: RecordContext = { heartbeat: () => Promise.resolve(), signal };
@@ -141,14 +143,16 @@ export class PartitionReader {
         await settledOrAborted(checkpointer.oldestSettled(), wake.signal);
         continue;
       }
-      await log.waitFor(position, wake.signal);
+      await log.waitFor(position, wake.signal, isolation);
       if (!(await slots.acquire(wake.signal))) continue;
-      const record = log.read(position);
+      const record = log.readVisible(position, isolation);
       if (record === undefined) {
-        // Woken by a stop or a rewind rather than by a record.
+        // Woken by a stop, a rewind, or a change that made no record visible.
         slots.release();
         continue;
       }
+      // Control records, and aborted ones for read_committed, are skipped: offsets may jump.
+      position = record.offset;
       let failure: { error: unknown } | undefined;
       let result: void | RecordAck = undefined;
       try {

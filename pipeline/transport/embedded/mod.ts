@@ -26,18 +26,27 @@ import type {
   ConsumedRecord,
   Consumer,
   ConsumerOptions,
+  IsolationLevel,
   PartitionOffset,
   Producer,
   TopicOffsets,
   TopicSpec,
+  TransactionalProducer,
+  TransactionalProducerOptions,
   Transport,
 } from "../transport.ts";
-import { DEFAULT_MAX_PENDING_PER_PARTITION, TOPIC_NAME_PATTERN } from "../transport.ts";
+import {
+  DEFAULT_ISOLATION,
+  DEFAULT_MAX_PENDING_PER_PARTITION,
+  ISOLATION_LEVELS,
+  TOPIC_NAME_PATTERN,
+} from "../transport.ts";
 import { EmbeddedConsumer } from "./_consumer.ts";
 import { GroupCoordinator } from "./_group.ts";
 import { LogStore } from "./_log.ts";
 import type { HandlerErrorEvent } from "./_partition_reader.ts";
 import { EmbeddedProducer } from "./_producer.ts";
+import { EmbeddedTransactionalProducer, TransactionCoordinator } from "./_transactions.ts";
 
 export type { HandlerErrorEvent } from "./_partition_reader.ts";
 
@@ -65,10 +74,17 @@ export interface EmbeddedTransportOptions {
 export interface EmbeddedTransport extends Transport {
   /** Always `"embedded"`. */
   readonly kind: "embedded";
-  /** Every record of a topic, partition by partition, each in offset order. */
-  records(topic: string): ConsumedRecord[];
   /**
-   * Makes the next `count` calls to any producer's `send` reject with `error`, writing nothing.
+   * The records of a topic a reader with `isolation` is given now, partition by partition,
+   * each in offset order. Offsets may have gaps: where transactions ended (control records)
+   * and, for `read_committed`, where they aborted; `read_committed` also stops at the first
+   * record of a transaction still open in a partition.
+   * @param isolation defaults to `"read_committed"`, like consumers
+   */
+  records(topic: string, isolation?: IsolationLevel): ConsumedRecord[];
+  /**
+   * Makes the next `count` calls to any producer's `send` reject with `error`, writing nothing;
+   * a transaction's `send` counts too (and the failure fails its transaction).
    * @param error defaults to a {@linkcode BrokerUnavailableError}
    */
   failNextSends(count: number, error?: unknown): void;
@@ -95,6 +111,16 @@ function validateTopicSpec(spec: TopicSpec): void {
       `Cannot create topic "${spec.name}" as 'partitions' must be a positive integer: ` +
         `current value is ${spec.partitions}`,
       { topic: spec.name, field: "partitions" },
+    );
+  }
+}
+
+function validateTransactionalId(transactionalId: string): void {
+  if (typeof transactionalId !== "string" || transactionalId.length === 0) {
+    throw new PipelineError(
+      "Cannot open a transactional producer as 'transactionalId' must be a non-empty string: " +
+        `current value is ${JSON.stringify(transactionalId)}`,
+      { field: "transactionalId" },
     );
   }
 }
@@ -127,6 +153,15 @@ function validateConsumerOptions(options: ConsumerOptions): void {
       { field: "maxPendingPerPartition" },
     );
   }
+  const isolation = options.isolation ?? DEFAULT_ISOLATION;
+  if (!ISOLATION_LEVELS.includes(isolation)) {
+    throw new PipelineError(
+      `Cannot open consumer of group "${options.groupId}" as 'isolation' must be one of ` +
+        `${ISOLATION_LEVELS.map((level) => `"${level}"`).join(", ")}: current value is ` +
+        `${JSON.stringify(isolation)}`,
+      { field: "isolation" },
+    );
+  }
 }
 
 /**
@@ -147,6 +182,8 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
   const store = new LogStore();
   const groups = new GroupCoordinator((topic) => store.topic(topic, "read").partitions.length);
   const producers = new Set<EmbeddedProducer>();
+  const transactions = new TransactionCoordinator();
+  const transactionalProducers = new Set<EmbeddedTransactionalProducer>();
   const consumers = new Set<EmbeddedConsumer>();
   const injected: unknown[] = [];
   let closed = false;
@@ -197,6 +234,28 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
       return Promise.resolve(producer);
     },
 
+    transactionalProducer(
+      producerOptions: TransactionalProducerOptions,
+    ): Promise<TransactionalProducer> {
+      try {
+        assertOpen("open a transactional producer");
+        validateTransactionalId(producerOptions.transactionalId);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      const producer = new EmbeddedTransactionalProducer({
+        transactionalId: producerOptions.transactionalId,
+        store,
+        groups,
+        coordinator: transactions,
+        now,
+        injectedFailure: () => injected.shift(),
+        onClosed: (p) => transactionalProducers.delete(p),
+      });
+      transactionalProducers.add(producer);
+      return Promise.resolve(producer);
+    },
+
     consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
       try {
         assertOpen("open a consumer");
@@ -212,6 +271,7 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
         partitionConcurrency: consumerOptions.partitionConcurrency ?? 1,
         maxPendingPerPartition: consumerOptions.maxPendingPerPartition ??
           DEFAULT_MAX_PENDING_PER_PARTITION,
+        isolation: consumerOptions.isolation ?? DEFAULT_ISOLATION,
         retryBackoffMs,
         rebalanceListener: consumerOptions.rebalanceListener,
         onError: reportError,
@@ -280,13 +340,19 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
       closed = true;
       await Promise.all([...consumers].map((c) => c.close()));
       await Promise.all([...producers].map((p) => p.close()));
+      await Promise.all([...transactionalProducers].map((p) => p.close()));
     },
 
-    records(topic: string): ConsumedRecord[] {
+    records(topic: string, isolation: IsolationLevel = DEFAULT_ISOLATION): ConsumedRecord[] {
       const log = store.topic(topic, "read");
-      return log.partitions.flatMap((p) =>
-        Array.from({ length: p.endOffset }, (_, offset) => p.read(offset)!)
-      );
+      return log.partitions.flatMap((p) => {
+        const records: ConsumedRecord[] = [];
+        for (let next = p.readVisible(0, isolation); next !== undefined;) {
+          records.push(next);
+          next = p.readVisible(next.offset + 1, isolation);
+        }
+        return records;
+      });
     },
 
     failNextSends(count: number, error?: unknown): void {

@@ -47,7 +47,12 @@ import type {
   RecordHeaders,
   TopicPartition,
 } from "../transport.ts";
-import { DEFAULT_MAX_PENDING_PER_PARTITION, isRecordAck } from "../transport.ts";
+import {
+  DEFAULT_ISOLATION,
+  DEFAULT_MAX_PENDING_PER_PARTITION,
+  ISOLATION_LEVELS,
+  isRecordAck,
+} from "../transport.ts";
 import { copartitionedAssigner } from "./_copartitioned_assigner.ts";
 import { toPipelineError } from "./_errors.ts";
 import { PartitionCheckpointer } from "../checkpointer.ts";
@@ -141,6 +146,15 @@ function validate(options: ConsumerOptions): { concurrency: number; maxPending: 
       { field: "partitionConcurrency" },
     );
   }
+  const isolation = options.isolation ?? DEFAULT_ISOLATION;
+  if (!ISOLATION_LEVELS.includes(isolation)) {
+    throw new ConfigError(
+      `Cannot start consumer of group "${options.groupId}" as 'isolation' must be one of ` +
+        `${ISOLATION_LEVELS.map((level) => `"${level}"`).join(", ")}: current value is ` +
+        `${JSON.stringify(isolation)}`,
+      { field: "isolation" },
+    );
+  }
   if (options.topics.length === 0) {
     throw new ConfigError(
       `Cannot start consumer of group "${options.groupId}" as 'topics' is empty`,
@@ -162,6 +176,7 @@ export async function openConsumer(
   const consumer: KafkaConsumer = kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,
+    readUncommitted: options.isolation === "read_uncommitted",
     maxWaitTimeInMs: settings.fetchMaxWait,
     sessionTimeout: settings.sessionTimeout,
     heartbeatInterval: settings.heartbeatInterval,

@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { ProducerFencedError } from "../../../pipeline/errors.ts";
 import { partitionForKey } from "../../../pipeline/transport/murmur2.ts";
 import type {
   ConsumedRecord,
@@ -17,6 +18,7 @@ import type {
   Producer,
   RecordAck,
   RecordContext,
+  TransactionalProducer,
   Transport,
 } from "../../../pipeline/transport/transport.ts";
 
@@ -151,6 +153,8 @@ interface Scope {
   readonly timeoutMs: number;
   topic(partitions: number): Promise<string>;
   producer(): Promise<Producer>;
+  /** Opens a transactional producer with that id (closed at the end of the test). */
+  transactionalProducer(transactionalId: string): Promise<TransactionalProducer>;
   consumer(options: ConsumerOptions): Promise<Consumer>;
   /** Opens a member and runs it, recording every record; `handle` runs after recording. */
   reader(
@@ -199,6 +203,11 @@ export function transportContract(
           },
           async producer() {
             const producer = await transport.producer();
+            closables.push(producer);
+            return producer;
+          },
+          async transactionalProducer(transactionalId) {
+            const producer = await transport.transactionalProducer({ transactionalId });
             closables.push(producer);
             return producer;
           },
@@ -665,6 +674,192 @@ export function transportContract(
       await s.transport.readPartitions(empty, [0], () => assert.fail("no record expected"));
     },
   );
+
+  /** A key of `topic` that lands on `partition` (of `partitions`). */
+  function keyFor(partition: number, partitions: number, prefix = "key"): string {
+    for (let i = 0; i < 10_000; i++) {
+      const key = `${prefix}-${i}`;
+      if (partitionForKey(encoder.encode(key), partitions) === partition) return key;
+    }
+    throw new Error(`No key of prefix "${prefix}" lands on partition ${partition}`);
+  }
+
+  function values(records: readonly ConsumedRecord[]): (string | null)[] {
+    return records.map((record) => text(record.value));
+  }
+
+  contractTest(
+    "a transaction's records and offsets are invisible until it commits, then visible together",
+    async (s) => {
+      const topic = await s.topic(2);
+      const input = await s.topic(1);
+      const group = uniqueName("group");
+      const [inTx, sentinel] = [keyFor(0, 2, "tx"), keyFor(1, 2, "sentinel")];
+      const producer = await s.transactionalProducer(uniqueName("txn"));
+      const transaction = await producer.begin();
+      await transaction.send([{ topic, key: inTx, value: "t1" }]);
+      await transaction.send([
+        { topic, key: inTx, value: "t2" },
+        { topic, key: inTx, value: "t3" },
+      ]);
+      await transaction.sendOffsets(group, [{ topic: input, partition: 0, offset: 3 }]);
+      const plain = await s.producer();
+      // Behind the open transaction in its partition: held back with it (the last stable offset).
+      await plain.send([{ topic, key: inTx, value: "p1" }]);
+      await plain.send([{ topic, key: sentinel, value: "s1" }]);
+      const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
+      await s.waitUntil("the first sentinel read", () => values(reader.seen).includes("s1"));
+      // A second sentinel makes the reader fetch again after the first one.
+      await plain.send([{ topic, key: sentinel, value: "s2" }]);
+      await s.waitUntil("the second sentinel read", () => values(reader.seen).includes("s2"));
+      assert.deepEqual(
+        values(reader.seen),
+        ["s1", "s2"],
+        "nothing of the open transaction, nor what follows it in its partition",
+      );
+      assert.deepEqual(
+        (await s.transport.committedOffsets(group, input)).map((p) => p.offset),
+        [0],
+        "offsets sent with an open transaction are not committed",
+      );
+      await transaction.commit();
+      await s.waitUntil("the committed records read", () => reader.seen.length >= 6);
+      const first = reader.seen.filter((r) => r.partition === 0);
+      assert.deepEqual(values(first), ["t1", "t2", "t3", "p1"]);
+      assert.deepEqual(first.map((r) => r.offset), [0, 1, 2, 3]);
+      assert.deepEqual(
+        (await s.transport.committedOffsets(group, input)).map((p) => p.offset),
+        [3],
+        "the offsets committed with the records",
+      );
+      const end = await s.transport.endOffsets(topic);
+      assert.equal(end.end[0].offset, 5, "four records and the commit's control record");
+    },
+  );
+
+  contractTest(
+    "an aborted transaction is never read committed, its offsets are dropped, and read uncommitted sees it",
+    async (s) => {
+      const topic = await s.topic(1);
+      const input = await s.topic(1);
+      const group = uniqueName("group");
+      const producer = await s.transactionalProducer(uniqueName("txn"));
+      const aborted = await producer.begin();
+      await aborted.send(range(3).map((i) => ({ topic, key: "k", value: `aborted-${i}` })));
+      await aborted.sendOffsets(group, [{ topic: input, partition: 0, offset: 7 }]);
+      await aborted.abort();
+      const committed = await producer.begin();
+      await committed.send([{ topic, key: "k", value: "committed" }]);
+      await committed.sendOffsets(group, [{ topic: input, partition: 0, offset: 2 }]);
+      await committed.commit();
+      const plain = await s.producer();
+      const [after] = await plain.send([{ topic, key: "k", value: "after" }]);
+      assert.equal(after.offset, 6, "aborted records and control records keep their offsets");
+
+      const readCommitted = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
+      await s.waitUntil(
+        "the record after the transactions read",
+        () => values(readCommitted.seen).includes("after"),
+      );
+      assert.deepEqual(values(readCommitted.seen), ["committed", "after"]);
+      assert.deepEqual(readCommitted.seen.map((r) => r.offset), [4, 6], "offsets with gaps");
+
+      const readUncommitted = await s.reader({
+        groupId: uniqueName("group"),
+        topics: [topic],
+        isolation: "read_uncommitted",
+      });
+      await s.waitUntil(
+        "every record read uncommitted",
+        () => values(readUncommitted.seen).includes("after"),
+      );
+      assert.deepEqual(values(readUncommitted.seen), [
+        "aborted-0",
+        "aborted-1",
+        "aborted-2",
+        "committed",
+        "after",
+      ]);
+      assert.deepEqual(readUncommitted.seen.map((r) => r.offset), [0, 1, 2, 4, 6]);
+      assert.deepEqual(
+        (await s.transport.committedOffsets(group, input)).map((p) => p.offset),
+        [2],
+        "only the committed transaction's offsets",
+      );
+    },
+  );
+
+  contractTest(
+    "a newer producer with the same transactional id fences the older one",
+    async (s) => {
+      const topic = await s.topic(1);
+      const input = await s.topic(1);
+      const group = uniqueName("group");
+      const transactionalId = uniqueName("txn");
+      const zombie = await s.transactionalProducer(transactionalId);
+      const stale = await zombie.begin();
+      await stale.send([{ topic, key: "k", value: "zombie-1" }]);
+      await stale.sendOffsets(group, [{ topic: input, partition: 0, offset: 9 }]);
+
+      const owner = await s.transactionalProducer(transactionalId);
+      const isFenced = (error: unknown) =>
+        error instanceof ProducerFencedError && error.transactionalId === transactionalId &&
+        !error.retriable;
+      await assert.rejects(stale.send([{ topic, key: "k", value: "zombie-2" }]), isFenced);
+      await assert.rejects(stale.commit(), isFenced);
+      await assert.rejects(zombie.begin(), isFenced);
+
+      const current = await owner.begin();
+      await current.send([{ topic, key: "k", value: "owner" }]);
+      await current.sendOffsets(group, [{ topic: input, partition: 0, offset: 1 }]);
+      await current.commit();
+
+      const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
+      await s.waitUntil("the owner's record read", () => values(reader.seen).includes("owner"));
+      assert.deepEqual(values(reader.seen), ["owner"], "nothing of the zombie");
+      assert.deepEqual(
+        (await s.transport.committedOffsets(group, input)).map((p) => p.offset),
+        [1],
+        "only the owner's offsets",
+      );
+      const again = await owner.begin();
+      await again.send([{ topic, key: "k", value: "owner-2" }]);
+      await again.commit();
+      await s.waitUntil("the owner's second record read", () => reader.seen.length >= 2);
+      assert.deepEqual(values(reader.seen), ["owner", "owner-2"]);
+    },
+  );
+
+  contractTest("a transactional producer runs one transaction at a time", async (s) => {
+    const topic = await s.topic(1);
+    const producer = await s.transactionalProducer(uniqueName("txn"));
+    const first = await producer.begin();
+    await assert.rejects(
+      producer.begin(),
+      (error: unknown) =>
+        error instanceof Error && !(error instanceof ProducerFencedError) &&
+        error.message.includes("one is still open"),
+    );
+    await first.send([{ topic, key: "k", value: "1" }]);
+    await first.commit();
+    await assert.rejects(first.send([{ topic, key: "k", value: "late" }]));
+    await assert.rejects(first.abort(), "a committed transaction cannot be aborted");
+    const second = await producer.begin();
+    await second.send([{ topic, key: "k", value: "2" }]);
+    await second.commit();
+    const racing = await Promise.allSettled([producer.begin(), producer.begin()]);
+    assert.deepEqual(
+      racing.map((result) => result.status).sort(),
+      ["fulfilled", "rejected"],
+      "of two begins at once, one is refused",
+    );
+    const third = racing.find((result) => result.status === "fulfilled")!.value;
+    await third.send([{ topic, key: "k", value: "3" }]);
+    await third.commit();
+    const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
+    await s.waitUntil("every record read", () => reader.seen.length >= 3);
+    assert.deepEqual(values(reader.seen), ["1", "2", "3"]);
+  });
 
   contractTest(
     "a copartitioned group keeps partition p of every topic on one member",
