@@ -361,7 +361,10 @@ Deno.test({
       const done = new Set(first.outcomes.map((o) => `${o.partition}/${o.offset}`));
       const again = second.outcomes.filter((o) => done.has(`${o.partition}/${o.offset}`));
       assert.deepEqual(again, []);
-      assert.equal(second.outcomes.filter((o) => o.kind === "duplicate").length, 0);
+      // The second run's members join one after the other: records the first of them handled
+      // before the second joined may be delivered again to their new owner if the rebalance
+      // refused their commit. The state knows their keys: they are skipped as duplicates, never
+      // charged again (the ledger above), and none is a record the first run completed.
       assert.equal(first.settled() + second.settled(), 1000);
     } finally {
       await stopAll(supervisor);
