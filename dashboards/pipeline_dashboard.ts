@@ -49,7 +49,7 @@ export const ROW = {
 /** The node graph's title. */
 export const TOPOLOGY_PANEL = "Topology";
 
-type NodeKind = "source" | "topic" | "retry" | "dead-letter" | "stage";
+type NodeKind = "source" | "topic" | "retry" | "dead-letter" | "changelog" | "stage";
 
 /** The node graph colours, one per node kind (arc fields, one of which is 1 per node). */
 const NODE_KINDS: readonly { kind: NodeKind; label: string; color: string }[] = [
@@ -57,6 +57,7 @@ const NODE_KINDS: readonly { kind: NodeKind; label: string; color: string }[] = 
   { kind: "topic", label: "Topic", color: "blue" },
   { kind: "retry", label: "Retry topic", color: "yellow" },
   { kind: "dead-letter", label: "Dead-letter topic", color: "red" },
+  { kind: "changelog", label: "State changelog", color: "orange" },
   { kind: "stage", label: "Stage", color: "green" },
 ];
 
@@ -139,6 +140,9 @@ export function topologyFrames(description: PipelineDescription): DataFrameJson[
       edges.push({ source: nodeId("topic", tier), target: id, main: "consumed by" });
     }
     edges.push({ source: id, target: nodeId("topic", stage.deadLetter), main: "dead letters" });
+    if (stage.changelog !== null) {
+      edges.push({ source: id, target: nodeId("topic", stage.changelog), main: "state changelog" });
+    }
   }
   const nodeGraphMeta = { preferredVisualisationType: "nodeGraph" };
   return [

@@ -6,8 +6,8 @@
  * an in-process member reports it directly):
  *
  * - `assigning`: joining its group, or rejoining after a rebalance or a client restart;
- * - `restoring`: it has its partitions and is rebuilding their state (a stage member's
- *   `restore` hook runs; see {@linkcode StageMemberOptions.restore} in `run.ts`);
+ * - `restoring`: it has its partitions and a keyed stage's state stores of some of them are
+ *   restoring from their changelogs (see `StageMemberOptions.onState` in `run.ts`);
  * - `consuming`: it has its partitions, their state is restored, records flow;
  * - `stopped`: the client library stopped it (kafkajs `CRASH` with `restart: false`) or its
  *   worker crashed; the supervisor restarts it or gives up, which ends the process.

@@ -9,22 +9,26 @@ import type { BatchingProducerOptions } from "./batching_producer.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { Pipeline, ResolvedStageNode } from "./definition.ts";
-import { PipelineError } from "./errors.ts";
-import type { IdempotencyStore } from "./idempotency.ts";
-import { memoryIdempotencyStore } from "./idempotency.ts";
+import { errorMessage, PipelineError } from "./errors.ts";
+import { getLogger } from "./log.ts";
+import { createStageState } from "./state_store.ts";
+import type { RestoreEvent, StageState } from "./state_store.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Random } from "./random.ts";
 import { createRecordHandler } from "./runner.ts";
 import type { StageOutcome } from "./runner.ts";
 import type {
-  Assignment,
   Consumer,
   ConsumerStatus,
   Producer,
+  RebalanceListener,
   Transport,
 } from "./transport/transport.ts";
 import type { MemberState } from "./health.ts";
-import { errorMessage } from "./errors.ts";
+
+const log = getLogger(["pipeline", "run"]);
+/** How often a member expires state entries past their retention. */
+const EXPIRY_EVERY_MS = 60_000;
 
 /** Options for {@linkcode startStageMember}. */
 export interface StageMemberOptions {
@@ -42,8 +46,12 @@ export interface StageMemberOptions {
    * @default Math.random
    */
   readonly random?: Random;
-  /** The idempotency store, for stages with an idempotency key. */
-  readonly idempotency?: IdempotencyStore;
+  /**
+   * Told when the member starts restoring partitions' state and when they are restored (a
+   * member restoring is not ready: wire it to `/readyz`).
+   * @default none
+   */
+  readonly onRestore?: (event: RestoreEvent) => void;
   /** Called once per delivery, after its outcome is durable. */
   readonly onOutcome?: (outcome: StageOutcome) => void;
   /** Tracing and metrics. */
@@ -62,20 +70,13 @@ export interface StageMemberOptions {
   readonly maxPendingPerPartition?: number;
   /**
    * Told the member's readiness state (see `health.ts`): `assigning` from the start and at
-   * each rebalance, `restoring` while `restore` runs for a new assignment, `consuming` once it
-   * resolved (at once without `restore`), `stopped` when the client library stopped the
-   * consumer for good or `restore` failed; the member's owner then closes and replaces it.
+   * each rebalance, `restoring` while the state stores of partitions it was given restore from
+   * their changelogs (keyed stages), `consuming` once every one is restored (at once for a
+   * stage without state), `stopped` when the client library stopped the consumer for good;
+   * the member's owner then closes and replaces it.
    * @default none
    */
   readonly onState?: (state: MemberState, detail?: string) => void;
-  /**
-   * Rebuilds the member's state for the partitions it was just assigned (e.g. per-partition
-   * state stores read back from their changelogs). Records may already be delivered while it
-   * runs, so a store must make its readers wait for it; readiness waits for it too. Its
-   * `signal` aborts when the assignment changes again or the member closes.
-   * @default none: the member is `consuming` as soon as it is assigned
-   */
-  readonly restore?: (assignment: Assignment, signal: AbortSignal) => Promise<void>;
 }
 
 /** One running member of a stage's consumer group. */
@@ -84,6 +85,8 @@ export interface StageMember {
   readonly stage: string;
   /** The consumer. */
   readonly consumer: Consumer;
+  /** The member's state, for a keyed stage. */
+  readonly state?: StageState;
   /**
    * Drains: stops fetching, finishes records in flight and waits for their outcomes to be
    * durable, commits, leaves the group, then flushes the member's batched sends.
@@ -102,36 +105,74 @@ export async function startStageMember(
 ): Promise<StageMember> {
   const topics = [node.input, ...node.retryTopics];
   const { transport } = options;
+  const clock = options.clock ?? systemClock;
   const partitions = node.retryTopics.length + 1;
-  const { onState, restore } = options;
-  let restoring: AbortController | undefined;
+  const { onState } = options;
+  /** Whether the consumer has its partitions (since the last join). */
+  let assigned = false;
+  /** Input partitions whose state store is restoring: the member is not ready meanwhile. */
+  const restoring = new Set<number>();
+  function reportAssigned(): void {
+    if (assigned) onState?.(restoring.size > 0 ? "restoring" : "consuming");
+  }
   /** Turns the consumer's membership reports into the member's readiness state. */
   function onStatus(status: ConsumerStatus): void {
-    restoring?.abort();
-    restoring = undefined;
+    if (status.type === "assigned") {
+      assigned = true;
+      reportAssigned();
+      return;
+    }
+    assigned = false;
+    // The restores of the last generation are aborted by the rebalance; the next ones report.
+    restoring.clear();
     if (status.type === "joining") {
       onState?.("assigning");
-    } else if (status.type === "crashed") {
-      onState?.(status.restart ? "assigning" : "stopped", errorMessage(status.error));
-    } else if (restore === undefined) {
-      onState?.("consuming");
     } else {
-      const current = new AbortController();
-      restoring = current;
-      onState?.("restoring");
-      restore(status.assignment, current.signal).then(
-        () => {
-          if (!current.signal.aborted) onState?.("consuming");
-        },
-        (error: unknown) => {
-          if (!current.signal.aborted) {
-            onState?.("stopped", `restore failed: ${errorMessage(error)}`);
-          }
-        },
-      );
+      onState?.(status.restart ? "assigning" : "stopped", errorMessage(status.error));
     }
   }
+  /** Keeps the partitions restoring, whichever of the restore and the assignment comes first. */
+  function restoreReported(event: RestoreEvent): void {
+    for (const partition of event.partitions) {
+      if (event.kind === "restoring") restoring.add(partition);
+      else restoring.delete(partition);
+    }
+    reportAssigned();
+  }
   onState?.("assigning");
+  const state = node.changelog === undefined ? undefined : createStageState(transport, {
+    changelog: node.changelog,
+    retentionMs: node.stateRetentionMs,
+    clock,
+    onRestore(event) {
+      if (event.kind === "restoring") {
+        log.info("Restoring the state of partitions {partitions} from {changelog}", {
+          stage: node.stage.name,
+          changelog: event.changelog,
+          partitions: event.partitions.join(","),
+        });
+      } else {
+        log.info("Restored {keys} keys of partitions {partitions} in {ms} ms", {
+          stage: node.stage.name,
+          changelog: event.changelog,
+          partitions: event.partitions.join(","),
+          keys: event.keys,
+          ms: event.ms,
+        });
+      }
+      restoreReported(event);
+      options.onRestore?.(event);
+    },
+  });
+  // Partitions revoked while restoring are no longer waited for.
+  const listener: RebalanceListener | undefined = state === undefined ? undefined : {
+    assigned: (partitions, signal) => state.listener.assigned(partitions, signal),
+    revoked(partitions) {
+      for (const { partition } of partitions) restoring.delete(partition);
+      state.listener.revoked(partitions);
+      reportAssigned();
+    },
+  };
   const consumer = await transport.consumer({
     onStatus,
     groupId: node.group,
@@ -139,6 +180,9 @@ export async function startStageMember(
     // Each topic of the stage has the input's partition count.
     partitionConcurrency: partitions * (await transport.endOffsets(node.input)).end.length,
     maxPendingPerPartition: options.maxPendingPerPartition,
+    // Partition p of the input and of every tier is one task, owning partition p's state.
+    copartitioned: true,
+    rebalanceListener: listener,
   });
   // The member's own batching over the shared producer, which its owner closes.
   const producer = batchingProducer(options.producer, {
@@ -148,23 +192,34 @@ export async function startStageMember(
   const handler = createRecordHandler(node, {
     producer,
     group: node.group,
-    clock: options.clock ?? systemClock,
+    clock,
     random: options.random ?? Math.random,
-    idempotency: options.idempotency,
+    state,
     onOutcome: options.onOutcome,
     instrumentation: options.instrumentation,
   });
   try {
     await consumer.run(handler);
   } catch (error) {
-    restoring?.abort();
     await consumer.close().catch(() => undefined);
     await producer.close();
     throw error;
   }
+  // Expired entries leave memory and get tombstones in the changelog (compaction drops them).
+  const expiry = state === undefined ? undefined : setInterval(function expireState() {
+    const tombstones = state.expire();
+    if (tombstones.length === 0) return;
+    producer.send(tombstones).catch((error: unknown) => {
+      // Harmless: the entries are gone from memory, and a restore drops them again.
+      log.warn("Cannot write {count} state tombstones: {error_reason}", {
+        count: tombstones.length,
+        error_reason: errorMessage(error),
+      });
+    });
+  }, EXPIRY_EVERY_MS);
   let closed: Promise<void> | undefined;
   async function closeMember(): Promise<void> {
-    restoring?.abort();
+    clearInterval(expiry);
     try {
       await consumer.close();
     } finally {
@@ -174,13 +229,13 @@ export async function startStageMember(
   return {
     stage: node.stage.name,
     consumer,
+    state,
     close: () => closed ??= closeMember(),
   };
 }
 
 /** Options for {@linkcode startPipeline}. */
-export interface StartPipelineOptions
-  extends Omit<StageMemberOptions, "producer" | "idempotency" | "onState"> {
+export interface StartPipelineOptions extends Omit<StageMemberOptions, "producer" | "onState"> {
   /**
    * Told each member's readiness state, with its id (`<stage>#<index>`).
    * @default none
@@ -191,11 +246,6 @@ export interface StartPipelineOptions
     state: MemberState,
     detail?: string,
   ) => void;
-  /**
-   * The idempotency store of each idempotent stage.
-   * @default one in-memory store per stage, shared by its members in this process
-   */
-  readonly idempotency?: (node: ResolvedStageNode) => IdempotencyStore;
   /**
    * Members per stage in this process.
    * @default the stage's `concurrency`
@@ -236,9 +286,6 @@ export async function startPipeline(
   const members: StageMember[] = [];
   try {
     for (const node of pipeline.stages) {
-      const idempotency = node.stage.idempotencyKey
-        ? (options.idempotency?.(node) ?? memoryIdempotencyStore())
-        : undefined;
       const count = options.members?.(node) ?? node.concurrency;
       for (let i = 0; i < count; i++) {
         const id = `${node.stage.name}#${i}`;
@@ -247,7 +294,7 @@ export async function startPipeline(
           ? undefined
           : (state: MemberState, detail?: string) =>
             onMemberState(id, node.stage.name, state, detail);
-        members.push(await startStageMember(node, { ...options, producer, idempotency, onState }));
+        members.push(await startStageMember(node, { ...options, producer, onState }));
       }
     }
   } catch (error) {

@@ -26,6 +26,8 @@ export interface OrdersPipelineSettings {
   readonly replicationFactor: number;
   readonly minInsyncReplicas?: number;
   readonly retry: string;
+  /** How long the payment stage keeps an order's state entry, in ms (`STATE_RETENTION_MS`). */
+  readonly stateRetentionMs?: number;
 }
 
 /** The gateway service the payment stage charges over HTTP. */
@@ -51,6 +53,7 @@ export function pipelineOptions(
     minInsyncReplicas: settings.minInsyncReplicas,
     concurrency,
     retry: retryPreset(settings.retry),
+    stateRetentionMs: settings.stateRetentionMs,
   };
 }
 

@@ -135,6 +135,15 @@ export const ORDERS_CONFIG = {
     description:
       "reference: 3 attempts 1 s apart, then DLQ; backoff: 3 attempts, jittered exponential from 100 ms; tiered: backoff, then retry topics (1 s, 5 s), then DLQ",
   }),
+  stateRetentionMs: setting({
+    type: "integer",
+    env: "STATE_RETENTION_MS",
+    flag: "state-retention-ms",
+    default: 7 * 24 * 3600 * 1000,
+    min: 1,
+    description:
+      "How long the payment stage remembers an order's outcome (its state entry), in ms: a redelivery within it is skipped as a duplicate; memory holds the order ids of this window",
+  }),
   maxOrders: setting({
     type: "integer",
     env: "MAX_ORDERS",
@@ -236,6 +245,7 @@ export const PAYMENTS_CONFIG = {
   gatewayTimeoutRate: C.gatewayTimeoutRate,
   gatewayLatencyMs: C.gatewayLatencyMs,
   retry: C.retry,
+  stateRetentionMs: C.stateRetentionMs,
   seed: C.seed,
   traceParenting: C.traceParenting,
   logLevel: C.logLevel,

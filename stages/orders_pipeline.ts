@@ -67,6 +67,11 @@ export interface OrdersPipelineOptions {
    * @default REFERENCE_RETRY
    */
   readonly retry?: RetryPolicy;
+  /**
+   * How long the payment stage remembers an order's outcome (`STATE_RETENTION_MS`), in ms.
+   * @default 604800000 (7 days)
+   */
+  readonly stateRetentionMs?: number;
 }
 
 /** Declares the orders pipeline. */
@@ -80,6 +85,7 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
     partitions = 3,
     concurrency = 1,
     retry = REFERENCE_RETRY,
+    stateRetentionMs,
     replicationFactor = 1,
     minInsyncReplicas,
   } = options;
@@ -130,6 +136,7 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
       deadLetter: dlqTopic,
       retry,
       concurrency,
+      stateRetentionMs,
     }],
   });
 }

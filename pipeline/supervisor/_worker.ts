@@ -12,14 +12,12 @@
  * @module
  */
 import { ConfigError } from "../errors.ts";
-import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
-import type { RestoringIdempotencyStore, TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
 import { buildPipeline } from "../pipeline_module.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
 import { createKafkaTransport } from "../transport/kafka/mod.ts";
-import type { Assignment, ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
+import type { Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
 import { setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
@@ -34,13 +32,10 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
-const decoder = new TextDecoder();
 
 let transport: Transport | undefined;
 let producer: Producer | undefined;
-let store: TopicIdempotencyStore | undefined;
 let member: StageMember | undefined;
-let assigned: Assignment | undefined;
 let telemetry: Telemetry | undefined;
 let starting: Promise<void> | undefined;
 let flushTimer: ReturnType<typeof setInterval> | undefined;
@@ -74,10 +69,6 @@ function report(outcome: StageOutcome): void {
   if (pending.length >= flushAt) flush();
 }
 
-function recordKey(record: ConsumedRecord): string | undefined {
-  return record.key === null ? undefined : decoder.decode(record.key);
-}
-
 async function start(message: StartMessage): Promise<void> {
   flushAt = message.flushAt;
   const pipeline = await buildPipeline(message.pipeline);
@@ -94,18 +85,6 @@ async function start(message: StartMessage): Promise<void> {
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });
   producer = await transport.producer();
-  let idempotency: RestoringIdempotencyStore | undefined;
-  if (node.stage.idempotencyKey) {
-    // The stage keys outputs and dead letters by its idempotency key (the DLQ keeps the
-    // original key), so a record key in either topic marks that input as done.
-    store = topicIdempotencyStore(transport, {
-      topics: node.output === undefined ? [node.deadLetter] : [node.output, node.deadLetter],
-      keyOf: recordKey,
-      group: node.group,
-    });
-    // The assignment the member last reported: it may arrive before `member` is set.
-    idempotency = restoringOnAssignment(store, () => assigned ?? member?.consumer.assignment());
-  }
   if (message.telemetry !== undefined) {
     const env = Deno.env.toObject();
     await configureLogging({
@@ -125,14 +104,10 @@ async function start(message: StartMessage): Promise<void> {
   member = await startStageMember(node, {
     transport,
     producer,
-    idempotency,
     onOutcome: report,
     instrumentation: telemetry?.instrumentation,
-    // The member is "restoring" until the store caught up with its new partitions.
-    restore: idempotency === undefined ? undefined : (assignment) => {
-      assigned = assignment;
-      return idempotency.restoreAssigned();
-    },
+    // Forwarded to the supervisor's readiness: "restoring" while the stage's state stores
+    // restore from their changelogs, "consuming" once they are restored.
     onState(state, detail) {
       post({ type: "state", state, detail });
       if (state === "stopped") {
@@ -152,7 +127,6 @@ async function drain(): Promise<void> {
   // A member still starting is let finish, then closed: leaving mid-join would be undone.
   await starting?.catch(() => undefined);
   await member?.close();
-  await store?.close();
   if (flushTimer !== undefined) clearInterval(flushTimer);
   flush();
   await producer?.close();

@@ -145,6 +145,7 @@ Deno.test("the topology node graph reads nodes and edges frames from Grafana's o
     "orders.dlq",
     "orders.retry.1",
     "orders.retry.2",
+    "payment-service-process-payment-changelog",
     "process-payment",
   ]);
   const ids = new Set(column(nodes, "id"));
@@ -160,6 +161,7 @@ Deno.test("the topology node graph reads nodes and edges frames from Grafana's o
     "stage:process-payment -> topic:orders.retry.2",
     "topic:orders.retry.2 -> stage:process-payment",
     "stage:process-payment -> topic:orders.dlq",
+    "stage:process-payment -> topic:payment-service-process-payment-changelog",
   ]);
 });
 

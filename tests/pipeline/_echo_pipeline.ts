@@ -12,16 +12,25 @@ import { defineStage } from "../../pipeline/stage.ts";
 
 const Note = z.object({ id: z.string(), text: z.string() });
 
-const shout = defineStage({
-  name: "shout",
-  input: Note,
-  output: Note,
-  handle: (note) => Promise.resolve({ id: note.id, text: note.text.toUpperCase() }),
-});
+function shoutStage(keyed: boolean) {
+  return defineStage({
+    name: "shout",
+    input: Note,
+    output: Note,
+    // Keyed by the note's id, the stage has state, restored from its changelog.
+    key: keyed ? (note) => note.id : undefined,
+    handle: (note) => Promise.resolve({ id: note.id, text: note.text.toUpperCase() }),
+  });
+}
 
-/** The echo pipeline over topics `<prefix>.in`, `<prefix>.out`, `<prefix>.dlq`. */
-export function createEchoPipeline(options: { prefix?: string } = {}): Pipeline {
-  const { prefix = "echo" } = options;
+/**
+ * The echo pipeline over topics `<prefix>.in`, `<prefix>.out`, `<prefix>.dlq`; with `keyed`,
+ * its stage is keyed (and has the changelog `<prefix>-shout-shout-changelog`).
+ */
+export function createEchoPipeline(
+  options: { prefix?: string; keyed?: boolean } = {},
+): Pipeline {
+  const { prefix = "echo", keyed = false } = options;
   return definePipeline({
     name: "echo",
     topics: [
@@ -31,7 +40,7 @@ export function createEchoPipeline(options: { prefix?: string } = {}): Pipeline 
     ],
     sources: [{ name: "notes", output: `${prefix}.in`, schema: Note, key: (n) => n.id }],
     stages: [{
-      stage: shout,
+      stage: shoutStage(keyed),
       input: `${prefix}.in`,
       output: `${prefix}.out`,
       group: `${prefix}-shout`,

@@ -22,6 +22,8 @@ function crashableTransport(): { transport: Transport; crash(restart: boolean): 
     },
     endOffsets: (topic) => inner.endOffsets(topic),
     committedOffsets: (group, topic) => inner.committedOffsets(group, topic),
+    readPartitions: (topic, partitions, each, signal) =>
+      inner.readPartitions(topic, partitions, each, signal),
     transactionalProducer: (options) => inner.transactionalProducer(options),
     close: () => inner.close(),
   };

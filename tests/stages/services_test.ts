@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { main as orders } from "../../stages/order_service.ts";
 import { main as payments } from "../../stages/payment_service.ts";
+import { parseConfig } from "../../pipeline/config.ts";
+import { workerPipelineSpec } from "../../stages/_services.ts";
+import { PAYMENTS_CONFIG } from "../../stages/config.ts";
+import { createWorkerPipeline } from "../../stages/worker_pipeline.ts";
+import type { WorkerPipelineOptions } from "../../stages/worker_pipeline.ts";
 import { requires } from "../_permissions.ts";
 
 function capture() {
@@ -104,3 +109,18 @@ Deno.test(
     ]);
   },
 );
+
+Deno.test({
+  name: "payments takes STATE_RETENTION_MS to the payment stage of its workers' pipeline",
+}, async () => {
+  const { out, io } = capture();
+  assert.equal(await payments(["--help"], {}, io, new AbortController().signal), 0);
+  assert.ok(out.join("\n").includes("STATE_RETENTION_MS"));
+  const { values } = parseConfig(PAYMENTS_CONFIG, {
+    args: [],
+    env: { STATE_RETENTION_MS: "60000" },
+  });
+  const spec = workerPipelineSpec(values, { concurrency: 1 });
+  const pipeline = createWorkerPipeline(spec.options as WorkerPipelineOptions);
+  assert.equal(pipeline.stage("process-payment").stateRetentionMs, 60_000);
+});

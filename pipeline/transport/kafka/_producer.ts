@@ -139,6 +139,8 @@ export async function openProducer(
     const messages: Message[] = records.map((record) => ({
       key: toWire(record.key),
       value: toWire(record.value),
+      // kafkajs' default partitioner honours a message's own partition.
+      partition: record.partition,
       headers: record.headers ? { ...record.headers } : undefined,
     }));
     const byTopic = new Map<string, Message[]>();

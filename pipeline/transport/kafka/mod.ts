@@ -33,6 +33,7 @@ import kafkajs from "kafkajs";
 import type { Admin, Kafka, KafkaConfig } from "kafkajs";
 import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
 import type {
+  ConsumedRecord,
   Consumer,
   ConsumerOptions,
   PartitionOffset,
@@ -47,6 +48,7 @@ import { committedOffsets, endOffsets, ensureTopics } from "./_admin.ts";
 import type { TopicWarning } from "./_admin.ts";
 import { getLogger, isLoggingConfigured } from "../../log.ts";
 import { openConsumer } from "./_consumer.ts";
+import { readPartitions } from "./_read_partitions.ts";
 import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
@@ -423,6 +425,15 @@ export function createKafkaTransport(
         () => endOffsets(admin, topic),
         topic,
       );
+    },
+    async readPartitions(
+      topic: string,
+      partitions: readonly number[],
+      each: (record: ConsumedRecord) => void,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      await reachable();
+      await readPartitions(patient, admin, list, { clientId, topic, partitions, each, signal });
     },
     committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
       return adminCall(
