@@ -138,8 +138,17 @@ export async function main(
   const guarantees: Guarantee[] = config.guarantee === "both"
     ? [...GUARANTEES]
     : [config.guarantee as Guarantee];
+  const controller = new AbortController();
+  const stop = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    console.error("signal received: stopping the services and the broker (again to exit now)");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
   try {
     const report = await runChaos({
+      signal: controller.signal,
       brokers: config.brokers?.trim() || undefined,
       orders: config.orders,
       rate: config.rate,

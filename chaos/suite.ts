@@ -12,10 +12,9 @@
  * @module
  */
 import { join } from "node:path";
-import { startLocalBroker } from "../infra/kafka/mod.ts";
+import { dropTimeoutNegativeWarnings, startLocalBroker } from "../infra/kafka/mod.ts";
 import type { LocalBroker } from "../infra/kafka/mod.ts";
 import { connectCluster } from "./_cluster.ts";
-import type { Cluster } from "./_cluster.ts";
 import { produceRecord, readTopic, startStream } from "./_kcat.ts";
 import type { KcatTarget } from "./_kcat.ts";
 import { spawnService, stopService, taskCommand } from "./_services.ts";
@@ -160,6 +159,11 @@ export interface ChaosOptions {
    * @default drops them
    */
   readonly log?: (line: string) => void;
+  /**
+   * Ends the run early: every process the suite started is killed and the run rejects.
+   * @default never
+   */
+  readonly signal?: AbortSignal;
 }
 
 interface Settings {
@@ -177,6 +181,7 @@ interface Settings {
   readonly rootDir: string;
   readonly workDir: string;
   readonly log: (line: string) => void;
+  readonly signal: AbortSignal;
 }
 
 /** Which commands implement the services on this checkout, or why one is missing. */
@@ -211,6 +216,7 @@ function validate(options: ChaosOptions): Settings {
     kcat = "kcat",
     rootDir = REPO_ROOT,
     log = () => {},
+    signal = new AbortController().signal,
   } = options;
   const integer = (name: string, value: number, min: number) => {
     if (!Number.isInteger(value) || value < min) {
@@ -261,6 +267,7 @@ function validate(options: ChaosOptions): Settings {
     rootDir,
     workDir,
     log,
+    signal,
   };
 }
 
@@ -279,6 +286,8 @@ function validate(options: ChaosOptions): Settings {
 export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport> {
   const settings = validate(options);
   const { log, seed } = settings;
+  aborted = settings.signal;
+  dropTimeoutNegativeWarnings();
   const guarantees = options.guarantees ?? ["at_least_once", "exactly_once"];
   await Deno.mkdir(settings.workDir, { recursive: true });
   log(`fault suite: seed ${seed}, work folder ${settings.workDir}`);
@@ -349,6 +358,7 @@ async function openBroker(given: string | undefined, settings: Settings): Promis
   }
   const [port, controllerPort] = freePorts(2);
   const dataDir = join(settings.workDir, "broker");
+  const consoleLog = join(settings.workDir, "broker-console.log");
   const start = (fresh: boolean) =>
     startLocalBroker({
       port,
@@ -356,8 +366,9 @@ async function openBroker(given: string | undefined, settings: Settings): Promis
       dataDir,
       fresh,
       rootDir: settings.rootDir,
-      readyTimeoutMs: 120_000,
-      log: (line) => settings.log(`broker: ${line}`),
+      readyTimeoutMs: 180_000,
+      signal: settings.signal,
+      log: (line) => Deno.writeTextFileSync(consoleLog, `${line}\n`, { append: true }),
     });
   const handle: BrokerHandle = {
     brokers: `127.0.0.1:${port}`,
@@ -390,8 +401,26 @@ function seededRandom(seed: number): () => number {
   };
 }
 
+/** The run's abort signal, for {@linkcode sleep}. */
+let aborted: AbortSignal = new AbortController().signal;
+
+/** Waits `ms`; rejects at once when the run is aborted. */
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve, reject) => {
+    if (aborted.aborted) {
+      reject(new ChaosError("Cannot go on with the fault suite as it was aborted"));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new ChaosError("Cannot go on with the fault suite as it was aborted"));
+    };
+    const timer = setTimeout(() => {
+      aborted.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    aborted.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** Polls `condition` every `everyMs` until it holds or `timeoutMs` passes; returns whether it held. */
@@ -402,6 +431,7 @@ async function poll(
 ): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (aborted.aborted) break;
     if (await condition().catch(() => false)) return true;
     await sleep(everyMs);
   }
@@ -416,7 +446,11 @@ interface Slot {
   /** Whether the suite stopped it on purpose (kill, removal, final stop). */
   expected: boolean;
   starts: number;
+  unexpectedExits: number;
 }
+
+/** A process that exits on its own more often than this is not restarted again. */
+const MAX_UNEXPECTED_EXITS = 30;
 
 async function runMode(
   guarantee: Guarantee,
@@ -497,7 +531,7 @@ async function runMode(
       PAYMENT_FAILURE_RATE: String(settings.failureRate),
       PAYMENT_LATENCY_MS: "0",
       STOP_GRACE_SECONDS: "15",
-      LOG_LEVEL: "warn",
+      LOG_LEVEL: "warning",
       // A fresh seed per start: the pipeline fallback generates an order with it.
       SEED: String((seed * 131 + slots.indexOf(slot) * 1009 + slot.starts) % 2 ** 31),
       ...(commands.paymentsFallback ? { ORDER_RATE: "0.0001" } : {}),
@@ -522,18 +556,34 @@ async function runMode(
           }`,
         );
         slot.expected = true;
-        sleep(1000).then(() => {
+        slot.unexpectedExits++;
+        if (slot.unexpectedExits > MAX_UNEXPECTED_EXITS) {
+          act(
+            "unexpected-exit",
+            `${slot.name} not restarted: it exited ${slot.unexpectedExits} times`,
+          );
+          return;
+        }
+        // As an orchestrator would: restart, backing off (a service may refuse to start while
+        // the broker is down).
+        sleep(Math.min(10_000, 500 * 2 ** slot.unexpectedExits)).then(() => {
           if (!stopping && slot.process === process) {
             spawn(slot);
             act("restart", `${slot.name} after its unexpected exit (pid ${slot.process.pid})`);
           }
-        });
+        }, () => {/* the run was aborted: the final clean-up kills what is left */});
       });
     };
     for (let i = 0; i < settings.processes; i++) {
       const workers = Math.floor(settings.workers / settings.processes) +
         (i < settings.workers % settings.processes ? 1 : 0);
-      const slot: Slot = { name: `payments#${i + 1}`, workers, expected: false, starts: 0 };
+      const slot: Slot = {
+        name: `payments#${i + 1}`,
+        workers,
+        expected: false,
+        starts: 0,
+        unexpectedExits: 0,
+      };
       slots.push(slot);
       spawn(slot);
     }
@@ -582,10 +632,29 @@ async function runMode(
     const poisonWritten: PoisonRecord[] = [];
     const poisonNotWritten: Partial<Record<PoisonKind, string>> = {};
 
+    // The poison goes in on its own schedule, beside the faults; the orders whose keys or ids
+    // it borrows are held back until it is on the broker, so they really come later.
+    const laterIndex = Math.floor(orderCount * 0.9);
     const stream = startStream(target, names.orders);
     const publishStart = Date.now();
+    const writingPoison = (async () => {
+      await sleep(durationMs * 0.15);
+      for (const record of poison) {
+        const topic = record.target === "input" ? names.orders : names.retry[0];
+        if (record.target === "retry" && !(await poll(() => cluster.hasTopic(topic), 30_000))) {
+          poisonNotWritten[record.kind] = `the retry topic ${topic} does not exist ` +
+            `(RETRY_POLICY=tiered made none within 30 s)`;
+          say(`poison ${record.kind}: not available: ${poisonNotWritten[record.kind]}`);
+          continue;
+        }
+        await produceRecord(target, topic, record.message);
+        poisonWritten.push(record);
+        act("poison", `${record.kind} to ${topic}: ${record.description}`);
+      }
+    })();
     const publishing = (async () => {
       for (let i = 0; i < orderCount; i++) {
+        if (i === laterIndex) await writingPoison;
         const due = publishStart + (i * 1000) / rate;
         const wait = due - Date.now();
         if (wait > 0) await sleep(wait);
@@ -600,28 +669,17 @@ async function runMode(
 
     type Event = { atMs: number; run: () => Promise<void> };
     const events: Event[] = [];
-    events.push({
-      atMs: durationMs * 0.15,
-      run: async () => {
-        for (const record of poison) {
-          const topic = record.target === "input" ? names.orders : names.retry[0];
-          if (record.target === "retry" && !(await poll(() => cluster.hasTopic(topic), 30_000))) {
-            poisonNotWritten[record.kind] = `the retry topic ${topic} does not exist ` +
-              `(RETRY_POLICY=tiered made none within 30 s)`;
-            say(`poison ${record.kind}: not available: ${poisonNotWritten[record.kind]}`);
-            continue;
-          }
-          await produceRecord(target, topic, record.message);
-          poisonWritten.push(record);
-          act("poison", `${record.kind} to ${topic}: ${record.description}`);
-        }
-      },
-    });
     let extra: Slot | undefined;
     events.push({
       atMs: durationMs * 0.25,
       run: () => {
-        extra = { name: "payments#extra", workers: 1, expected: false, starts: 0 };
+        extra = {
+          name: "payments#extra",
+          workers: 1,
+          expected: false,
+          starts: 0,
+          unexpectedExits: 0,
+        };
         slots.push(extra);
         spawn(extra);
         act("member-add", `${extra.name} (pid ${extra.process!.pid}, 1 worker) joins the group`);
@@ -687,7 +745,7 @@ async function runMode(
       if (wait > 0) await sleep(wait);
       await event.run();
     }
-    await publishing;
+    await Promise.all([publishing, writingPoison]);
     clearInterval(progress);
     const delivered = await stream.close(300_000);
     say(
