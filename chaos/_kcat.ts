@@ -143,7 +143,18 @@ export async function produceRecord(
       file,
       value === null ? new Uint8Array() : typeof value === "string" ? encoder.encode(value) : value,
     );
-    const args = ["-P", "-b", target.brokers, "-t", topic, "-X", `message.max.bytes=${MAX_BYTES}`];
+    const args = [
+      "-P",
+      "-E",
+      "-b",
+      target.brokers,
+      "-t",
+      topic,
+      "-X",
+      `message.max.bytes=${MAX_BYTES}`,
+      "-X",
+      "enable.idempotence=true",
+    ];
     if (message.key !== null) args.push("-k", message.key);
     if (value === null) args.push("-Z");
     for (const [name, header] of Object.entries(message.headers ?? {})) {
@@ -175,6 +186,8 @@ export function startStream(target: KcatTarget, topic: string): KcatStream {
   const child = new Deno.Command(target.kcat, {
     args: [
       "-P",
+      // Keep going while the broker is down (it is restarted under the publisher).
+      "-E",
       "-b",
       target.brokers,
       "-t",

@@ -647,11 +647,30 @@ async function runMode(
           say(`poison ${record.kind}: not available: ${poisonNotWritten[record.kind]}`);
           continue;
         }
-        await produceRecord(target, topic, record.message);
+        // kcat gives up on a broker that is down; try again until it is back (bounded).
+        let failure: unknown;
+        for (let attempt = 1; attempt <= 6; attempt++) {
+          try {
+            await produceRecord(target, topic, record.message);
+            failure = undefined;
+            break;
+          } catch (error) {
+            if (!(error instanceof ChaosError)) throw error;
+            failure = error;
+            await sleep(5000 * attempt);
+          }
+        }
+        if (failure !== undefined) {
+          poisonNotWritten[record.kind] = `kcat could not write it: ${(failure as Error).message}`;
+          say(`poison ${record.kind}: not written: ${(failure as Error).message}`);
+          continue;
+        }
         poisonWritten.push(record);
         act("poison", `${record.kind} to ${topic}: ${record.description}`);
       }
     })();
+    // Awaited below; marked handled so a failure surfaces there, not as an unhandled rejection.
+    writingPoison.catch(() => {});
     const publishing = (async () => {
       for (let i = 0; i < orderCount; i++) {
         if (i === laterIndex) await writingPoison;
@@ -663,6 +682,7 @@ async function runMode(
         sent.push(id);
       }
     })();
+    publishing.catch(() => {});
     const progress = setInterval(() => {
       say(`published ${sent.length}/${orderCount}`);
     }, 5000);
