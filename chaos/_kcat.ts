@@ -143,9 +143,9 @@ export async function produceRecord(
       file,
       value === null ? new Uint8Array() : typeof value === "string" ? encoder.encode(value) : value,
     );
+    // No -E: kcat must fail when the record is not delivered (the caller tries again).
     const args = [
       "-P",
-      "-E",
       "-b",
       target.brokers,
       "-t",
@@ -154,6 +154,8 @@ export async function produceRecord(
       `message.max.bytes=${MAX_BYTES}`,
       "-X",
       "enable.idempotence=true",
+      "-X",
+      "message.timeout.ms=30000",
     ];
     if (message.key !== null) args.push("-k", message.key);
     if (value === null) args.push("-Z");

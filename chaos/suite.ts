@@ -641,15 +641,17 @@ async function runMode(
       await sleep(durationMs * 0.15);
       for (const record of poison) {
         const topic = record.target === "input" ? names.orders : names.retry[0];
-        if (record.target === "retry" && !(await poll(() => cluster.hasTopic(topic), 30_000))) {
+        // The broker may be down (restarted) for minutes on a loaded machine.
+        if (record.target === "retry" && !(await poll(() => cluster.hasTopic(topic), 300_000))) {
           poisonNotWritten[record.kind] = `the retry topic ${topic} does not exist ` +
-            `(RETRY_POLICY=tiered made none within 30 s)`;
+            `(RETRY_POLICY=tiered made none within 300 s)`;
           say(`poison ${record.kind}: not available: ${poisonNotWritten[record.kind]}`);
           continue;
         }
         // kcat gives up on a broker that is down; try again until it is back (bounded).
         let failure: unknown;
-        for (let attempt = 1; attempt <= 6; attempt++) {
+        const giveUpAt = Date.now() + 400_000;
+        for (let attempt = 1; Date.now() < giveUpAt; attempt++) {
           try {
             await produceRecord(target, topic, record.message);
             failure = undefined;
@@ -657,7 +659,8 @@ async function runMode(
           } catch (error) {
             if (!(error instanceof ChaosError)) throw error;
             failure = error;
-            await sleep(5000 * attempt);
+            say(`poison ${record.kind}: kcat failed (attempt ${attempt}), trying again`);
+            await sleep(Math.min(20_000, 2000 * attempt));
           }
         }
         if (failure !== undefined) {
