@@ -366,7 +366,7 @@ async function openBroker(given: string | undefined, settings: Settings): Promis
       dataDir,
       fresh,
       rootDir: settings.rootDir,
-      readyTimeoutMs: 180_000,
+      readyTimeoutMs: 300_000,
       signal: settings.signal,
       log: (line) => Deno.writeTextFileSync(consoleLog, `${line}\n`, { append: true }),
     });
