@@ -36,14 +36,21 @@ async function run(
   target: KcatTarget,
   args: readonly string[],
   timeoutMs: number,
+  input?: Uint8Array,
 ): Promise<string> {
-  const output = await new Deno.Command(target.kcat, {
+  const child = new Deno.Command(target.kcat, {
     args: [...args],
-    stdin: "null",
+    stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(timeoutMs),
-  }).output();
+  }).spawn();
+  if (input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(input);
+    await writer.close();
+  }
+  const output = await child.output();
   if (!output.success) {
     throw new ChaosError(
       `Cannot run kcat ${args.join(" ")} as it exited with code ${output.code}: ` +
@@ -128,7 +135,7 @@ export interface KcatMessage {
 
 /**
  * Writes one record with its own kcat (the value from a file, so any bytes and sizes up to
- * the broker's limit go whole; `-Z` turns the empty file of a tombstone into a null value).
+ * the broker's limit go whole; a tombstone as a `key<TAB>` line with `-Z`).
  */
 export async function produceRecord(
   target: KcatTarget,
@@ -136,9 +143,9 @@ export async function produceRecord(
   message: KcatMessage,
   timeoutMs = 60_000,
 ): Promise<void> {
+  const value = message.value;
   const file = await Deno.makeTempFile({ prefix: "chaos-value-" });
   try {
-    const value = message.value;
     await Deno.writeFile(
       file,
       value === null ? new Uint8Array() : typeof value === "string" ? encoder.encode(value) : value,
@@ -157,11 +164,23 @@ export async function produceRecord(
       "-X",
       "message.timeout.ms=30000",
     ];
-    if (message.key !== null) args.push("-k", message.key);
-    if (value === null) args.push("-Z");
     for (const [name, header] of Object.entries(message.headers ?? {})) {
       args.push("-H", `${name}=${header}`);
     }
+    if (value === null) {
+      // An empty file makes no record at all; a line "key<TAB>" with -Z makes a null value.
+      if (message.key === null || /[\t\n]/.test(message.key)) {
+        throw new ChaosError("Cannot write a tombstone without a plain key", { topic });
+      }
+      await run(
+        target,
+        [...args, "-K", "\t", "-Z"],
+        timeoutMs,
+        encoder.encode(`${message.key}\t\n`),
+      );
+      return;
+    }
+    if (message.key !== null) args.push("-k", message.key);
     await run(target, [...args, file], timeoutMs);
   } finally {
     await Deno.remove(file);
