@@ -452,6 +452,9 @@ interface Slot {
 /** A process that exits on its own more often than this is not restarted again. */
 const MAX_UNEXPECTED_EXITS = 30;
 
+/** The least time between two faults, in milliseconds. */
+const EVENT_GAP_MS = 5000;
+
 async function runMode(
   guarantee: Guarantee,
   settings: Settings,
@@ -768,10 +771,14 @@ async function runMode(
       setup.push(`broker restart: not available: ${broker.notOwned}`);
     }
     events.sort((a, b) => a.atMs - b.atMs);
+    let lastEnd = 0;
     for (const event of events) {
-      const wait = publishStart + event.atMs - Date.now();
+      // Events delayed by a slow one (a broker restart) keep a gap, so a restarted process
+      // gets a moment before the next fault.
+      const wait = Math.max(publishStart + event.atMs, lastEnd + EVENT_GAP_MS) - Date.now();
       if (wait > 0) await sleep(wait);
       await event.run();
+      lastEnd = Date.now();
     }
     await Promise.all([publishing, writingPoison]);
     clearInterval(progress);
