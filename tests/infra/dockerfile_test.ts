@@ -153,7 +153,16 @@ toolTest(
  * deno.json tasks that are development tools, not commands the image is for: these names and
  * their `name:variant` forms (`broker:secure`, `infra:up`).
  */
-const DEVELOPMENT_TASKS = ["test", "check", "broker", "bench", "readme", "dashboards", "infra"];
+const DEVELOPMENT_TASKS = [
+  "test",
+  "check",
+  "broker",
+  "bench",
+  "chaos",
+  "readme",
+  "dashboards",
+  "infra",
+];
 
 function isDevelopmentTask(name: string): boolean {
   return DEVELOPMENT_TASKS.some((task) => name === task || name.startsWith(`${task}:`));
