@@ -190,15 +190,33 @@ function defaultText(s: Setting): string {
   return s.default === undefined ? "unset" : JSON.stringify(s.default);
 }
 
+/** Options for {@linkcode helpText}. */
+export interface HelpTextOptions {
+  /**
+   * More settings after the command's own, each group under its title (e.g. the Kafka security
+   * variables every Kafka command reads).
+   * @default []
+   */
+  readonly sections?: readonly { readonly title: string; readonly spec: ConfigSpec }[];
+}
+
 /** The `--help` text for a spec. */
-export function helpText(spec: ConfigSpec, usage: string): string {
+export function helpText(spec: ConfigSpec, usage: string, options: HelpTextOptions = {}): string {
+  const { sections = [] } = options;
   const lines = [usage, "", "Options (flag, environment variable, default):"];
-  for (const s of Object.values(spec)) {
-    const names = [s.flag ? `--${s.flag}` : undefined, s.env].filter(Boolean).join(", ");
-    lines.push(`  ${names}`);
-    lines.push(`      ${s.description} (${s.type}, default ${defaultText(s)})`);
-  }
+  const describe = (settings: ConfigSpec) => {
+    for (const s of Object.values(settings)) {
+      const names = [s.flag ? `--${s.flag}` : undefined, s.env].filter(Boolean).join(", ");
+      lines.push(`  ${names}`);
+      lines.push(`      ${s.description} (${s.type}, default ${defaultText(s)})`);
+    }
+  };
+  describe(spec);
   lines.push("  -h, --help", "      Show this help and exit");
+  for (const section of sections) {
+    lines.push("", `${section.title}:`);
+    describe(section.spec);
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -21,6 +21,7 @@ import type { ServiceOutcome } from "./service.ts";
 import { startService } from "./service.ts";
 import { HEALTH_CONFIG, healthEndpoint } from "./service_config.ts";
 import type { ParentingMode } from "./telemetry/mod.ts";
+import { KAFKA_SECURITY_HELP } from "./transport/kafka/security.ts";
 
 /** Every setting of `deno task run`. */
 export const RUN_CONFIG = {
@@ -146,7 +147,7 @@ export async function main(
   try {
     const parsed = parseConfig(RUN_CONFIG, { args: path === undefined ? args : rest, env });
     if (parsed.help) {
-      io.stdout(helpText(RUN_CONFIG, USAGE));
+      io.stdout(helpText(RUN_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
     if (path === undefined) {

@@ -33,6 +33,7 @@ import {
 import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
+import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
 
 /** The settings of a run. */
 export type OrdersConfig = ConfigValues<typeof ORDERS_CONFIG>;
@@ -85,7 +86,7 @@ export function parseOrdersConfig(
 ): OrdersConfig | undefined {
   const parsed = parseConfig(ORDERS_CONFIG, { args, env });
   if (parsed.help) {
-    io.stdout(helpText(ORDERS_CONFIG, USAGE));
+    io.stdout(helpText(ORDERS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
     return undefined;
   }
   return parsed.values;

@@ -28,6 +28,7 @@ import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
+import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
 
 /** The service name of the replay's spans (overridable by `OTEL_SERVICE_NAME`). */
 export const REPLAY_SERVICE = "dlq-replay";
@@ -235,7 +236,7 @@ export async function main(
   try {
     const parsed = parseConfig(REPLAY_CONFIG, { args, env });
     if (parsed.help) {
-      io.stdout(helpText(REPLAY_CONFIG, USAGE));
+      io.stdout(helpText(REPLAY_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
     config = parsed.values;

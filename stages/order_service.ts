@@ -22,6 +22,7 @@ import { pipelineOptions, setupLogging, workerPipelineSpec } from "./_services.t
 import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
+import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
 
 /** The settings of the Order Service. */
 export type OrderServiceConfig = ConfigValues<typeof ORDER_SERVICE_CONFIG>;
@@ -106,7 +107,7 @@ export async function main(
   try {
     const parsed = parseConfig(ORDER_SERVICE_CONFIG, { args, env });
     if (parsed.help) {
-      io.stdout(helpText(ORDER_SERVICE_CONFIG, USAGE));
+      io.stdout(helpText(ORDER_SERVICE_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
     config = parsed.values;

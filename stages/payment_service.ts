@@ -33,6 +33,7 @@ import type { RunGateway } from "./_services.ts";
 import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
+import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
 
 /** The settings of the Payment Service. */
 export type PaymentsConfig = ConfigValues<typeof PAYMENTS_CONFIG>;
@@ -145,7 +146,7 @@ export async function main(
   try {
     const parsed = parseConfig(PAYMENTS_CONFIG, { args, env });
     if (parsed.help) {
-      io.stdout(helpText(PAYMENTS_CONFIG, USAGE));
+      io.stdout(helpText(PAYMENTS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
     config = parsed.values;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { KAFKA_SECURITY_CONFIG } from "../../pipeline/transport/kafka/security.ts";
 import { main, parseOrdersConfig, runOrdersApp } from "../../stages/app.ts";
 import { createOrderGenerator } from "../../stages/generate_order.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
@@ -45,6 +46,11 @@ Deno.test("main() prints the options for --help and returns 0", async () => {
     assert.ok(help.includes(option), option);
   }
   assert.match(help, /^Usage: deno task pipeline/);
+  // The Kafka security variables, which every Kafka command reads, are listed too.
+  assert.match(help, /\nKafka security \(environment variables[^\n]*:\n/);
+  for (const variable of Object.values(KAFKA_SECURITY_CONFIG).map((s) => s.env!)) {
+    assert.ok(help.includes(`  ${variable}\n`), variable);
+  }
 });
 
 Deno.test("main() returns 2 naming the variable for PAYMENT_FAILURE_RATE=2", async () => {

@@ -31,7 +31,7 @@
 import { createPrivateKey } from "node:crypto";
 import type { ConnectionOptions } from "node:tls";
 import type { SASLOptions } from "kafkajs";
-import { parseConfig, setting } from "../../config.ts";
+import { type ConfigSpec, parseConfig, setting } from "../../config.ts";
 import { ConfigError } from "../../errors.ts";
 import { KafkaSecurityError } from "./_security_error.ts";
 import { clientCredentialsProvider, displayUrl } from "./oauth_bearer.ts";
@@ -557,3 +557,9 @@ function decryptKey(pem: string, location: string, password: string): string {
     );
   }
 }
+
+/** The security settings as a `--help` section, for every command that connects to Kafka. */
+export const KAFKA_SECURITY_HELP: { readonly title: string; readonly spec: ConfigSpec } = {
+  title: "Kafka security (environment variables, named after librdkafka's properties)",
+  spec: KAFKA_SECURITY_CONFIG,
+};
