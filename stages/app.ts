@@ -14,7 +14,7 @@ import { startEngine } from "./engine.ts";
 import type { Engine } from "./engine.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
+import { createBrokerTransport, parseKafkaClient } from "../pipeline/transport/broker.ts";
 import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
@@ -86,7 +86,7 @@ export function parseOrdersConfig(
 
 function openTransport(config: OrdersConfig): Transport {
   if (config.brokers === undefined) return createEmbeddedTransport();
-  return createKafkaTransport(config.brokers);
+  return createBrokerTransport(config.brokers, { client: parseKafkaClient(config.kafkaClient) });
 }
 
 /**
@@ -130,6 +130,7 @@ export async function runOrdersApp(
     engine = await startEngine({
       transport,
       brokers: options.transport === undefined ? config.brokers : undefined,
+      kafkaClient: parseKafkaClient(config.kafkaClient),
       pipeline: {
         ordersTopic: config.ordersTopic,
         paymentsTopic: config.paymentsTopic,

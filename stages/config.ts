@@ -6,6 +6,7 @@
  * @module
  */
 import { setting } from "../pipeline/config.ts";
+import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS } from "../pipeline/transport/broker.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 
@@ -19,6 +20,14 @@ export const ORDERS_CONFIG = {
     env: "KAFKA_BROKERS",
     description:
       "Comma-separated Kafka-API brokers (host:port); unset runs on the embedded in-process transport",
+  }),
+  kafkaClient: setting({
+    type: "string",
+    env: "KAFKA_CLIENT",
+    default: DEFAULT_KAFKA_CLIENT,
+    choices: KAFKA_CLIENTS,
+    description:
+      "Kafka client of the broker transport: kafkajs or platformatic (@platformatic/kafka)",
   }),
   ordersTopic: setting({
     type: "string",

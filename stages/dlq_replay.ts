@@ -23,7 +23,7 @@ import { replayDeadLetters } from "../pipeline/replay.ts";
 import type { ReplayProgress, ReplayReport } from "../pipeline/replay.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
+import { createBrokerTransport, parseKafkaClient } from "../pipeline/transport/broker.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
@@ -34,6 +34,7 @@ export const REPLAY_SERVICE = "dlq-replay";
 /** Every setting of `deno task dlq:replay`. */
 export const REPLAY_CONFIG = {
   brokers: ORDERS_CONFIG.brokers,
+  kafkaClient: ORDERS_CONFIG.kafkaClient,
   dlqTopic: setting({
     type: "string",
     env: "DLQ_TOPIC",
@@ -151,7 +152,10 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
-    transport = createKafkaTransport(config.brokers, { clientId: REPLAY_SERVICE });
+    transport = createBrokerTransport(config.brokers, {
+      clientId: REPLAY_SERVICE,
+      client: parseKafkaClient(config.kafkaClient),
+    });
   }
   const telemetry = await setupTelemetry({ serviceName: REPLAY_SERVICE, env });
   if (telemetry.mode !== "off") io.stderr(`telemetry: ${telemetry.mode} export`);

@@ -12,6 +12,7 @@ import { startPipeline } from "../pipeline/run.ts";
 import type { StageOutcome } from "../pipeline/runner.ts";
 import { startSupervisor } from "../pipeline/supervisor/mod.ts";
 import type { SupervisorEvent } from "../pipeline/supervisor/mod.ts";
+import type { KafkaClientName } from "../pipeline/transport/broker.ts";
 import type { Producer, Transport } from "../pipeline/transport/transport.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
@@ -38,6 +39,11 @@ export interface EngineOptions {
   readonly transport: Transport;
   /** The `KAFKA_BROKERS` value workers connect to; unset for the embedded transport. */
   readonly brokers?: string;
+  /**
+   * The Kafka client workers open their transport on.
+   * @default "kafkajs"
+   */
+  readonly kafkaClient?: KafkaClientName;
   /** The pipeline's settings, gateway excepted. */
   readonly pipeline: Omit<OrdersPipelineOptions, "gateway">;
   /** The gateway's settings (in-process runs build it on `clock`, workers their own). */
@@ -89,7 +95,11 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
       export: "createWorkerPipeline",
       options: workerOptions,
     },
-    transport: { kind: "kafka", brokers: options.brokers },
+    transport: {
+      kind: "kafka",
+      brokers: options.brokers,
+      options: { client: options.kafkaClient },
+    },
     stages: { [PROCESS_PAYMENT]: { workers: options.workers } },
     telemetry: {
       serviceName: SERVICE.PAYMENT,

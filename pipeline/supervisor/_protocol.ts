@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KafkaTransportOptions } from "../transport/kafka/mod.ts";
+import type { BrokerTransportOptions } from "../transport/broker.ts";
 import type { OutcomeKind } from "../runner.ts";
 
 /** Where a worker finds the pipeline: a module that exports a factory. */
@@ -20,12 +20,12 @@ export interface PipelineModuleSpec {
 /** A transport every worker can open on its own. */
 export type TransportSpec =
   | {
-    /** The kafkajs transport. */
+    /** A broker transport, on the client `options.client` names (kafkajs by default). */
     readonly kind: "kafka";
     /** The `KAFKA_BROKERS` value. */
     readonly brokers: string;
     /** Kafka transport options, without the logger function (it cannot be posted). */
-    readonly options?: Omit<KafkaTransportOptions, "logger">;
+    readonly options?: Omit<BrokerTransportOptions, "logger">;
   }
   | {
     /** The embedded transport: refused, its logs cannot be shared across workers. */

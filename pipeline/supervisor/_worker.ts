@@ -18,7 +18,7 @@ import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
+import { createBrokerTransport } from "../transport/broker.ts";
 import type { ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
 import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
@@ -101,7 +101,7 @@ async function start(message: StartMessage): Promise<void> {
     );
   }
   const options = message.transport.options ?? {};
-  transport = createKafkaTransport(message.transport.brokers, {
+  transport = createBrokerTransport(message.transport.brokers, {
     ...options,
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });

@@ -29,7 +29,7 @@ import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
+import { createBrokerTransport } from "../transport/broker.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -320,7 +320,7 @@ export async function startSupervisor(
   const pipeline = await loadPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
-  const admin = createKafkaTransport(transportSpec.brokers, {
+  const admin = createBrokerTransport(transportSpec.brokers, {
     ...transportSpec.options,
   });
   try {
