@@ -75,6 +75,10 @@ export async function openTransactionalProducer(
       // The client sends its `timeout` as the transaction timeout of InitProducerId.
       timeout: transactionTimeout,
       transactionalId,
+      // A fresh producer: no producer id to bump. The client's default (0, epoch 0) names an
+      // existing producer, which the broker refuses as fenced once another one holds the id.
+      producerId: -1n,
+      producerEpoch: -1,
       idempotent: true,
       acks: ProduceAcks.ALL,
       autocreateTopics: false,
