@@ -495,7 +495,8 @@ function withClientRows(
       "| date | broker | records | variant | records/s | CPU µs/record | peak RSS MiB | " +
       "x fastest raw | file |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" +
       `${CLIENTS_END}\n\n## Pipeline runs\n\n`;
-    const at = text.indexOf("| date |");
+    // The main table (`deno fmt` may have padded its header): the clients' goes above it.
+    const at = text.search(/^\| date\s+\| broker\s+\| records\s+\| raw/m);
     text = at < 0 ? text + header : text.slice(0, at) + header + text.slice(at);
   }
   const name = file.slice(config.out.length + 1);

@@ -6,7 +6,7 @@
  * @module
  */
 import { setting } from "../pipeline/config.ts";
-import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS } from "../pipeline/transport/broker.ts";
+import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS } from "../pipeline/transport/kafka_client.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 

@@ -13,22 +13,28 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
-import { createKafkaTransport, type KafkaTransportOptions } from "./kafka/mod.ts";
-import { createPlatformaticTransport } from "./platformatic/mod.ts";
-import type { Transport } from "./transport.ts";
+import { createKafkaTransport, type KafkaTransportOptions, parseBrokers } from "./kafka/mod.ts";
+import { type KafkaClientName, parseKafkaClient } from "./kafka_client.ts";
+import type { PlatformaticTransport, PlatformaticTransportOptions } from "./platformatic/mod.ts";
+import type {
+  Consumer,
+  ConsumerOptions,
+  PartitionOffset,
+  Producer,
+  TopicOffsets,
+  TopicSpec,
+  TransactionalProducer,
+  TransactionalProducerOptions,
+  Transport,
+} from "./transport.ts";
 
-/** A Kafka client the broker transport can run on. */
-export type KafkaClientName = "kafkajs" | "platformatic";
-
-/** Every {@linkcode KafkaClientName}, for validation and help texts. */
-export const KAFKA_CLIENTS: readonly KafkaClientName[] = ["kafkajs", "platformatic"];
-
-/** The client used when none is chosen. */
-export const DEFAULT_KAFKA_CLIENT: KafkaClientName = "kafkajs";
-
-/** The environment variable that chooses the client. */
-export const KAFKA_CLIENT_FIELD = "KAFKA_CLIENT";
+export {
+  DEFAULT_KAFKA_CLIENT,
+  KAFKA_CLIENT_FIELD,
+  KAFKA_CLIENTS,
+  type KafkaClientName,
+  parseKafkaClient,
+} from "./kafka_client.ts";
 
 /** Options for {@linkcode createBrokerTransport}: the kafkajs transport's, and the client. */
 export interface BrokerTransportOptions extends KafkaTransportOptions {
@@ -49,27 +55,12 @@ export interface BrokerTransport extends Transport {
 }
 
 /**
- * Checks a `KAFKA_CLIENT` value.
- *
- * @throws {ConfigError} naming `KAFKA_CLIENT` and the accepted values.
- */
-export function parseKafkaClient(value: string | undefined): KafkaClientName {
-  if (value === undefined || value === "") return DEFAULT_KAFKA_CLIENT;
-  if ((KAFKA_CLIENTS as readonly string[]).includes(value)) return value as KafkaClientName;
-  throw new ConfigError(
-    `Cannot use ${KAFKA_CLIENT_FIELD} as it must be one of ` +
-      `${KAFKA_CLIENTS.map((name) => `"${name}"`).join(", ")}: current value is ` +
-      JSON.stringify(value),
-    { field: KAFKA_CLIENT_FIELD },
-  );
-}
-
-/**
  * Opens the broker transport on the chosen client. Nothing connects until the first call.
  *
  * @param brokers The comma-separated `KAFKA_BROKERS` value.
  * @param options The transport options and `client`.
- * @throws {ConfigError} for a malformed `brokers`, an unknown `client` or a bad option.
+ * @throws {ConfigError} for a malformed `brokers`, an unknown `client` or a bad option (on
+ * the platformatic client, a bad option other than `brokers` rejects the first call instead).
  */
 export function createBrokerTransport(
   brokers: string,
@@ -79,11 +70,59 @@ export function createBrokerTransport(
   const chosen = parseKafkaClient(client);
   if (chosen === "platformatic") {
     const { ssl, logLevel: _logLevel, ...shared } = rest;
-    return createPlatformaticTransport(brokers, {
+    return lazyPlatformatic(brokers, {
       ...shared,
       // kafkajs takes Node TLS options or `true`; so does @platformatic/kafka's `tls`.
       ssl: ssl as boolean | Record<string, unknown> | undefined,
     });
   }
   return createKafkaTransport(brokers, rest);
+}
+
+/**
+ * The platformatic transport, loaded on first use: @platformatic/kafka reads a WebAssembly file
+ * when imported, which would make every command need `--allow-read` (and load the client) even
+ * on kafkajs. `KAFKA_BROKERS` is checked at once; the other options on the first call.
+ */
+function lazyPlatformatic(
+  brokers: string,
+  options: PlatformaticTransportOptions,
+): BrokerTransport {
+  const list = parseBrokers(brokers);
+  let loaded: Promise<PlatformaticTransport> | undefined;
+  let closed = false;
+  const open = (): Promise<PlatformaticTransport> =>
+    loaded ??= import("./platformatic/mod.ts").then((module) =>
+      module.createPlatformaticTransport(brokers, options)
+    );
+  return {
+    kind: "kafka",
+    target: `kafka ${list.join(",")} (platformatic)`,
+    brokers: list,
+    async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+      return (await open()).ensureTopics(topics);
+    },
+    async producer(): Promise<Producer> {
+      return (await open()).producer();
+    },
+    async transactionalProducer(
+      producerOptions: TransactionalProducerOptions,
+    ): Promise<TransactionalProducer> {
+      return (await open()).transactionalProducer(producerOptions);
+    },
+    async consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
+      return (await open()).consumer(consumerOptions);
+    },
+    async endOffsets(topic: string): Promise<TopicOffsets> {
+      return (await open()).endOffsets(topic);
+    },
+    async committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
+      return (await open()).committedOffsets(groupId, topic);
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      if (loaded !== undefined) await (await loaded).close();
+    },
+  };
 }

@@ -1,0 +1,36 @@
+/**
+ * `createBrokerTransport` opens the transport on the chosen client, and every command's config
+ * carries `KAFKA_CLIENT`. No broker needed (nothing connects until the first call), but
+ * loading kafkajs reads `NODE_ENV`: run with `--allow-env`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { parseConfig } from "../../../pipeline/config.ts";
+import { ConfigError } from "../../../pipeline/errors.ts";
+import { createBrokerTransport } from "../../../pipeline/transport/broker.ts";
+import { REPLAY_CONFIG } from "../../../stages/dlq_replay.ts";
+
+Deno.test("dlq:replay honours KAFKA_CLIENT too", () => {
+  const replay = parseConfig(REPLAY_CONFIG, { args: [], env: { KAFKA_CLIENT: "platformatic" } });
+  assert.equal(replay.values.kafkaClient, "platformatic");
+});
+
+Deno.test("createBrokerTransport() opens the transport on the chosen client", async () => {
+  const kafkajs = createBrokerTransport("127.0.0.1:9092");
+  const platformatic = createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
+  try {
+    assert.equal(kafkajs.kind, "kafka");
+    assert.equal(kafkajs.target, "kafka 127.0.0.1:9092");
+    assert.equal(platformatic.kind, "kafka");
+    assert.equal(platformatic.target, "kafka 127.0.0.1:9092 (platformatic)");
+    assert.deepEqual(platformatic.brokers, ["127.0.0.1:9092"]);
+  } finally {
+    await kafkajs.close();
+    await platformatic.close();
+  }
+  assert.throws(
+    () => createBrokerTransport("127.0.0.1:9092", { client: "rdkafka" as "kafkajs" }),
+    (error: unknown) => error instanceof ConfigError && error.field === "KAFKA_CLIENT",
+  );
+});
