@@ -506,7 +506,22 @@ export function openConsumer(
     }
   });
   client.on("consumer:group:rebalance", function onRebalance() {
-    // The old generation may still commit: once its pending records settle, save what is done.
+    // The client sends its JoinGroup right after this event, and the generation moves on once
+    // every member has joined: what is complete now is committed at once, in this tick, so the
+    // request goes out ahead of the join, while the broker still accepts this generation.
+    if (book.hasCompleted && !closing) {
+      const current = book;
+      const snapshot = current.snapshot();
+      client.commit({
+        offsets: snapshot.map(({ topic, partition, offset }) => ({
+          topic,
+          partition,
+          offset: BigInt(offset),
+          leaderEpoch: -1,
+        })),
+      }).then(() => current.committed(snapshot), () => undefined);
+    }
+    // The rest may still make it: once the pending records settle, save what is done.
     const rebalancing = epoch;
     void Promise.allSettled([...unsettled]).then(function commitGeneration() {
       if (epoch === rebalancing && !closing) commitInBackground();

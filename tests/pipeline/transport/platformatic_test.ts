@@ -347,3 +347,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "platformatic transport: a rebalance commits what the member completed before it",
+  ignore: noBroker,
+  fn: async () => {
+    // Commits neither by time nor by count: only the rebalance (and close) commit.
+    const transport = createPlatformaticTransport(brokers, {
+      commitInterval: 600_000,
+      commitThreshold: 1_000_000,
+      heartbeatInterval: 500,
+      logger: () => {},
+    });
+    const topic = unique("rebalance");
+    const groupId = unique("group");
+    const members: Array<{ close(): Promise<void> }> = [];
+    try {
+      await transport.ensureTopics([{ name: topic, partitions: 4 }]);
+      const producer = await transport.producer();
+      members.push(producer);
+      await producer.send(
+        Array.from({ length: 40 }, (_, i) => ({ topic, key: `k${i}`, value: `${i}` })),
+      );
+      const end = (await transport.endOffsets(topic)).end.map((p) => p.offset);
+      const first = await transport.consumer({ groupId, topics: [topic] });
+      members.push(first);
+      let read = 0;
+      await first.run(() => {
+        read++;
+        return Promise.resolve();
+      });
+      await waitUntil("the first member read all 40 records", () => read >= 40);
+      const committed = async () =>
+        (await transport.committedOffsets(groupId, topic)).map((p) => p.offset);
+      assert.deepEqual(await committed(), [0, 0, 0, 0], "nothing committed before the rebalance");
+      const second = await transport.consumer({ groupId, topics: [topic] });
+      members.push(second);
+      let again = 0;
+      await second.run(() => {
+        again++;
+        return Promise.resolve();
+      });
+      await waitUntil(
+        "the rebalance committed the first member's offsets",
+        async () => JSON.stringify(await committed()) === JSON.stringify(end),
+      );
+      assert.equal(again, 0, "the second member was given nothing already done");
+    } finally {
+      for (const member of members.reverse()) await member.close();
+      await transport.close();
+    }
+  },
+});
