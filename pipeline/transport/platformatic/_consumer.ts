@@ -324,13 +324,16 @@ export function openConsumer(
     partitionBook.pending.push(entry);
   }
 
+  /** Waits `ms`, or less if the consumer closes meanwhile. */
   function delay(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timeout = setTimeout(resolve, ms);
-      closeAbort.signal.addEventListener("abort", () => {
+      const done = () => {
         clearTimeout(timeout);
+        closeAbort.signal.removeEventListener("abort", done);
         resolve();
-      }, { once: true });
+      };
+      const timeout = setTimeout(done, ms);
+      closeAbort.signal.addEventListener("abort", done, { once: true });
     });
   }
 
