@@ -28,7 +28,11 @@ import type { RunningPipeline } from "../pipeline/run.ts";
 import type { StageOutcome } from "../pipeline/runner.ts";
 import type { TopicSpec, Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
+import {
+  createBrokerTransport,
+  type KafkaClientName,
+  parseKafkaClient,
+} from "../pipeline/transport/broker.ts";
 import type { OrderPlaced } from "../stages/events.ts";
 import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
@@ -44,7 +48,8 @@ import type { Percentiles } from "./_stats.ts";
 const USAGE = `Usage: deno task bench [options]
 
 Benchmarks the orders pipeline against raw kafkajs on the broker in KAFKA_BROKERS
-(default 127.0.0.1:9092; start one with 'deno task broker'). Not a test: prints a table and
+(default 127.0.0.1:9092; start one with 'deno task broker'). The pipeline phases 1 to 4 run
+on the client KAFKA_CLIENT names (kafkajs by default); phase 0 runs both. Not a test: prints a table and
 writes bench/results/<date>-<broker>.json plus a line in bench/results/README.md.
 
 Options:
@@ -70,6 +75,8 @@ Options:
 /** The settings of one run. */
 interface BenchConfig {
   readonly brokers: string;
+  /** The client of phases 1 to 4 (`KAFKA_CLIENT`); phase 0 runs both. */
+  readonly client: KafkaClientName;
   readonly records: number;
   readonly rate: number;
   readonly latencyRecords: number;
@@ -128,6 +135,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
   const cores = navigator.hardwareConcurrency ?? 2;
   return {
     brokers: Deno.env.get("KAFKA_BROKERS")?.trim() || "127.0.0.1:9092",
+    client: parseKafkaClient(Deno.env.get("KAFKA_CLIENT")),
     records: positiveInt("--records", values.records, 20_000),
     rate,
     latencyRecords: positiveInt("--latency-records", values["latency-records"], rate * 10),
@@ -607,7 +615,7 @@ async function bench(config: BenchConfig): Promise<void> {
 
     say("2/4 pipeline on kafka ...");
     const pipeline = await pipelineThroughput(
-      createKafkaTransport(config.brokers, { clientId: "bench-pipeline" }),
+      createBrokerTransport(config.brokers, { clientId: "bench-pipeline", client: config.client }),
       `${suffix}-tp`,
       orders,
       config,
@@ -630,7 +638,7 @@ async function bench(config: BenchConfig): Promise<void> {
     if (!config.skipLatency) {
       say(`4/4 latency: ${config.latencyRecords} orders at ${config.rate}/s ...`);
       latency = await latencyPhase(
-        createKafkaTransport(config.brokers, { clientId: "bench-latency" }),
+        createBrokerTransport(config.brokers, { clientId: "bench-latency", client: config.client }),
         `${suffix}-lat`,
         config,
         topicsUsed,
