@@ -14,11 +14,13 @@
  * The clock is the process's own: from process start to the last offset committed.
  *
  * Usage: `deno run -A bench/_client_variant.ts --variant raw-kafkajs --brokers 127.0.0.1:9092
- *   --input <topic> --output <topic> --group <group> --records <n>`
+ *   --input <topic> --output <topic> --group <group> --records <n> [--profile <file>]`;
+ * `--profile` writes a V8 CPU profile (open it in Chrome DevTools).
  *
  * @module
  */
 import { Buffer } from "node:buffer";
+import { Session } from "node:inspector/promises";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import {
@@ -71,6 +73,8 @@ interface VariantArgs {
   readonly records: number;
   readonly partitions: number;
   readonly timeoutMs: number;
+  /** Where to write a V8 CPU profile of the run (`.cpuprofile`), if anywhere. */
+  readonly profile?: string;
 }
 
 const BATCH = 500;
@@ -280,6 +284,7 @@ function parseVariantArgs(argv: string[]): VariantArgs {
       records: { type: "string" },
       partitions: { type: "string" },
       "timeout-ms": { type: "string" },
+      profile: { type: "string" },
     },
     strict: true,
   });
@@ -302,13 +307,25 @@ function parseVariantArgs(argv: string[]): VariantArgs {
     records: Number(values.records),
     partitions: Number(values.partitions),
     timeoutMs: Number(values["timeout-ms"] ?? 300_000),
+    profile: values.profile,
   };
 }
 
 if (import.meta.main) {
   dropTimeoutNegativeWarnings();
   try {
-    const result = await runVariant(parseVariantArgs(Deno.args));
+    const args = parseVariantArgs(Deno.args);
+    const session = args.profile === undefined ? undefined : new Session();
+    if (session) {
+      session.connect();
+      await session.post("Profiler.enable");
+      await session.post("Profiler.start");
+    }
+    const result = await runVariant(args);
+    if (session) {
+      const { profile } = await session.post("Profiler.stop");
+      await Deno.writeTextFile(args.profile!, JSON.stringify(profile));
+    }
     console.log(JSON.stringify(result));
     Deno.exit(0);
   } catch (error) {
