@@ -9,8 +9,12 @@
  * @module
  */
 import assert from "node:assert/strict";
+import kafkajs from "kafkajs";
 import { BrokerUnavailableError, ConfigError } from "../../../pipeline/errors.ts";
-import { createKafkaTransport } from "../../../pipeline/transport/kafka/mod.ts";
+import {
+  createKafkaTransport,
+  dropTimeoutNegativeWarnings,
+} from "../../../pipeline/transport/kafka/mod.ts";
 import type { KafkaLogRecord } from "../../../pipeline/transport/kafka/mod.ts";
 import { partitionForKey } from "../../../pipeline/transport/murmur2.ts";
 import {
@@ -21,6 +25,8 @@ import type { ConsumedRecord, OutgoingRecord } from "../../../pipeline/transport
 import { brokerAvailable } from "../../_broker.ts";
 import { transportContract } from "./contract.ts";
 
+// The kafkajs admin below would warn about its negative timeouts otherwise.
+dropTimeoutNegativeWarnings();
 const brokers = brokerAvailable().brokers ?? "";
 const noBroker = brokers === "";
 const kcatMissing = !hasKcat();
@@ -398,4 +404,56 @@ Deno.test({
       await transport.close();
     }
   },
+});
+
+Deno.test({
+  name: "platformatic transport: ensureTopics provisions partitions and topic config",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport) => {
+      const topic = unique("config");
+      await transport.ensureTopics([
+        { name: topic, partitions: 5, config: { "retention.ms": "3600000" } },
+      ]);
+      // Already there: left as it is, even with a different spec.
+      await transport.ensureTopics([{ name: topic, partitions: 2 }]);
+      assert.equal((await transport.endOffsets(topic)).end.length, 5);
+      // Checked with another client.
+      const admin = new kafkajs.Kafka({
+        brokers: transport.brokers.slice(),
+        logCreator: () => () => {},
+      }).admin();
+      await admin.connect();
+      try {
+        const { resources } = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic }],
+        });
+        const entry = resources[0].configEntries.find((e) => e.configName === "retention.ms");
+        assert.equal(entry?.configValue, "3600000");
+      } finally {
+        await admin.disconnect();
+      }
+    }),
+});
+
+Deno.test("createPlatformaticTransport() refuses a SASL mechanism it cannot map", () => {
+  assert.throws(
+    () =>
+      createPlatformaticTransport("127.0.0.1:9092", {
+        sasl: {
+          mechanism: "aws",
+          authorizationIdentity: "a",
+          accessKeyId: "b",
+          secretAccessKey: "c",
+        },
+      }),
+    (error: unknown) =>
+      error instanceof ConfigError && error.field === "sasl" &&
+      /SASL mechanism "aws" is not supported with KAFKA_CLIENT=platformatic/.test(error.message),
+  );
+  const transport = createPlatformaticTransport("127.0.0.1:9092", {
+    sasl: { mechanism: "scram-sha-512", username: "pipeline", password: "secret" },
+  });
+  assert.equal(transport.kind, "kafka");
 });
