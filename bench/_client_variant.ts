@@ -230,7 +230,7 @@ async function rawPlatformatic(args: VariantArgs): Promise<void> {
 }
 
 async function pipelineVariant(args: VariantArgs, client: KafkaClientName): Promise<void> {
-  const transport = createBrokerTransport(args.brokers, {
+  const transport = await createBrokerTransport(args.brokers, {
     client,
     clientId: `bench-pipeline-${client}`,
     logger: () => {},

@@ -615,7 +615,10 @@ async function bench(config: BenchConfig): Promise<void> {
 
     say("2/4 pipeline on kafka ...");
     const pipeline = await pipelineThroughput(
-      createBrokerTransport(config.brokers, { clientId: "bench-pipeline", client: config.client }),
+      await createBrokerTransport(config.brokers, {
+        clientId: "bench-pipeline",
+        client: config.client,
+      }),
       `${suffix}-tp`,
       orders,
       config,
@@ -638,7 +641,10 @@ async function bench(config: BenchConfig): Promise<void> {
     if (!config.skipLatency) {
       say(`4/4 latency: ${config.latencyRecords} orders at ${config.rate}/s ...`);
       latency = await latencyPhase(
-        createBrokerTransport(config.brokers, { clientId: "bench-latency", client: config.client }),
+        await createBrokerTransport(config.brokers, {
+          clientId: "bench-latency",
+          client: config.client,
+        }),
         `${suffix}-lat`,
         config,
         topicsUsed,

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
   const input = `bench-txn-in-${stamp}`;
   const group = `bench-txn-${stamp}`;
   // KAFKA_CLIENT chooses the client, as for every command.
-  const transport = createBrokerTransport(brokers, {
+  const transport = await createBrokerTransport(brokers, {
     clientId: "transactions-bench",
     client: parseKafkaClient(Deno.env.get("KAFKA_CLIENT")),
   });

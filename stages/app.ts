@@ -85,9 +85,12 @@ export function parseOrdersConfig(
   return parsed.values;
 }
 
-function openTransport(config: OrdersConfig): Transport {
+async function openTransport(config: OrdersConfig): Promise<Transport> {
   if (config.brokers === undefined) return createEmbeddedTransport();
-  return createBrokerTransport(config.brokers, { client: parseKafkaClient(config.kafkaClient) });
+  // The client is imported on first use: a run on the embedded transport needs no permission.
+  return await createBrokerTransport(config.brokers, {
+    client: parseKafkaClient(config.kafkaClient),
+  });
 }
 
 /**
@@ -103,7 +106,7 @@ export async function runOrdersApp(
   // second run with the first's ids would find them all paid already.
   const seed = config.seed ?? crypto.getRandomValues(new Uint32Array(1))[0] >>> 1;
 
-  const transport = options.transport ?? openTransport(config);
+  const transport = options.transport ?? await openTransport(config);
   const cores = navigator.hardwareConcurrency ?? 2;
   const workers = config.workers ?? Math.min(config.partitions, cores);
   const env = options.env ?? Deno.env.toObject();

@@ -23,7 +23,8 @@ import { replayDeadLetters } from "../pipeline/replay.ts";
 import type { ReplayProgress, ReplayReport } from "../pipeline/replay.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
-import { createBrokerTransport, parseKafkaClient } from "../pipeline/transport/broker.ts";
+import { createBrokerTransport } from "../pipeline/transport/broker.ts";
+import { parseKafkaClient } from "../pipeline/transport/kafka_client.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
@@ -152,7 +153,7 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
-    transport = createBrokerTransport(config.brokers, {
+    transport = await createBrokerTransport(config.brokers, {
       clientId: REPLAY_SERVICE,
       client: parseKafkaClient(config.kafkaClient),
     });

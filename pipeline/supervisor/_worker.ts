@@ -101,7 +101,7 @@ async function start(message: StartMessage): Promise<void> {
     );
   }
   const options = message.transport.options ?? {};
-  transport = createBrokerTransport(message.transport.brokers, {
+  transport = await createBrokerTransport(message.transport.brokers, {
     ...options,
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });

@@ -320,7 +320,7 @@ export async function startSupervisor(
   const pipeline = await loadPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
-  const admin = createBrokerTransport(transportSpec.brokers, {
+  const admin = await createBrokerTransport(transportSpec.brokers, {
     ...transportSpec.options,
   });
   try {

@@ -7,26 +7,15 @@
  * @example
  * ```ts
  * import { createBrokerTransport } from "./broker.ts";
- * const transport = createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
+ * const transport = await createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
  * console.log(transport.target); // kafka 127.0.0.1:9092 (platformatic)
  * ```
  *
  * @module
  */
-import { createKafkaTransport, type KafkaTransportOptions, parseBrokers } from "./kafka/mod.ts";
+import type { KafkaTransportOptions } from "./kafka/mod.ts";
 import { type KafkaClientName, parseKafkaClient } from "./kafka_client.ts";
-import type { PlatformaticTransport, PlatformaticTransportOptions } from "./platformatic/mod.ts";
-import type {
-  Consumer,
-  ConsumerOptions,
-  PartitionOffset,
-  Producer,
-  TopicOffsets,
-  TopicSpec,
-  TransactionalProducer,
-  TransactionalProducerOptions,
-  Transport,
-} from "./transport.ts";
+import type { Transport } from "./transport.ts";
 
 export {
   DEFAULT_KAFKA_CLIENT,
@@ -55,74 +44,30 @@ export interface BrokerTransport extends Transport {
 }
 
 /**
- * Opens the broker transport on the chosen client. Nothing connects until the first call.
+ * Opens the broker transport on the chosen client. The client is imported here, on first use,
+ * not when this module loads: kafkajs reads the environment and @platformatic/kafka a
+ * WebAssembly file when they load, and a program on the embedded transport needs neither
+ * permission. Nothing connects until the transport's first call.
  *
  * @param brokers The comma-separated `KAFKA_BROKERS` value.
  * @param options The transport options and `client`.
- * @throws {ConfigError} for a malformed `brokers`, an unknown `client` or a bad option (on
- * the platformatic client, a bad option other than `brokers` rejects the first call instead).
+ * @throws {ConfigError} for a malformed `brokers`, an unknown `client` or a bad option.
  */
-export function createBrokerTransport(
+export async function createBrokerTransport(
   brokers: string,
   options: BrokerTransportOptions = {},
-): BrokerTransport {
+): Promise<BrokerTransport> {
   const { client, ...rest } = options;
   const chosen = parseKafkaClient(client);
   if (chosen === "platformatic") {
+    const { createPlatformaticTransport } = await import("./platformatic/mod.ts");
     const { ssl, logLevel: _logLevel, ...shared } = rest;
-    return lazyPlatformatic(brokers, {
+    return createPlatformaticTransport(brokers, {
       ...shared,
       // kafkajs takes Node TLS options or `true`; so does @platformatic/kafka's `tls`.
       ssl: ssl as boolean | Record<string, unknown> | undefined,
     });
   }
+  const { createKafkaTransport } = await import("./kafka/mod.ts");
   return createKafkaTransport(brokers, rest);
-}
-
-/**
- * The platformatic transport, loaded on first use: @platformatic/kafka reads a WebAssembly file
- * when imported, which would make every command need `--allow-read` (and load the client) even
- * on kafkajs. `KAFKA_BROKERS` is checked at once; the other options on the first call.
- */
-function lazyPlatformatic(
-  brokers: string,
-  options: PlatformaticTransportOptions,
-): BrokerTransport {
-  const list = parseBrokers(brokers);
-  let loaded: Promise<PlatformaticTransport> | undefined;
-  let closed = false;
-  const open = (): Promise<PlatformaticTransport> =>
-    loaded ??= import("./platformatic/mod.ts").then((module) =>
-      module.createPlatformaticTransport(brokers, options)
-    );
-  return {
-    kind: "kafka",
-    target: `kafka ${list.join(",")} (platformatic)`,
-    brokers: list,
-    async ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
-      return (await open()).ensureTopics(topics);
-    },
-    async producer(): Promise<Producer> {
-      return (await open()).producer();
-    },
-    async transactionalProducer(
-      producerOptions: TransactionalProducerOptions,
-    ): Promise<TransactionalProducer> {
-      return (await open()).transactionalProducer(producerOptions);
-    },
-    async consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
-      return (await open()).consumer(consumerOptions);
-    },
-    async endOffsets(topic: string): Promise<TopicOffsets> {
-      return (await open()).endOffsets(topic);
-    },
-    async committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
-      return (await open()).committedOffsets(groupId, topic);
-    },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      if (loaded !== undefined) await (await loaded).close();
-    },
-  };
 }

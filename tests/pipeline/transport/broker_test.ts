@@ -17,8 +17,8 @@ Deno.test("dlq:replay honours KAFKA_CLIENT too", () => {
 });
 
 Deno.test("createBrokerTransport() opens the transport on the chosen client", async () => {
-  const kafkajs = createBrokerTransport("127.0.0.1:9092");
-  const platformatic = createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
+  const kafkajs = await createBrokerTransport("127.0.0.1:9092");
+  const platformatic = await createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
   try {
     assert.equal(kafkajs.kind, "kafka");
     assert.equal(kafkajs.target, "kafka 127.0.0.1:9092");
@@ -29,7 +29,7 @@ Deno.test("createBrokerTransport() opens the transport on the chosen client", as
     await kafkajs.close();
     await platformatic.close();
   }
-  assert.throws(
+  await assert.rejects(
     () => createBrokerTransport("127.0.0.1:9092", { client: "rdkafka" as "kafkajs" }),
     (error: unknown) => error instanceof ConfigError && error.field === "KAFKA_CLIENT",
   );
