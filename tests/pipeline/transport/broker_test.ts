@@ -34,3 +34,27 @@ Deno.test("createBrokerTransport() opens the transport on the chosen client", as
     (error: unknown) => error instanceof ConfigError && error.field === "KAFKA_CLIENT",
   );
 });
+
+Deno.test("createBrokerTransport() refuses platformatic on a secured cluster it cannot serve", async () => {
+  const before = Deno.env.get("KAFKA_SECURITY_PROTOCOL");
+  Deno.env.set("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
+  try {
+    await assert.rejects(
+      () => createBrokerTransport("127.0.0.1:9092", { client: "platformatic" }),
+      (error: unknown) =>
+        error instanceof ConfigError && error.field === "KAFKA_SECURITY_PROTOCOL" &&
+        /use KAFKA_CLIENT=kafkajs on a secured cluster/.test(error.message),
+    );
+  } finally {
+    if (before === undefined) Deno.env.delete("KAFKA_SECURITY_PROTOCOL");
+    else Deno.env.set("KAFKA_SECURITY_PROTOCOL", before);
+  }
+  const plaintext = await createBrokerTransport(
+    "127.0.0.1:9092",
+    {
+      client: "platformatic",
+      security: { protocol: "PLAINTEXT" },
+    } as Parameters<typeof createBrokerTransport>[1],
+  );
+  await plaintext.close();
+});
