@@ -177,6 +177,8 @@ export function profileTransport(
     transactionalProducer: (options) => inner.transactionalProducer(options),
     endOffsets: (topic) => inner.endOffsets(topic),
     committedOffsets: (groupId, topic) => inner.committedOffsets(groupId, topic),
+    readPartitions: (topic, partitions, each, signal) =>
+      inner.readPartitions(topic, partitions, each, signal),
     close: () => inner.close(),
     profile(): TransportProfile {
       return {

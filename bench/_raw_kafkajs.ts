@@ -9,7 +9,8 @@
  * @module
  */
 import kafkajs from "kafkajs";
-import type { Kafka, KafkaMessage, Message } from "kafkajs";
+import type { Kafka, KafkaConfig, KafkaMessage, Message } from "kafkajs";
+import { kafkaClientSecurity, kafkaSecurityFromEnv } from "../pipeline/transport/kafka/security.ts";
 import { PipelineError } from "../pipeline/errors.ts";
 import { round } from "./_stats.ts";
 
@@ -52,12 +53,22 @@ export interface RawBaselineResult {
   readonly produceRecordsPerSecond: number;
 }
 
+/**
+ * kafkajs's `ssl` and `sasl` from the `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and
+ * `KAFKA_SSL_*` variables, so the raw clients reach the same secured cluster as the pipeline.
+ */
+export function rawKafkaSecurity(): Pick<KafkaConfig, "ssl" | "sasl"> {
+  const { ssl, sasl } = kafkaClientSecurity(kafkaSecurityFromEnv());
+  return { ssl, sasl };
+}
+
 /** Runs the baseline; the topic is left for the caller to delete. */
 export async function runRawBaseline(options: RawBaselineOptions): Promise<RawBaselineResult> {
   const { brokers, topic, groupId, records, partitions, batchSize, timeoutMs } = options;
   const kafka: Kafka = new kafkajs.Kafka({
     brokers: [...brokers],
     clientId: "bench-raw",
+    ...rawKafkaSecurity(),
     // "Coordinator is loading" on a fresh broker is logged at ERROR and retried by kafkajs;
     // real failures reject the calls below.
     logLevel: logLevel.NOTHING,
@@ -190,6 +201,7 @@ export async function runRawTransform(options: RawTransformOptions): Promise<Raw
   const kafka: Kafka = new kafkajs.Kafka({
     brokers: [...brokers],
     clientId: "bench-raw-transform",
+    ...rawKafkaSecurity(),
     logLevel: logLevel.NOTHING,
   });
   const admin = kafka.admin();

@@ -40,7 +40,7 @@ import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { type ClientRow, compareClients, describeClients } from "./_clients.ts";
 import { profileTransport } from "./_profiled_transport.ts";
 import type { TransportProfile } from "./_profiled_transport.ts";
-import { runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
+import { rawKafkaSecurity, runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
 import type { RawBaselineResult } from "./_raw_kafkajs.ts";
 import { describePercentiles, percentiles, round } from "./_stats.ts";
 import type { Percentiles } from "./_stats.ts";
@@ -159,6 +159,7 @@ async function checkBroker(brokers: string[]): Promise<void> {
   const admin = new kafkajs.Kafka({
     brokers,
     clientId: "bench-check",
+    ...rawKafkaSecurity(),
     connectionTimeout: 1000,
     retry: { retries: 1, initialRetryTime: 100 },
     logLevel: kafkajs.logLevel.NOTHING,
@@ -181,6 +182,7 @@ async function deleteTopics(brokers: string[], topics: string[]): Promise<void> 
   const admin = new kafkajs.Kafka({
     brokers,
     clientId: "bench-cleanup",
+    ...rawKafkaSecurity(),
     logLevel: kafkajs.logLevel.NOTHING,
   }).admin();
   await admin.connect();

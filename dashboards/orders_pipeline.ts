@@ -1,9 +1,11 @@
 /**
- * The "Orders pipeline" Grafana dashboard as code: throughput, failures, DLQ, lag, retries,
- * latency (exemplar links to Tempo enabled, for exporters that record them) and the runtime's own health.
+ * The "Orders pipeline" Grafana dashboard and alert rules as code: what the generator
+ * (`pipeline_dashboard.ts`, `alerts.ts`) derives from the orders pipeline's definition, plus
+ * the orders domain's business panels and alert (orders published, publish failures and
+ * latency, payment processing latency).
  *
- * Panels are declared as data ({@linkcode PANELS}) and built with the Grafana Foundation SDK;
- * every query is listed in {@linkcode PANEL_QUERIES} so tests can run each one on Prometheus.
+ * Every query is listed in {@linkcode PANEL_QUERIES} and {@linkcode ALERT_EXPRESSIONS} so tests
+ * can run each one on Prometheus.
  *
  * @example
  * ```ts
@@ -14,14 +16,24 @@
  *
  * @module
  */
-import * as common from "@grafana/grafana-foundation-sdk/common";
-import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
-import * as prometheus from "@grafana/grafana-foundation-sdk/prometheus";
-import * as stat from "@grafana/grafana-foundation-sdk/stat";
-import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
+import type * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
+import { describePipeline, type PipelineDescription } from "../pipeline/describe.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
+import { retryPreset } from "../stages/config.ts";
+import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
+import { createPaymentGateway } from "../stages/payment_gateway.ts";
+import { PROCESS_PAYMENT } from "../stages/process_payment.ts";
 import { ORDER_METRIC } from "../stages/telemetry.ts";
-import { increase, maxBy, quantile, sumBy, sumRate, toPromql } from "./_promql.ts";
+import {
+  type AlertExpression,
+  alertExpressions,
+  type AlertRule,
+  pipelineAlertRules,
+  ruleGroupName,
+} from "./alerts.ts";
+import { NO_EXEMPLARS_NOTE, panelQueries, type PanelQuery, type PanelSpec, q } from "./_panels.ts";
+import { pipelineDashboard, pipelineDashboardPanels } from "./pipeline_dashboard.ts";
+import { quantile, sumRate } from "./_promql.ts";
 
 /** The dashboard's stable uid, so links and provisioning survive regeneration. */
 export const DASHBOARD_UID = "orders-pipeline";
@@ -29,72 +41,27 @@ export const DASHBOARD_UID = "orders-pipeline";
 /** The dashboard's title. */
 export const DASHBOARD_TITLE = "Orders pipeline";
 
-/** The name of the datasource variable every panel queries through. */
-export const DATASOURCE_VARIABLE = "datasource";
+/** Processing p95 in milliseconds above which `PipelineProcessingP95High` fires. */
+export const PROCESSING_P95_MS_MAX = 200;
 
-/** The provisioned Prometheus datasource's uid, the variable's default. */
-export const PROMETHEUS_DATASOURCE_UID = "prometheus";
+/**
+ * The orders pipeline as the commands run it (topics `orders`, `payments`, `orders.dlq`, group
+ * `payment-service`), described as data, with the `tiered` retry preset: the fullest topology
+ * (the README's diagram shows the same), so the panels also cover the retry topics of a run that
+ * uses them. The gateway only matters to the handler, never to the description.
+ */
+export const ORDERS_DESCRIPTION: PipelineDescription = describePipeline(
+  createOrdersPipeline({ gateway: createPaymentGateway(), retry: retryPreset("tiered") }),
+);
 
-/** What latency panels say about exemplars: the link is set up, the SDK records none yet. */
-const EXEMPLAR_NOTE =
-  "exemplars, where the metrics path carries them, open the trace (the OTel JS SDK records none yet).";
+const ORDERS_ROW = "Orders";
+const PAYMENT = { [LABEL.STAGE]: PROCESS_PAYMENT };
 
-/** The provisioned Tempo datasource's uid, where exemplars' trace ids lead. */
-export const TEMPO_DATASOURCE_UID = "tempo";
-
-/** Every panel's datasource: Prometheus, chosen by the `datasource` variable. */
-export const PANEL_DATASOURCE: { readonly type: "prometheus"; readonly uid: string } = {
-  type: "prometheus",
-  uid: `\${${DATASOURCE_VARIABLE}}`,
-};
-
-/** One query of a panel. */
-export interface QuerySpec {
-  /** The query's refId, unique within its panel. */
-  readonly refId: string;
-  /** The PromQL expression, possibly with Grafana macros such as `$__rate_interval`. */
-  readonly expr: string;
-  /** The series' legend, Grafana's `{{label}}` template. */
-  readonly legend: string;
-  /** Whether to fetch exemplars (trace ids on latency points). */
-  readonly exemplar?: boolean;
-}
-
-/** One panel, as data. */
-export interface PanelSpec {
-  /** The panel's title, unique in the dashboard. */
-  readonly title: string;
-  /** The row the panel sits in. */
-  readonly row: string;
-  /** `stat` for a big number, `timeseries` for a graph. */
-  readonly kind: "stat" | "timeseries";
-  /** Grafana's unit id (`ops`, `ms`, `short`, ...). */
-  readonly unit: string;
-  /** What the panel shows, in a sentence. */
-  readonly description: string;
-  /** The panel's width on Grafana's 24-column grid. */
-  readonly width: number;
-  /** The panel's queries. */
-  readonly queries: readonly QuerySpec[];
-  /** Draw bars instead of lines (counts per interval). */
-  readonly bars?: boolean;
-}
-
-const STAGE = LABEL.STAGE;
-const BY_PARTITION = [LABEL.GROUP, LABEL.TOPIC, LABEL.PARTITION] as const;
-
-/** Lag per partition; `max` so a partition reported twice around a rebalance is not doubled. */
-const LAG_PER_PARTITION = maxBy(BY_PARTITION, METRIC.CONSUMER_LAG.prom);
-
-function q(refId: string, expr: string, legend: string, exemplar?: boolean): QuerySpec {
-  return exemplar ? { refId, expr, legend, exemplar } : { refId, expr, legend };
-}
-
-/** Every panel of the dashboard, in layout order. */
-export const PANELS: readonly PanelSpec[] = [
+/** The orders domain's business panels, placed before the generated ones. */
+export const BUSINESS_PANELS: readonly PanelSpec[] = [
   {
     title: "Orders published/s",
-    row: "Overview",
+    row: ORDERS_ROW,
     kind: "stat",
     unit: "ops",
     width: 4,
@@ -103,229 +70,89 @@ export const PANELS: readonly PanelSpec[] = [
   },
   {
     title: "Publish failures/s",
-    row: "Overview",
+    row: ORDERS_ROW,
     kind: "stat",
     unit: "ops",
-    width: 3,
+    width: 4,
     description: "Orders the order service could not publish, per second.",
     queries: [q("A", sumRate(ORDER_METRIC.ORDERS_FAILED), "failed")],
   },
   {
     title: "Publish p95 latency",
-    row: "Overview",
+    row: ORDERS_ROW,
     kind: "stat",
     unit: "ms",
-    width: 3,
-    description: "95th percentile of the time from send to broker acknowledgement.",
+    width: 4,
+    description:
+      `95th percentile of the time from send to broker acknowledgement. ${NO_EXEMPLARS_NOTE}`,
     queries: [q("A", quantile(0.95, ORDER_METRIC.ORDER_PUBLISH_LATENCY), "p95")],
   },
   {
-    title: "Consumed/s",
-    row: "Overview",
-    kind: "stat",
-    unit: "ops",
-    width: 4,
-    description: "Records consumed by every stage, per second.",
-    queries: [q("A", sumRate(METRIC.MESSAGES_CONSUMED), "consumed")],
-  },
-  {
     title: "Processing p95",
-    row: "Overview",
+    row: ORDERS_ROW,
     kind: "stat",
     unit: "ms",
-    width: 3,
-    description: "95th percentile of the time to process one order, retries included.",
+    width: 4,
+    description:
+      `95th percentile of the time to process one order, retries included. ${NO_EXEMPLARS_NOTE}`,
     queries: [q("A", quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY), "p95")],
   },
   {
     title: "Payment failures/s",
-    row: "Overview",
+    row: ORDERS_ROW,
     kind: "stat",
     unit: "ops",
     width: 4,
-    description: "Handler attempts that failed (each retry counts), per second.",
-    queries: [q("A", sumRate(METRIC.MESSAGES_FAILED), "failed")],
+    description: "Payment attempts that failed (each retry counts), per second.",
+    queries: [q("A", sumRate(METRIC.MESSAGES_FAILED, { where: PAYMENT }), "failed")],
   },
   {
-    title: "DLQ/s",
-    row: "Overview",
+    title: "Orders dead-lettered/s",
+    row: ORDERS_ROW,
     kind: "stat",
     unit: "ops",
-    width: 3,
-    description: "Records sent to the dead-letter queue, per second.",
-    queries: [q("A", sumRate(METRIC.DLQ_MESSAGES), "dead-lettered")],
+    width: 4,
+    description: "Orders sent to the dead-letter queue, per second.",
+    queries: [q("A", sumRate(METRIC.DLQ_MESSAGES, { where: PAYMENT }), "dead-lettered")],
   },
   {
-    title: "Published vs consumed",
-    row: "Throughput",
+    title: "Published vs paid",
+    row: ORDERS_ROW,
     kind: "timeseries",
     unit: "ops",
     width: 12,
-    description: "Orders published against records consumed, per second, per stage.",
+    description: "Orders published against orders the payment stage consumed, per second.",
     queries: [
       q("A", sumRate(ORDER_METRIC.ORDERS_PUBLISHED), "published"),
-      q("B", sumRate(METRIC.MESSAGES_CONSUMED, { by: [STAGE] }), "consumed {{stage}}"),
-    ],
-  },
-  {
-    title: "DLQ and failures over time",
-    row: "Throughput",
-    kind: "timeseries",
-    unit: "ops",
-    width: 12,
-    description: "Dead-lettered records, failed handler attempts and failed publishes, per second.",
-    queries: [
-      q("A", sumRate(METRIC.DLQ_MESSAGES, { by: [STAGE] }), "DLQ {{stage}}"),
-      q(
-        "B",
-        sumRate(METRIC.MESSAGES_FAILED, { by: [STAGE, LABEL.ERROR_TYPE] }),
-        "failed {{stage}} {{error_type}}",
-      ),
+      q("B", sumRate(METRIC.MESSAGES_CONSUMED, { where: PAYMENT }), "consumed"),
       q("C", sumRate(ORDER_METRIC.ORDERS_FAILED), "publish failed"),
     ],
   },
   {
-    title: "Consumer lag per partition",
-    row: "Backlog",
-    kind: "timeseries",
-    unit: "short",
-    width: 12,
-    description: "Records not yet committed, per consumer group, topic and partition.",
-    queries: [q("A", LAG_PER_PARTITION, "{{group}} {{topic}}/{{partition}}")],
-  },
-  {
-    title: "Retries per tier",
-    row: "Backlog",
-    kind: "timeseries",
-    unit: "ops",
-    width: 12,
-    description: "Retries per second, per stage and retry tier (0 is in place).",
-    queries: [
-      q("A", sumRate(METRIC.RETRIES, { by: [STAGE, LABEL.TIER] }), "{{stage}} tier {{tier}}"),
-    ],
-  },
-  {
     title: "Publish and processing p95",
-    row: "Latency",
+    row: ORDERS_ROW,
     kind: "timeseries",
     unit: "ms",
     width: 12,
-    description: `95th percentiles of publish and processing latency; ${EXEMPLAR_NOTE}`,
+    description: `95th percentiles of publish and payment processing latency. ${NO_EXEMPLARS_NOTE}`,
     queries: [
-      q("A", quantile(0.95, ORDER_METRIC.ORDER_PUBLISH_LATENCY), "publish p95", true),
-      q("B", quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY), "processing p95", true),
+      q("A", quantile(0.95, ORDER_METRIC.ORDER_PUBLISH_LATENCY), "publish p95"),
+      q(
+        "B",
+        quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY, { by: [LABEL.OUTCOME] }),
+        "processing p95 {{outcome}}",
+      ),
     ],
-  },
-  {
-    title: "End-to-end latency",
-    row: "Latency",
-    kind: "timeseries",
-    unit: "ms",
-    width: 12,
-    description: `From the order's creation to its final outcome; ${EXEMPLAR_NOTE}`,
-    queries: [
-      q("A", quantile(0.5, METRIC.END_TO_END_LATENCY), "p50", true),
-      q("B", quantile(0.95, METRIC.END_TO_END_LATENCY), "p95", true),
-      q("C", quantile(0.99, METRIC.END_TO_END_LATENCY), "p99", true),
-    ],
-  },
-  {
-    title: "Worker restarts",
-    row: "Runtime",
-    kind: "timeseries",
-    unit: "short",
-    width: 12,
-    bars: true,
-    description: "Workers the supervisor restarted after a crash, per stage.",
-    queries: [
-      q("A", sumBy([STAGE], increase(METRIC.WORKER_RESTARTS)), "{{stage}}"),
-    ],
-  },
-  {
-    title: "Records in flight",
-    row: "Runtime",
-    kind: "timeseries",
-    unit: "short",
-    width: 12,
-    description: "Records being handled right now, per stage.",
-    queries: [q("A", sumBy([STAGE], METRIC.IN_FLIGHT.prom), "{{stage}}")],
   },
 ];
 
-/** One dashboard query, ready to evaluate. */
-export interface PanelQuery {
-  /** The panel's title. */
-  readonly panel: string;
-  /** The query's refId in its panel. */
-  readonly refId: string;
-  /** The expression as Grafana sends it (with macros such as `$__rate_interval`). */
-  readonly expr: string;
-  /** The same expression with Grafana's macros replaced, for Prometheus' own API. */
-  readonly promql: string;
-}
+/** Every panel of the dashboard, in layout order: business panels, then generated ones. */
+export const PANELS: readonly PanelSpec[] = pipelineDashboardPanels(ORDERS_DESCRIPTION, {
+  before: BUSINESS_PANELS,
+});
 
-/** Every query of the dashboard, in panel order. */
-export const PANEL_QUERIES: readonly PanelQuery[] = PANELS.flatMap((panel) =>
-  panel.queries.map(({ refId, expr }) => ({
-    panel: panel.title,
-    refId,
-    expr,
-    promql: toPromql(expr),
-  }))
-);
-
-function target(spec: QuerySpec): prometheus.DataqueryBuilder {
-  const builder = new prometheus.DataqueryBuilder()
-    .datasource(PANEL_DATASOURCE)
-    .refId(spec.refId)
-    .expr(spec.expr)
-    .legendFormat(spec.legend)
-    .range();
-  return spec.exemplar ? builder.exemplar(true) : builder;
-}
-
-function statPanel(spec: PanelSpec, id: number): stat.PanelBuilder {
-  const panel = new stat.PanelBuilder()
-    .id(id)
-    .title(spec.title)
-    .description(spec.description)
-    .datasource(PANEL_DATASOURCE)
-    .unit(spec.unit)
-    .span(spec.width)
-    .height(4)
-    .graphMode(common.BigValueGraphMode.Area)
-    .colorMode(common.BigValueColorMode.Value)
-    .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(["lastNotNull"]).values(false));
-  for (const query of spec.queries) panel.withTarget(target(query));
-  return panel;
-}
-
-function timeseriesPanel(spec: PanelSpec, id: number): timeseries.PanelBuilder {
-  const panel = new timeseries.PanelBuilder()
-    .id(id)
-    .title(spec.title)
-    .description(spec.description)
-    .datasource(PANEL_DATASOURCE)
-    .unit(spec.unit)
-    .span(spec.width)
-    .height(8)
-    .legend(
-      new common.VizLegendOptionsBuilder()
-        .showLegend(true)
-        .displayMode(common.LegendDisplayMode.Table)
-        .placement(common.LegendPlacement.Bottom)
-        .calcs(["mean", "max", "lastNotNull"]),
-    )
-    .tooltip(
-      new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(
-        common.SortOrder.Descending,
-      ),
-    )
-    .fillOpacity(10)
-    .drawStyle(spec.bars ? common.GraphDrawStyle.Bars : common.GraphDrawStyle.Line);
-  for (const query of spec.queries) panel.withTarget(target(query));
-  return panel;
-}
+/** Every Prometheus query of the dashboard, in panel order. */
+export const PANEL_QUERIES: readonly PanelQuery[] = panelQueries(PANELS);
 
 /**
  * Builds the "Orders pipeline" dashboard, Grafana's JSON model for file provisioning.
@@ -336,42 +163,44 @@ function timeseriesPanel(spec: PanelSpec, id: number): timeseries.PanelBuilder {
  * ```
  */
 export function ordersPipelineDashboard(): dashboard.Dashboard {
-  const builder = new dashboard.DashboardBuilder(DASHBOARD_TITLE)
-    .uid(DASHBOARD_UID)
-    .description(
-      "Orders from publication to payment or DLQ: throughput, failures, lag, retries, latency " +
-        "with exemplars linking to Tempo traces, and the runtime's health.",
-    )
-    .tags(["orders", "pipeline", "kafka"])
-    .editable()
-    .tooltip(dashboard.DashboardCursorSync.Crosshair)
-    .refresh("10s")
-    .time({ from: "now-30m", to: "now" })
-    .timezone("browser")
-    .annotation(
-      new dashboard.AnnotationQueryBuilder()
-        .name("Annotations & Alerts")
-        .builtIn(1)
-        .datasource({ type: "grafana", uid: "-- Grafana --" })
-        .type("dashboard")
-        .enable(true)
-        .hide(true)
-        .iconColor("rgba(0, 211, 255, 1)"),
-    )
-    .withVariable(
-      new dashboard.DatasourceVariableBuilder(DATASOURCE_VARIABLE)
-        .label("Prometheus")
-        .type("prometheus")
-        .current({ text: "Prometheus", value: PROMETHEUS_DATASOURCE_UID, selected: true }),
-    );
-  let id = 0;
-  let row: string | undefined;
-  for (const spec of PANELS) {
-    if (spec.row !== row) {
-      row = spec.row;
-      builder.withRow(new dashboard.RowBuilder(row).id(++id));
-    }
-    builder.withPanel(spec.kind === "stat" ? statPanel(spec, ++id) : timeseriesPanel(spec, ++id));
-  }
-  return builder.build();
+  return pipelineDashboard(ORDERS_DESCRIPTION, {
+    uid: DASHBOARD_UID,
+    title: DASHBOARD_TITLE,
+    description: "Orders from publication to payment or DLQ: the business numbers, then what " +
+      "the pipeline generator derives from its definition (topology, throughput, latency with " +
+      "exemplars linking span metrics to Tempo traces, retries, dead letters, lag, runtime).",
+    tags: ["orders", "pipeline", "kafka"],
+    before: BUSINESS_PANELS,
+  });
 }
+
+/** The orders domain's own alert: payment processing too slow. */
+export const BUSINESS_ALERT_RULES: readonly AlertRule[] = [
+  {
+    alert: "PipelineProcessingP95High",
+    expr: `${
+      quantile(0.95, ORDER_METRIC.PAYMENT_PROCESSING_LATENCY, { window: "5m" })
+    } > ${PROCESSING_P95_MS_MAX}`,
+    for: "5m",
+    severity: "warning",
+    summary: "Payment processing p95 is {{ $value | humanize }} ms",
+    description: `The 95th percentile of ${ORDER_METRIC.PAYMENT_PROCESSING_LATENCY.prom} ` +
+      `stayed above ${PROCESSING_P95_MS_MAX} ms for 5 minutes. Find a slow order's trace in ` +
+      "Tempo (service payment-service) to see whether the gateway or retries take the time.",
+  },
+];
+
+/** Where the orders rules file lives, relative to the repository root. */
+export const RULES_FILE = "infra/prometheus/rules/pipeline_alerts.yml";
+
+/** The orders rule group's name. */
+export const RULE_GROUP: string = ruleGroupName(ORDERS_DESCRIPTION.name);
+
+/** Every orders alerting rule, in file order: generated, then business. */
+export const ALERT_RULES: readonly AlertRule[] = [
+  ...pipelineAlertRules(ORDERS_DESCRIPTION),
+  ...BUSINESS_ALERT_RULES,
+];
+
+/** Every orders alert's expression, in file order. */
+export const ALERT_EXPRESSIONS: readonly AlertExpression[] = alertExpressions(ALERT_RULES);

@@ -7,14 +7,17 @@
  * records are queued or `lingerMs` has passed since the first queued one, whichever comes
  * first. One flush is in flight at a time (with an idempotent producer and one request in
  * flight, records land in the order they were sent); the next starts when the previous one
- * settles. Each call resolves with its own delivery reports once its flush is acknowledged; a
- * flush that fails rejects every call in it.
+ * settles. Each call resolves with its own delivery reports once its flush is acknowledged. A
+ * flush that fails with a retriable error (a broker away) rejects every call in it; one that
+ * fails for good (say, a record larger than its topic takes) is sent again call by call, so
+ * only the call at fault fails and the others' records are written (at-least-once: what the
+ * failed request did write may be written twice).
  *
  * @module
  */
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
-import { ConfigError, PipelineError } from "./errors.ts";
+import { ConfigError, isRetriable, PipelineError } from "./errors.ts";
 import type { DeliveryReport, OutgoingRecord, Producer } from "./transport/transport.ts";
 
 /** Options for {@linkcode batchingProducer}. */
@@ -156,7 +159,18 @@ export function batchingProducer(
         at += call.records.length;
       }
     } catch (error) {
-      for (const call of batch) call.reject(error);
+      if (batch.length === 1 || isRetriable(error)) {
+        for (const call of batch) call.reject(error);
+        return;
+      }
+      // One call's records spoiled the request for all: find it by sending each call alone.
+      for (const call of batch) {
+        try {
+          call.resolve(await producer.send(call.records));
+        } catch (callError) {
+          call.reject(callError);
+        }
+      }
     }
   }
 

@@ -13,7 +13,8 @@ import { REFERENCE_RETRY, retryTopicName, validateRetryPolicy } from "./retry.ts
 import type { RetryPolicy } from "./retry.ts";
 import { NAME_PATTERN } from "./stage.ts";
 import type { Stage } from "./stage.ts";
-import { DeadLetterEnvelopeSchema } from "./dead_letter.ts";
+import { DeadLetterEnvelopeSchema, DEFAULT_MAX_MESSAGE_BYTES } from "./dead_letter.ts";
+import { DEFAULT_STATE_RETENTION_MS, StateEntrySchema } from "./state_store.ts";
 import type { TopicSpec } from "./transport/transport.ts";
 import { TOPIC_NAME_PATTERN } from "./transport/transport.ts";
 
@@ -29,6 +30,12 @@ export interface TopicDefinition extends TopicSpec {
    * @default false
    */
   readonly deadLetter?: boolean;
+  /**
+   * Whether the topic is a keyed stage's state changelog (derived by `definePipeline`, never
+   * declared: compacted, co-partitioned with the stage's input).
+   * @default false
+   */
+  readonly changelog?: boolean;
 }
 
 /** Something outside the stages that writes a topic (a service, a generator, a connector). */
@@ -70,6 +77,19 @@ export interface StageNode {
    * @default 1
    */
   readonly concurrency?: number;
+  /**
+   * For a keyed stage: how long a key's state entry is kept after its outcome, in ms. A record
+   * of the key delivered again within it is a duplicate; memory holds the keys of this window.
+   * @default 604800000 (7 days)
+   */
+  readonly stateRetentionMs?: number;
+  /**
+   * For a keyed stage with retry tiers: while a key has a record in a tier, later records of the
+   * key follow it into the tiers instead of overtaking it (per-key order through retries).
+   * Without it, a record in a tier is overtaken by later records of its key.
+   * @default true
+   */
+  readonly orderedRetries?: boolean;
 }
 
 /** The input to {@linkcode definePipeline}. */
@@ -90,8 +110,22 @@ export interface ResolvedStageNode extends StageNode {
   readonly retry: RetryPolicy;
   /** The number of workers. */
   readonly concurrency: number;
+  /** The state retention in force, in ms. */
+  readonly stateRetentionMs: number;
+  /** Whether later records of a key follow a record of it parked in a tier (keyed, tiered). */
+  readonly orderedRetries: boolean;
   /** The retry tier topics, in tier order (empty without tiers). */
   readonly retryTopics: readonly string[];
+  /**
+   * The state changelog topic of a keyed stage (`<group>-<stage>-changelog`), `undefined` for
+   * an unkeyed one.
+   */
+  readonly changelog?: string;
+  /**
+   * The most bytes one dead letter may take: the DLQ topic's declared `max.message.bytes`, or
+   * Kafka's default (1 MiB).
+   */
+  readonly deadLetterMaxBytes: number;
 }
 
 /** A validated pipeline. */
@@ -151,6 +185,33 @@ function checkTopic(topic: TopicDefinition): void {
       undefined,
       `topics.${topic.name}.partitions`,
     );
+  }
+  const factor = topic.replicationFactor;
+  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
+    refuse(
+      `Cannot define topic "${topic.name}" as 'replicationFactor' must be a positive integer: current value is ${factor}`,
+      undefined,
+      `topics.${topic.name}.replicationFactor`,
+    );
+  }
+  const minInsync = topic.config?.["min.insync.replicas"];
+  if (minInsync !== undefined) {
+    const value = Number(minInsync);
+    if (!Number.isInteger(value) || value < 1) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be a positive integer: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
+    if (factor !== undefined && value > factor) {
+      refuse(
+        `Cannot define topic "${topic.name}" as 'min.insync.replicas' must be at most its ` +
+          `replication factor ${factor}: current value is "${minInsync}"`,
+        undefined,
+        `topics.${topic.name}.config.min.insync.replicas`,
+      );
+    }
   }
   if (!topic.deadLetter && topic.schema === undefined) {
     refuse(
@@ -220,6 +281,18 @@ function resolveNode(
       "deadLetter",
     );
   }
+  const declaredMaxBytes = dlq.config?.["max.message.bytes"];
+  const deadLetterMaxBytes = declaredMaxBytes === undefined
+    ? DEFAULT_MAX_MESSAGE_BYTES
+    : Number(declaredMaxBytes);
+  if (!Number.isSafeInteger(deadLetterMaxBytes) || deadLetterMaxBytes < 16 * 1024) {
+    refuse(
+      `${where} as 'max.message.bytes' of dead-letter topic "${node.deadLetter}" must be an ` +
+        `integer of at least 16384: current value is "${declaredMaxBytes}"`,
+      name,
+      "deadLetter",
+    );
+  }
   if (!NAME_PATTERN.test(node.group ?? "")) {
     refuse(`${where} as 'group' must be lowercase words joined by dashes`, name, "group");
   }
@@ -241,7 +314,32 @@ function resolveNode(
   const retry = node.retry ?? REFERENCE_RETRY;
   validateRetryPolicy(retry, name);
   const retryTopics = retry.tiers.map((_, i) => retryTopicName(node.input, i + 1));
-  return { ...node, retry, concurrency, retryTopics };
+  const changelog = node.stage.key ? changelogTopicName(node.group, name) : undefined;
+  const stateRetentionMs = node.stateRetentionMs ?? DEFAULT_STATE_RETENTION_MS;
+  if (!Number.isSafeInteger(stateRetentionMs) || stateRetentionMs < 1) {
+    refuse(
+      `${where} as 'stateRetentionMs' must be a positive integer: current value is ${stateRetentionMs}`,
+      name,
+      "stateRetentionMs",
+    );
+  }
+  const orderedRetries = (node.orderedRetries ?? true) && changelog !== undefined &&
+    retryTopics.length > 0;
+  return {
+    ...node,
+    retry,
+    concurrency,
+    retryTopics,
+    deadLetterMaxBytes,
+    changelog,
+    stateRetentionMs,
+    orderedRetries,
+  };
+}
+
+/** The changelog topic of a keyed stage's state: `<group>-<stage>-changelog`. */
+export function changelogTopicName(group: string, stage: string): string {
+  return `${group}-${stage}-changelog`;
 }
 
 function checkEveryInputIsWritten(
@@ -343,6 +441,34 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
       topics.set(name, tier);
       allTopics.push(tier);
     }
+    if (node.changelog !== undefined) {
+      if (topics.has(node.changelog)) {
+        refuse(
+          `Cannot run stage "${node.stage.name}" as its changelog topic "${node.changelog}" is already declared`,
+          node.stage.name,
+          "group",
+        );
+      }
+      const input = topics.get(node.input)!;
+      const minInsync = input.config?.["min.insync.replicas"];
+      const changelog: TopicDefinition = {
+        name: node.changelog,
+        // Co-partitioned with the input: the state of input partition p is changelog partition p.
+        partitions: input.partitions,
+        // As durable as the input it records the outcomes of.
+        ...(input.replicationFactor === undefined
+          ? {}
+          : { replicationFactor: input.replicationFactor }),
+        schema: StateEntrySchema,
+        changelog: true,
+        config: {
+          "cleanup.policy": "compact",
+          ...(minInsync === undefined ? {} : { "min.insync.replicas": minInsync }),
+        },
+      };
+      topics.set(node.changelog, changelog);
+      allTopics.push(changelog);
+    }
   }
   const stagesByName = new Map(stages.map((s) => [s.stage.name, s]));
   const sourcesByName = new Map(sources.map((s) => [s.name, s]));
@@ -355,7 +481,7 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     }
     return found;
   };
-  return Object.freeze({
+  const pipeline: Pipeline = Object.freeze({
     name: spec.name,
     topics: Object.freeze(allTopics),
     sources: Object.freeze([...sources]),
@@ -364,6 +490,25 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
     stage: (name: string) => lookup(stagesByName, "stage", name),
     source: (name: string) => lookup(sourcesByName, "source", name),
   });
+  DEFINED.add(pipeline);
+  return pipeline;
+}
+
+/** Every pipeline {@linkcode definePipeline} returned: what {@linkcode isPipeline} asks. */
+const DEFINED = new WeakSet<Pipeline>();
+
+/**
+ * Whether `value` is a pipeline that {@linkcode definePipeline} made (and so validated): how a
+ * command finds the pipeline among a module's exports.
+ *
+ * @example
+ * ```ts
+ * import { isPipeline } from "./definition.ts";
+ * isPipeline({ name: "x", stages: [] }); // false: only definePipeline() makes pipelines
+ * ```
+ */
+export function isPipeline(value: unknown): value is Pipeline {
+  return typeof value === "object" && value !== null && DEFINED.has(value as Pipeline);
 }
 
 /** @internal Exposed for describe(): the DLQ envelope schema as JSON Schema. */

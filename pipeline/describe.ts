@@ -18,7 +18,7 @@ export interface PipelineDescription {
     name: string;
     partitions: number;
     config: Record<string, string>;
-    role: "data" | "retry" | "dead-letter";
+    role: "data" | "retry" | "dead-letter" | "changelog";
     schema: Record<string, unknown>;
   }[];
   /** Writers from outside the stages. */
@@ -34,6 +34,8 @@ export interface PipelineDescription {
     retry: RetryPolicy;
     retryTopics: readonly string[];
     idempotent: boolean;
+    /** The state changelog topic of a keyed stage, `null` for an unkeyed one. */
+    changelog: string | null;
   }[];
 }
 
@@ -46,7 +48,13 @@ export function describePipeline(pipeline: Pipeline): PipelineDescription {
       name: t.name,
       partitions: t.partitions,
       config: { ...t.config },
-      role: t.deadLetter ? "dead-letter" : retryTopics.has(t.name) ? "retry" : "data",
+      role: t.deadLetter
+        ? "dead-letter"
+        : t.changelog
+        ? "changelog"
+        : retryTopics.has(t.name)
+        ? "retry"
+        : "data",
       schema: t.deadLetter ? deadLetterJsonSchema() : jsonSchemaOf(t.schema!),
     })),
     sources: pipeline.sources.map((s) => ({ name: s.name, output: s.output })),
@@ -59,7 +67,8 @@ export function describePipeline(pipeline: Pipeline): PipelineDescription {
       concurrency: s.concurrency,
       retry: s.retry,
       retryTopics: s.retryTopics,
-      idempotent: s.stage.idempotencyKey !== undefined,
+      idempotent: s.stage.key !== undefined,
+      changelog: s.changelog ?? null,
     })),
   };
 }
@@ -87,7 +96,7 @@ export function describePipelineText(pipeline: Pipeline): string {
     lines.push(`      retry: ${retrySummary(s.retry)}`);
     if (s.retryTopics.length > 0) lines.push(`      retry topics: ${s.retryTopics.join(", ")}`);
     lines.push(`      dead letters: ${s.deadLetter}`);
-    if (s.stage.idempotencyKey) lines.push(`      idempotent by input key`);
+    if (s.changelog) lines.push(`      idempotent by record key, state in ${s.changelog}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -125,6 +134,7 @@ export function describePipelineMermaid(pipeline: Pipeline): string {
       lines.push(`  ${topic(name)} -.-> ${id}`);
     }
     lines.push(`  ${id} -. "dead letter" .-> ${topic(s.deadLetter)}`);
+    if (s.changelog) lines.push(`  ${id} -. "state" .-> ${topic(s.changelog)}`);
   }
   return lines.join("\n") + "\n";
 }

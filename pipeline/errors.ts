@@ -94,6 +94,45 @@ export class ValidationError extends FatalError {}
 /** A record that cannot be handled at all: no key where one is required, an oversized value. */
 export class PoisonRecordError extends FatalError {}
 
+/** Options of a {@linkcode KeyMismatchError}. */
+export interface KeyMismatchErrorOptions extends PipelineErrorOptions {
+  /** The key the record carries, or `null` for an unkeyed record. */
+  readonly recordKey: string | null;
+  /** The key the stage derives from the record's value. */
+  readonly derivedKey: string;
+}
+
+/**
+ * A record whose key is not the key its value stands for (e.g. an order under another order's
+ * key). A keyed stage's record key is its idempotency key and decides which member owns it, so
+ * such a record could be handled twice by two owners: it is dead-lettered instead.
+ *
+ * @example
+ * ```ts
+ * import { KeyMismatchError } from "./errors.ts";
+ * const error = new KeyMismatchError({ recordKey: "o-2", derivedKey: "o-1", stage: "pay" });
+ * console.log(error.message);
+ * // Cannot accept record as its key "o-2" is not the key of its value: "o-1"
+ * ```
+ */
+export class KeyMismatchError extends FatalError {
+  /** The key the record carries, or `null` for an unkeyed record. */
+  readonly recordKey: string | null;
+  /** The key the stage derives from the record's value. */
+  readonly derivedKey: string;
+
+  /** Creates the error naming both keys. */
+  constructor(options: KeyMismatchErrorOptions) {
+    const carried = options.recordKey === null ? "(none)" : `"${options.recordKey}"`;
+    super(
+      `Cannot accept record as its key ${carried} is not the key of its value: "${options.derivedKey}"`,
+      options,
+    );
+    this.recordKey = options.recordKey;
+    this.derivedKey = options.derivedKey;
+  }
+}
+
 /** A business rule refused the record (e.g. a payment declined for good). */
 export class RejectedError extends FatalError {}
 

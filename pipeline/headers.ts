@@ -27,6 +27,17 @@ export const HEADER = {
   ERROR_REASON: "x-error-reason",
   /** The stage that failed. */
   STAGE: "x-stage",
+  /**
+   * On a dead letter that is its key's outcome (the record decoded and its key matched): a
+   * redelivery of the key is a duplicate. Dead letters without it (undecodable records, keys
+   * that do not match) leave their key open.
+   */
+  KEY_OUTCOME: "x-key-outcome",
+  /**
+   * On a record that follows an earlier record of its key into a retry tier (ordered retries):
+   * the input offset of the record it waits behind.
+   */
+  PARKED_BEHIND: "x-parked-behind",
   /** Set on records replayed from the DLQ: the DLQ partition/offset they came from. */
   REPLAYED_FROM: "x-replayed-from",
 } as const;

@@ -1,24 +1,47 @@
 /**
- * What the runtime asks of telemetry, as one small interface: spans around sends, record
- * processing and handler attempts, and the metrics it records. `noopInstrumentation` costs
- * next to nothing; the OpenTelemetry implementation lives in `telemetry/`.
+ * The framework's one instrumentation interface: spans around sends, record processing and
+ * handler attempts, and the metrics the runtime records. Everything that instruments (runner,
+ * publisher, DLQ replay, domain code) takes an {@linkcode Instrumentation};
+ * {@linkcode noopInstrumentation} costs next to nothing, and the OpenTelemetry implementation
+ * is `createInstrumentation()` in `telemetry/instrumentation.ts`, which `setupTelemetry()` hands
+ * out as `telemetry.instrumentation`.
+ *
+ * @example
+ * ```ts
+ * import { noopInstrumentation } from "./instrumentation.ts";
+ * const headers: Record<string, string> = {};
+ * await noopInstrumentation.traceSend("events", headers, { key: "k" }, () => Promise.resolve());
+ * noopInstrumentation.metrics.sent("events");
+ * ```
  *
  * @module
  */
-import type { Counter, Histogram } from "@opentelemetry/api";
+import type { Counter, Histogram, Span } from "@opentelemetry/api";
+import { INVALID_SPAN_CONTEXT, trace } from "@opentelemetry/api";
 import type { MetricName } from "./telemetry/names.ts";
 import type { ConsumedRecord, RecordHeaders } from "./transport/transport.ts";
 
 /** Attributes a span or metric may carry. */
 export type Attributes = Record<string, string | number | boolean>;
 
-/** What a send span knows about its record. */
+/** What a send span records besides the topic. */
 export interface SendAttributes {
-  /** The record key, as text. */
+  /** The record key, as text (`messaging.kafka.message.key`). */
   readonly key?: string;
-  /** The stage or source sending. */
+  /** The partition, when known before sending. */
+  readonly partition?: number;
+  /** The stage or source sending (`pipeline.stage`). */
   readonly stage?: string;
+  /** More attributes for the span. */
+  readonly extra?: Attributes;
 }
+
+/**
+ * How a CONSUMER span relates to the producer's context found in the record headers:
+ * `parent` makes it a child (one trace from the first send to the last outcome), `link` starts
+ * a new trace with a span link to the producer.
+ */
+export type ParentingMode = "parent" | "link";
 
 /** How a record's delivery ended: the `outcome` label, and the runner's outcome kinds. */
 export type ProcessOutcome = "output" | "dead-lettered" | "retry-scheduled" | "duplicate";
@@ -100,11 +123,17 @@ export const NOOP_PIPELINE_METRICS: PipelineMetrics = Object.freeze({
   histogram: () => NOOP_HISTOGRAM,
 });
 
-/** Tracing and metrics for the runtime. */
+/** Tracing and metrics for the runtime: the one interface every instrumented part takes. */
 export interface Instrumentation {
+  /** Whether spans are recorded at all; `false` means every trace call just runs its function. */
+  readonly enabled: boolean;
+  /** How consumer spans relate to the producer context in the record headers. */
+  readonly mode: ParentingMode;
   /**
-   * Runs `fn` in a PRODUCER span `send <topic>`, injecting its trace context into `headers`
-   * (which the caller then sends).
+   * Runs `fn` inside a PRODUCER span `send <topic>`, a child of the active context, after
+   * writing that span's `traceparent` (and `tracestate`) into `headers`: build the outgoing
+   * record's headers from this same object, inside or after this call. On rejection the span
+   * gets `error.type` and status ERROR, and the rejection is passed on.
    */
   traceSend<T>(
     topic: string,
@@ -112,16 +141,28 @@ export interface Instrumentation {
     attributes: SendAttributes,
     fn: () => Promise<T>,
   ): Promise<T>;
-  /** Runs `fn` in a CONSUMER span `process <topic>`, parented to the record's trace context. */
+  /**
+   * Runs `fn` inside a CONSUMER span `process <topic>` for a consumed record. Its parent is the
+   * context in the record headers (mode `parent`), or it starts a trace linked to that context
+   * (mode `link`). The span is active during `fn`, so sends and attempts inside are its
+   * children. `fn` gets the span, to add attributes; rejection marks it failed.
+   */
   traceProcess<T>(
     record: ConsumedRecord,
     group: string,
     stage: string,
-    fn: () => Promise<T>,
+    fn: (span: Span) => Promise<T>,
   ): Promise<T>;
-  /** Runs `fn` in a span for one handler attempt. */
+  /**
+   * Runs one handler attempt inside an INTERNAL span `attempt <stage>` with `pipeline.attempt`
+   * (1 for the first try). A rejected attempt is recorded (status ERROR, an exception event,
+   * `error.type`) and the rejection passed on, so the caller decides to retry.
+   */
   traceAttempt<T>(stage: string, attempt: number, fn: () => Promise<T>): Promise<T>;
-  /** Adds attributes to the active span. */
+  /**
+   * Adds attributes to the span of the record being handled (and to the active span, when that
+   * is an attempt span): how a stage's `setAttributes` reaches the record's `process` span.
+   */
   setSpanAttributes(attributes: Attributes): void;
   /** Marks the active span failed without throwing (a record that was dead-lettered). */
   recordError(error: unknown): void;
@@ -131,12 +172,37 @@ export interface Instrumentation {
 
 function nothing(): void {}
 
-/** Instrumentation that records nothing. */
-export const noopInstrumentation: Instrumentation = {
-  traceSend: (_topic, _headers, _attributes, fn) => fn(),
-  traceProcess: (_record, _group, _stage, fn) => fn(),
-  traceAttempt: (_stage, _attempt, fn) => fn(),
+/** A span that records nothing, handed to `traceProcess` functions when tracing is off. */
+const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Instrumentation that records nothing and runs each function directly. */
+export const noopInstrumentation: Instrumentation = Object.freeze({
+  enabled: false,
+  mode: "parent",
+  traceSend: function traceSendNoop<T>(
+    _topic: string,
+    _headers: RecordHeaders,
+    _attributes: SendAttributes,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    return fn();
+  },
+  traceProcess: function traceProcessNoop<T>(
+    _record: ConsumedRecord,
+    _group: string,
+    _stage: string,
+    fn: (span: Span) => Promise<T>,
+  ): Promise<T> {
+    return fn(NOOP_SPAN);
+  },
+  traceAttempt: function traceAttemptNoop<T>(
+    _stage: string,
+    _attempt: number,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    return fn();
+  },
   setSpanAttributes: nothing,
   recordError: nothing,
   metrics: NOOP_PIPELINE_METRICS,
-};
+});

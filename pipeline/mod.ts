@@ -17,7 +17,7 @@ export * from "./definition.ts";
 export * from "./describe.ts";
 export * from "./errors.ts";
 export * from "./headers.ts";
-export * from "./idempotency.ts";
+export * from "./state_store.ts";
 export * from "./instrumentation.ts";
 export * from "./publisher.ts";
 export * from "./random.ts";

@@ -19,10 +19,14 @@
  *   nothing arrives for `idleTimeoutMs` (then `reachedEnd` is `false`); it never waits forever.
  *   A record whose replay has begun (waiting for its turn under `ratePerSecond`, or sending)
  *   is finished and committed before the replay stops.
- * - **Faithful or not at all.** Envelopes with `value_truncated: true` are skipped (the whole
- *   original is still at `original_topic`/`original_partition`/`original_offset`); envelopes
- *   that are not JSON or do not match the schema are skipped with the reason. Neither stops
- *   the replay.
+ * - **Only to the pipeline's inputs.** A record is sent back only when its `original_topic` is
+ *   one of `replayTo` (the topics the pipeline's stages read); any other (a forged or foreign
+ *   envelope naming, say, an output topic) is refused with an error naming the topic, counted
+ *   in `skipped.refused`, and the replay goes on.
+ * - **Faithful or not at all.** Envelopes with `value_truncated`, `key_truncated` or
+ *   `headers_truncated` set are skipped (the whole original is still at
+ *   `original_topic`/`original_partition`/`original_offset`); envelopes that are not JSON or
+ *   do not match the schema are skipped with the reason. Neither stops the replay.
  * - **Headers.** The original headers are sent as they were, except the runtime's retry
  *   bookkeeping ({@linkcode RUNTIME_HEADERS}: tier, due time, attempts, original position,
  *   last error, stage, first-produced time), so the replayed record starts afresh; then
@@ -42,7 +46,7 @@
  *
  * const transport = createEmbeddedTransport();
  * await transport.ensureTopics([{ name: "orders.dlq", partitions: 1 }]);
- * const report = await replayDeadLetters(transport, { dlqTopic: "orders.dlq" });
+ * const report = await replayDeadLetters(transport, { dlqTopic: "orders.dlq", replayTo: ["orders"] });
  * console.log(report.examined, report.replayed); // 0 0
  * await transport.close();
  * ```
@@ -56,8 +60,8 @@ import { decodeEnvelopeBytes, parseEnvelope } from "./dead_letter.ts";
 import type { DeadLetterEnvelope } from "./dead_letter.ts";
 import { ConfigError, errorMessage, PipelineError } from "./errors.ts";
 import { HEADER } from "./headers.ts";
-import type { Instrumentation } from "./telemetry/instrumentation.ts";
-import { NOOP_INSTRUMENTATION } from "./telemetry/instrumentation.ts";
+import type { Instrumentation } from "./instrumentation.ts";
+import { noopInstrumentation } from "./instrumentation.ts";
 import type {
   ConsumedRecord,
   DeliveryReport,
@@ -93,6 +97,8 @@ export type ReplayOutcome =
   | "would-replay"
   /** Did not match `errorType` / `stage`. */
   | "filtered"
+  /** Its original topic is not one the pipeline reads (not in `replayTo`). */
+  | "refused"
   /** Its value was truncated in the envelope; the original is still on its topic. */
   | "truncated"
   /** Not an envelope: not JSON, or not the envelope schema. */
@@ -109,7 +115,7 @@ export interface ReplayReport {
   /** Records sent back (in a dry run: records that would have been sent). */
   replayed: number;
   /** Records looked at and not sent, by reason. */
-  readonly skipped: { filter: number; truncated: number; invalid: number };
+  readonly skipped: { filter: number; truncated: number; invalid: number; refused: number };
   /** Whether this was a dry run (nothing sent, nothing committed to `group`). */
   readonly dryRun: boolean;
   /**
@@ -139,6 +145,11 @@ export interface ReplayProgress {
 export interface ReplayOptions {
   /** The DLQ topic to read. */
   readonly dlqTopic: string;
+  /**
+   * The topics records may be sent back to: the topics the pipeline's stages read (e.g.
+   * `pipeline.stages.map((node) => node.input)`). A record naming another is refused.
+   */
+  readonly replayTo: readonly string[];
   /**
    * The consumer group whose committed offsets mark the DLQ records already looked at.
    * @default `${dlqTopic}.replay`
@@ -179,7 +190,7 @@ export interface ReplayOptions {
   readonly idleTimeoutMs?: number;
   /**
    * Spans for the sends; the `send <topic>` span is a child of the envelope's trace context.
-   * @default NOOP_INSTRUMENTATION
+   * @default noopInstrumentation
    */
   readonly instrumentation?: Instrumentation;
   /**
@@ -211,12 +222,22 @@ function aborted(signal: AbortSignal): Promise<void> {
 }
 
 function validate(options: ReplayOptions): void {
-  const { dlqTopic, limit, ratePerSecond, idleTimeoutMs } = options;
+  const { dlqTopic, replayTo, limit, ratePerSecond, idleTimeoutMs } = options;
   if (typeof dlqTopic !== "string" || dlqTopic.trim() === "") {
     throw new ConfigError(
       `Cannot replay dead letters as 'dlqTopic' must be a non-empty string: current value is ` +
         `"${dlqTopic}"`,
       { field: "dlqTopic" },
+    );
+  }
+  if (
+    !Array.isArray(replayTo) || replayTo.length === 0 ||
+    replayTo.some((topic) => typeof topic !== "string" || topic.trim() === "")
+  ) {
+    throw new ConfigError(
+      `Cannot replay dead letters as 'replayTo' must list the topics the pipeline reads: ` +
+        `current value is ${JSON.stringify(replayTo)}`,
+      { field: "replayTo" },
     );
   }
   if (options.group !== undefined && options.group.trim() === "") {
@@ -289,6 +310,7 @@ export async function replayDeadLetters(
   validate(options);
   const {
     dlqTopic,
+    replayTo,
     group = `${options.dlqTopic}.replay`,
     errorType,
     stage,
@@ -296,7 +318,7 @@ export async function replayDeadLetters(
     dryRun = false,
     ratePerSecond = 100,
     idleTimeoutMs = 10_000,
-    instrumentation = NOOP_INSTRUMENTATION,
+    instrumentation = noopInstrumentation,
     onProgress = () => {},
     signal,
     clock = systemClock,
@@ -307,7 +329,7 @@ export async function replayDeadLetters(
     group,
     examined: 0,
     replayed: 0,
-    skipped: { filter: 0, truncated: 0, invalid: 0 },
+    skipped: { filter: 0, truncated: 0, invalid: 0, refused: 0 },
     dryRun,
     reachedEnd: false,
   };
@@ -433,10 +455,25 @@ export async function replayDeadLetters(
       progressInRound = true;
       return;
     }
-    if (envelope.value_truncated) {
+    if (!replayTo.includes(envelope.original_topic)) {
+      finish(record, "refused", {
+        envelope,
+        reason: `Cannot replay ${record.topic}/${partition}/${offset} to ` +
+          `"${envelope.original_topic}" as the pipeline does not read that topic: it reads ` +
+          replayTo.map((topic) => `"${topic}"`).join(", "),
+      });
+      progressInRound = true;
+      return;
+    }
+    if (envelope.value_truncated || envelope.key_truncated || envelope.headers_truncated) {
+      const cut = envelope.value_truncated
+        ? `value truncated in the envelope (${envelope.value_size} bytes)`
+        : envelope.key_truncated
+        ? `key truncated in the envelope (${envelope.key_size} bytes)`
+        : "headers truncated in the envelope";
       finish(record, "truncated", {
         envelope,
-        reason: `value truncated in the envelope (${envelope.value_size} bytes); the original ` +
+        reason: `${cut}; the original ` +
           `is at ${envelope.original_topic}/${envelope.original_partition}/` +
           `${envelope.original_offset}`,
       });

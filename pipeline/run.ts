@@ -9,14 +9,19 @@ import type { BatchingProducerOptions } from "./batching_producer.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { Pipeline, ResolvedStageNode } from "./definition.ts";
-import { PipelineError } from "./errors.ts";
-import type { IdempotencyStore } from "./idempotency.ts";
-import { memoryIdempotencyStore } from "./idempotency.ts";
+import { errorMessage, PipelineError } from "./errors.ts";
+import { getLogger } from "./log.ts";
+import { createStageState } from "./state_store.ts";
+import type { RestoreEvent, StageState } from "./state_store.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Random } from "./random.ts";
 import { createRecordHandler } from "./runner.ts";
 import type { StageOutcome } from "./runner.ts";
 import type { Consumer, Producer, Transport } from "./transport/transport.ts";
+
+const log = getLogger(["pipeline", "run"]);
+/** How often a member expires state entries past their retention. */
+const EXPIRY_EVERY_MS = 60_000;
 
 /** Options for {@linkcode startStageMember}. */
 export interface StageMemberOptions {
@@ -34,8 +39,12 @@ export interface StageMemberOptions {
    * @default Math.random
    */
   readonly random?: Random;
-  /** The idempotency store, for stages with an idempotency key. */
-  readonly idempotency?: IdempotencyStore;
+  /**
+   * Told when the member starts restoring partitions' state and when they are restored (a
+   * member restoring is not ready: wire it to `/readyz`).
+   * @default none
+   */
+  readonly onRestore?: (event: RestoreEvent) => void;
   /** Called once per delivery, after its outcome is durable. */
   readonly onOutcome?: (outcome: StageOutcome) => void;
   /** Tracing and metrics. */
@@ -60,6 +69,8 @@ export interface StageMember {
   readonly stage: string;
   /** The consumer. */
   readonly consumer: Consumer;
+  /** The member's state, for a keyed stage. */
+  readonly state?: StageState;
   /**
    * Drains: stops fetching, finishes records in flight and waits for their outcomes to be
    * durable, commits, leaves the group, then flushes the member's batched sends.
@@ -78,13 +89,40 @@ export async function startStageMember(
 ): Promise<StageMember> {
   const topics = [node.input, ...node.retryTopics];
   const { transport } = options;
+  const clock = options.clock ?? systemClock;
   const partitions = node.retryTopics.length + 1;
+  const state = node.changelog === undefined ? undefined : createStageState(transport, {
+    changelog: node.changelog,
+    retentionMs: node.stateRetentionMs,
+    clock,
+    onRestore(event) {
+      if (event.kind === "restoring") {
+        log.info("Restoring the state of partitions {partitions} from {changelog}", {
+          stage: node.stage.name,
+          changelog: event.changelog,
+          partitions: event.partitions.join(","),
+        });
+      } else {
+        log.info("Restored {keys} keys of partitions {partitions} in {ms} ms", {
+          stage: node.stage.name,
+          changelog: event.changelog,
+          partitions: event.partitions.join(","),
+          keys: event.keys,
+          ms: event.ms,
+        });
+      }
+      options.onRestore?.(event);
+    },
+  });
   const consumer = await transport.consumer({
     groupId: node.group,
     topics,
     // Each topic of the stage has the input's partition count.
     partitionConcurrency: partitions * (await transport.endOffsets(node.input)).end.length,
     maxPendingPerPartition: options.maxPendingPerPartition,
+    // Partition p of the input and of every tier is one task, owning partition p's state.
+    copartitioned: true,
+    rebalanceListener: state?.listener,
   });
   // The member's own batching over the shared producer, which its owner closes.
   const producer = batchingProducer(options.producer, {
@@ -94,9 +132,9 @@ export async function startStageMember(
   const handler = createRecordHandler(node, {
     producer,
     group: node.group,
-    clock: options.clock ?? systemClock,
+    clock,
     random: options.random ?? Math.random,
-    idempotency: options.idempotency,
+    state,
     onOutcome: options.onOutcome,
     instrumentation: options.instrumentation,
   });
@@ -107,8 +145,21 @@ export async function startStageMember(
     await producer.close();
     throw error;
   }
+  // Expired entries leave memory and get tombstones in the changelog (compaction drops them).
+  const expiry = state === undefined ? undefined : setInterval(function expireState() {
+    const tombstones = state.expire();
+    if (tombstones.length === 0) return;
+    producer.send(tombstones).catch((error: unknown) => {
+      // Harmless: the entries are gone from memory, and a restore drops them again.
+      log.warn("Cannot write {count} state tombstones: {error_reason}", {
+        count: tombstones.length,
+        error_reason: errorMessage(error),
+      });
+    });
+  }, EXPIRY_EVERY_MS);
   let closed: Promise<void> | undefined;
   async function closeMember(): Promise<void> {
+    clearInterval(expiry);
     try {
       await consumer.close();
     } finally {
@@ -118,17 +169,13 @@ export async function startStageMember(
   return {
     stage: node.stage.name,
     consumer,
+    state,
     close: () => closed ??= closeMember(),
   };
 }
 
 /** Options for {@linkcode startPipeline}. */
-export interface StartPipelineOptions extends Omit<StageMemberOptions, "producer" | "idempotency"> {
-  /**
-   * The idempotency store of each idempotent stage.
-   * @default one in-memory store per stage, shared by its members in this process
-   */
-  readonly idempotency?: (node: ResolvedStageNode) => IdempotencyStore;
+export interface StartPipelineOptions extends Omit<StageMemberOptions, "producer"> {
   /**
    * Members per stage in this process.
    * @default the stage's `concurrency`
@@ -169,12 +216,9 @@ export async function startPipeline(
   const members: StageMember[] = [];
   try {
     for (const node of pipeline.stages) {
-      const idempotency = node.stage.idempotencyKey
-        ? (options.idempotency?.(node) ?? memoryIdempotencyStore())
-        : undefined;
       const count = options.members?.(node) ?? node.concurrency;
       for (let i = 0; i < count; i++) {
-        members.push(await startStageMember(node, { ...options, producer, idempotency }));
+        members.push(await startStageMember(node, { ...options, producer }));
       }
     }
   } catch (error) {

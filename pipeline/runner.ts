@@ -9,19 +9,27 @@
  * delivers the partition's next record meanwhile, and commits this record's offset only once
  * `durable` resolved (and every earlier record is complete): at-least-once, nothing lost. If
  * the outcome cannot be made durable (the broker is gone), `durable` rejects and the record is
- * delivered again. The idempotency store is written, and `onOutcome` called, only once the
- * outcome is durable; a later record with the same idempotency key waits for an earlier one's
+ * delivered again. A keyed stage's state entry (see `state_store.ts`) is sent to its changelog
+ * with the outcome, and applied in memory, and `onOutcome` called, only once the outcome is
+ * durable; a later record with the same key waits for an earlier one's
  * outcome still on its way before it looks the key up.
  *
  * @module
  */
 import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
-import { buildEnvelope } from "./dead_letter.ts";
+import { deadLetterRecord } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
-import { errorMessage, errorType, isRetriable, PoisonRecordError } from "./errors.ts";
+import {
+  errorMessage,
+  errorType,
+  isRetriable,
+  KeyMismatchError,
+  PoisonRecordError,
+  RetryableError,
+} from "./errors.ts";
 import { HEADER, TRACE_HEADERS } from "./headers.ts";
-import type { IdempotencyStore } from "./idempotency.ts";
+import type { StageState, StateEntry } from "./state_store.ts";
 import type { Random } from "./random.ts";
 import { backoffDelay } from "./retry.ts";
 import { getLogger } from "./log.ts";
@@ -74,8 +82,8 @@ export interface RecordHandlerOptions {
   readonly clock: Clock;
   /** Randomness for backoff jitter. */
   readonly random: Random;
-  /** Where idempotent stages remember outcomes; required when the stage has `idempotencyKey`. */
-  readonly idempotency?: IdempotencyStore;
+  /** The member's state of a keyed stage; required when the stage has a `key`. */
+  readonly state?: StageState;
   /** Called once per delivery, after its outcome is durable. */
   readonly onOutcome?: (outcome: StageOutcome) => void;
   /**
@@ -132,10 +140,10 @@ export function createRecordHandler(
   options: RecordHandlerOptions,
 ): RecordHandler {
   const { stage, retry } = node;
-  const { producer, clock, random, idempotency, onOutcome, group } = options;
+  const { producer, clock, random, state, onOutcome, group } = options;
   const telemetry = options.instrumentation ?? noopInstrumentation;
-  if (stage.idempotencyKey && idempotency === undefined) {
-    throw new TypeError(`Stage "${stage.name}" is idempotent but no idempotency store was given`);
+  if (stage.key && state === undefined) {
+    throw new TypeError(`Stage "${stage.name}" is keyed but no state was given`);
   }
   const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
 
@@ -166,9 +174,19 @@ export function createRecordHandler(
     record: ConsumedRecord,
     context: RecordContext,
   ): Promise<RecordAck> {
+    /** The changelog write of the record's key's new entry, if it has one, as a send. */
+    const stateSends = (entry: StateEntry | null | undefined): Promise<void>[] =>
+      entry === undefined || state === undefined || keyText === undefined
+        ? []
+        // Not traced as a `send` span: a state write is bookkeeping, not a message.
+        : [producer.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
-      await waitUntilDue(int(record.headers, HEADER.RETRY_DUE_AT) ?? 0, clock, context);
+      // Capped at now plus the tier's delay: a forged or skewed due time must not hold the
+      // tier's partition for longer than the tier promises.
+      const latest = clock.now() + retry.tiers[tier - 1].delayMs;
+      const dueAt = int(record.headers, HEADER.RETRY_DUE_AT) ?? 0;
+      await waitUntilDue(Math.min(dueAt, latest), clock, context);
     }
     const started = clock.now();
     const keyText = record.key === null ? undefined : new TextDecoder().decode(record.key);
@@ -216,25 +234,36 @@ export function createRecordHandler(
         handOver();
         return allDurable(sends);
       };
-      const deadLetter = async (error: unknown, attempts: number, retries: number) => {
-        const envelope = buildEnvelope(record, {
+      /**
+       * Dead-letters the record, bounded by its encoded size so the DLQ topic always takes it.
+       * `entry`: the key's new state entry when the dead letter is the outcome of the record's
+       * key (it decoded and its key matched), so a redelivery of the key is a duplicate.
+       */
+      const deadLetter = async (
+        error: unknown,
+        attempts: number,
+        retries: number,
+        entry?: StateEntry | null,
+      ) => {
+        const settlesKey = entry !== undefined && entry !== null;
+        const { envelope, record: dead } = deadLetterRecord(record, {
           stage: stage.name,
           error,
           attempts: priorAttempts + attempts,
           failedAt: clock.now(),
           original,
+        }, {
+          topic: node.deadLetter,
+          maxMessageBytes: node.deadLetterMaxBytes,
+          headers: {
+            [HEADER.STAGE]: stage.name,
+            [HEADER.ERROR_TYPE]: errorType(error),
+            ...(settlesKey ? { [HEADER.KEY_OUTCOME]: "dead-lettered" } : {}),
+          },
         });
         telemetry.recordError(error);
-        await durable([send({
-          topic: node.deadLetter,
-          key: record.key,
-          value: JSON.stringify(envelope),
-          headers: {
-            ...record.headers,
-            [HEADER.STAGE]: stage.name,
-            [HEADER.ERROR_TYPE]: envelope.error_type,
-          },
-        }, keyText)]);
+        await durable([...stateSends(entry), send(dead, keyText)]);
+        if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
           ...where,
@@ -251,16 +280,54 @@ export function createRecordHandler(
         };
       };
 
-      // 1. Decode: poison and invalid records go straight to the DLQ.
+      /** Queues a copy of the record to retry tier `target` (1-based); resolves once durable. */
+      const forward = (target: number, attempts: number, extra: RecordHeaders) =>
+        send({
+          topic: node.retryTopics[target - 1],
+          // Same partition number: partition p of the input and of every tier is one task,
+          // owned by one member with partition p's state.
+          partition: record.partition,
+          key: record.key,
+          value: record.value,
+          headers: {
+            ...record.headers,
+            [HEADER.RETRY_TIER]: String(target),
+            [HEADER.RETRY_DUE_AT]: String(clock.now() + retry.tiers[target - 1].delayMs),
+            [HEADER.ATTEMPTS]: String(attempts),
+            [HEADER.ORIGINAL_TOPIC]: original?.topic ?? record.topic,
+            [HEADER.ORIGINAL_PARTITION]: String(original?.partition ?? record.partition),
+            [HEADER.ORIGINAL_OFFSET]: String(original?.offset ?? record.offset),
+            [HEADER.ORIGINAL_TIMESTAMP]: record.headers[HEADER.ORIGINAL_TIMESTAMP] ??
+              String(record.timestamp),
+            [HEADER.STAGE]: stage.name,
+            ...extra,
+          },
+        }, keyText);
+
+      // 1. Decode: poison and invalid records, and records under a key that is not their
+      // value's, go straight to the DLQ. None of them settles its key: the key's real record
+      // may still come.
       let input: unknown;
+      let idempotencyKey: string | undefined;
       try {
-        if (stage.requireKey && record.key === null) {
+        if ((stage.requireKey || stage.key) && record.key === null) {
           throw new PoisonRecordError("Cannot accept record as it has no key", errorContext);
         }
         input = decodeValue(stage.input, record.value, {
           maxBytes: stage.maxValueBytes,
           context: errorContext,
         });
+        if (stage.key) {
+          const derivedKey = stage.key(input);
+          if (derivedKey !== keyText) {
+            throw new KeyMismatchError({
+              ...errorContext,
+              recordKey: keyText ?? null,
+              derivedKey,
+            });
+          }
+          idempotencyKey = derivedKey;
+        }
       } catch (error) {
         const failed = await deadLetter(error, 0, 0);
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
@@ -270,7 +337,6 @@ export function createRecordHandler(
       // 2. Idempotency: an input that already has an outcome is skipped. An earlier record
       // with the same key whose outcome is still on its way is waited for first: its outcome
       // either becomes durable (and this one is a duplicate) or fails (and this one is handled).
-      const idempotencyKey = stage.idempotencyKey?.(input);
       let releaseKey: (() => void) | undefined;
       if (idempotencyKey !== undefined) {
         for (
@@ -289,12 +355,92 @@ export function createRecordHandler(
         };
       }
       try {
-        // A record replayed from the DLQ on purpose gets another chance; only an output ends it.
-        const known = idempotencyKey === undefined
+        if (idempotencyKey !== undefined && !state!.owns(record.partition)) {
+          // Never handled as new on a store that is not there: that could charge twice.
+          throw new RetryableError(
+            `Cannot check key "${idempotencyKey}" as the state of partition ${record.partition} ` +
+              `is not restored on this member; it will be delivered again`,
+            errorContext,
+          );
+        }
+        const entry = idempotencyKey === undefined
           ? undefined
-          : await idempotency!.get(idempotencyKey);
+          : state!.get(record.partition, idempotencyKey);
+        const parked = entry?.outcome === "parked" && node.orderedRetries ? entry : undefined;
+        const known = entry === undefined
+          ? undefined
+          : entry.outcome === "parked"
+          ? entry.settled
+          : entry.outcome;
+        /** This record's identity in its key's queue: its offset in the input partition. */
+        const identity = original?.offset ?? record.offset;
+        /** The key's entry once this record has `outcome` (`undefined`: nothing to write). */
+        const nextEntry = (
+          outcome: "output" | "dead-lettered" | "duplicate" | { tier: number },
+        ): StateEntry | null | undefined => {
+          if (idempotencyKey === undefined) return undefined;
+          const at = clock.now();
+          if (parked !== undefined) {
+            if (typeof outcome === "object") {
+              const queue = parked.queue.map((q) =>
+                q.offset === identity ? { offset: identity, tier: outcome.tier } : q
+              );
+              return { ...parked, queue, at };
+            }
+            const rest = parked.queue.filter((q) => q.offset !== identity);
+            const settled = outcome === "output" || parked.settled === "output"
+              ? "output"
+              : outcome === "dead-lettered"
+              ? "dead-lettered"
+              : parked.settled;
+            if (rest.length > 0) return { outcome: "parked", queue: rest, settled, at };
+            // The queue is empty and no record of the key had an outcome: the key is free.
+            return settled === undefined ? null : { outcome: settled, at };
+          }
+          if (outcome === "duplicate") return undefined;
+          if (typeof outcome === "object") {
+            if (!node.orderedRetries) return undefined;
+            return { outcome: "parked", queue: [{ offset: identity, tier: outcome.tier }], at };
+          }
+          return { outcome, at };
+        };
+
+        // Ordered retries: a record of a key with an earlier record in a tier follows it.
+        if (parked !== undefined && parked.queue[0]?.offset !== identity) {
+          const head = parked.queue[0];
+          const target = Math.min(node.retryTopics.length, Math.max(head?.tier ?? 1, tier, 1));
+          const inQueue = parked.queue.some((q) => q.offset === identity);
+          const queue = inQueue
+            ? parked.queue.map((q) =>
+              q.offset === identity ? { offset: identity, tier: target } : q
+            )
+            : [...parked.queue, { offset: identity, tier: target }];
+          const following: StateEntry = { ...parked, queue, at: clock.now() };
+          await durable([
+            ...stateSends(following),
+            forward(target, priorAttempts, {
+              [HEADER.PARKED_BEHIND]: String(head?.offset ?? ""),
+            }),
+          ]);
+          state!.set(record.partition, idempotencyKey!, following);
+          log.info("Record follows an earlier record of key {key} into retry tier {tier}", {
+            ...where,
+            tier: target,
+            parked_behind: head?.offset,
+          });
+          finish({ kind: "retry-scheduled", attempts: 0, retries: 0, outputs: 0 });
+          return;
+        }
+
+        // A record replayed from the DLQ on purpose gets another chance; only an output ends it.
         const replayed = record.headers[HEADER.REPLAYED_FROM] !== undefined;
         if (known === "output" || (known === "dead-lettered" && !replayed)) {
+          // The head of a key's queue that is a duplicate leaves the queue.
+          const after = nextEntry("duplicate");
+          if (after !== undefined) {
+            await durable(stateSends(after));
+            state!.set(record.partition, idempotencyKey!, after);
+          }
           telemetry.metrics.duplicateSkipped(stage.name);
           log.info("Record skipped: key {key} already has an outcome ({outcome})", {
             ...where,
@@ -372,12 +518,14 @@ export function createRecordHandler(
         // the record's `durable`, so the record is delivered again (never dead-lettered for
         // it). The sends are queued now and acknowledged together with other records' sends.
         if (encoded !== undefined) {
-          await durable(
-            encoded.map((output) =>
+          const after = nextEntry("output");
+          await durable([
+            ...stateSends(after),
+            ...encoded.map((output) =>
               send(output, typeof output.key === "string" ? output.key : undefined)
             ),
-          );
-          if (idempotencyKey !== undefined) await idempotency!.set(idempotencyKey, "output");
+          ]);
+          if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           finish({ kind: "output", attempts, retries, outputs: encoded.length });
           return;
         }
@@ -386,28 +534,17 @@ export function createRecordHandler(
         // partition.
         if (isRetriable(lastError) && tier < node.retryTopics.length) {
           const next = tier + 1;
-          const dueAt = clock.now() + retry.tiers[tier].delayMs;
-          await durable([send({
-            topic: node.retryTopics[tier],
-            key: record.key,
-            value: record.value,
-            headers: {
-              ...record.headers,
-              [HEADER.RETRY_TIER]: String(next),
-              [HEADER.RETRY_DUE_AT]: String(dueAt),
-              [HEADER.ATTEMPTS]: String(priorAttempts + attempts),
-              [HEADER.ORIGINAL_TOPIC]: original?.topic ?? record.topic,
-              [HEADER.ORIGINAL_PARTITION]: String(original?.partition ?? record.partition),
-              [HEADER.ORIGINAL_OFFSET]: String(original?.offset ?? record.offset),
-              [HEADER.ORIGINAL_TIMESTAMP]: record.headers[HEADER.ORIGINAL_TIMESTAMP] ??
-                String(record.timestamp),
+          const after = nextEntry({ tier: next });
+          await durable([
+            ...stateSends(after),
+            forward(next, priorAttempts + attempts, {
               [HEADER.ERROR_TYPE]: errorType(lastError),
               [HEADER.ERROR_REASON]: lastError instanceof Error
                 ? lastError.message
                 : String(lastError),
-              [HEADER.STAGE]: stage.name,
-            },
-          }, keyText)]);
+            }),
+          ]);
+          if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
             ...where,
             tier: next,
@@ -427,10 +564,7 @@ export function createRecordHandler(
         }
 
         // 6. Out of attempts, or fatal: dead-letter.
-        const failed = await deadLetter(lastError, attempts, retries);
-        if (idempotencyKey !== undefined) {
-          await idempotency!.set(idempotencyKey, "dead-lettered");
-        }
+        const failed = await deadLetter(lastError, attempts, retries, nextEntry("dead-lettered"));
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
       } finally {
         releaseKey?.();
@@ -442,6 +576,9 @@ export function createRecordHandler(
       (error: unknown) => {
         telemetry.metrics.inFlight(-1);
         if (!context.signal.aborted) {
+          // Reported as a failed message of the send's error type; the transport delivers the
+          // record again after a backoff.
+          telemetry.metrics.failed(stage.name, errorType(error));
           log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
             ...where,
             error_type: errorType(error),

@@ -47,12 +47,17 @@ export interface StageSpec<In, Out> {
    */
   outputKey?(output: Out): string;
   /**
-   * The key a redelivered input is recognised by. When given, the stage is idempotent: an
-   * input whose key already has an outcome (output produced or dead-lettered) is skipped.
+   * The key an input record must carry, derived from its value (`(order) => order.order_id`).
+   * When given, the stage is keyed and idempotent: the record key is the unit of ownership
+   * (one key, one partition, one owner at a time) and the idempotency key, so an input whose
+   * key already has an outcome (output produced or dead-lettered) is skipped. A record whose
+   * key differs from the one derived from its value, or that has no key, is dead-lettered
+   * with a `KeyMismatchError` naming both.
+   * @default unkeyed: no idempotency, any record key accepted
    */
-  idempotencyKey?(input: In): string;
+  key?(input: In): string;
   /**
-   * Whether an input record without a key is a poison record.
+   * Whether an input record without a key is a poison record (always so for a keyed stage).
    * @default false
    */
   readonly requireKey?: boolean;

@@ -21,12 +21,14 @@ import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
 import { SummaryCounter } from "./summary.ts";
+import { startGatewayService } from "./gateway_service.ts";
+import type { GatewayService } from "./gateway_service.ts";
 import { ORDER_METRIC, SERVICE, SERVICE_VERSION } from "./telemetry.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../pipeline/telemetry/mod.ts";
+import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { ParentingMode, Telemetry } from "../pipeline/telemetry/mod.ts";
 import type { LagSample } from "../pipeline/telemetry/metrics.ts";
 import { LABEL, METRIC } from "../pipeline/telemetry/names.ts";
-import { configureLogging } from "../pipeline/log.ts";
+import { configureLogging, type LogFormat } from "../pipeline/log.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import type { RunSummary } from "./summary.ts";
 import type { CommandIo } from "./command.ts";
@@ -48,7 +50,7 @@ export interface RunOrdersAppOptions {
    */
   readonly transport?: Transport;
   /**
-   * Time for retries and the gateway's latency.
+   * Time for retries.
    * @default systemClock
    */
   readonly clock?: Clock;
@@ -112,6 +114,8 @@ export async function runOrdersApp(
   const env = options.env ?? Deno.env.toObject();
   await configureLogging({
     level: config.logLevel as LogLevel,
+    // Workers read the same LOG_FORMAT and terminal, and so decide the same.
+    format: config.logFormat === "auto" ? undefined : config.logFormat as LogFormat,
     otlp: env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined ||
       env.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== undefined,
   });
@@ -122,7 +126,7 @@ export async function runOrdersApp(
     env,
     mode: config.traceParenting as ParentingMode,
   });
-  const instrumentation = runtimeInstrumentation(telemetry);
+  const instrumentation = telemetry.instrumentation;
   const counter = new SummaryCounter();
   // Stops generation early when a stage has no workers left: draining would never end.
   const failed = new AbortController();
@@ -130,7 +134,18 @@ export async function runOrdersApp(
   const restarts = telemetry.metrics;
   const paymentWorkers = Math.min(workers, config.partitions);
   let engine: Engine;
+  // Without GATEWAY_URL the gateway service runs here, on a loopback port: the payment stage
+  // charges it over HTTP all the same, and its ledger counts the charges.
+  let gateway: GatewayService | undefined;
   try {
+    if (config.gatewayUrl === undefined) {
+      gateway = await startGatewayService({
+        failureRate: config.failureRate,
+        timeoutRate: config.gatewayTimeoutRate,
+        latencyMs: config.gatewayLatencyMs,
+        seed,
+      });
+    }
     engine = await startEngine({
       transport,
       brokers: options.transport === undefined ? config.brokers : undefined,
@@ -141,13 +156,15 @@ export async function runOrdersApp(
         dlqTopic: config.dlqTopic,
         groupId: config.groupId,
         partitions: config.partitions,
+        replicationFactor: config.replicationFactor,
+        minInsyncReplicas: config.minInsyncReplicas,
         concurrency: paymentWorkers,
         retry: retryPreset(config.retry),
+        stateRetentionMs: config.stateRetentionMs,
       },
       gateway: {
-        failureRate: config.failureRate,
-        latencyMs: config.gatewayLatencyMs,
-        seed,
+        url: config.gatewayUrl ?? gateway!.url,
+        timeoutMs: config.gatewayTimeoutMs,
       },
       workers: paymentWorkers,
       logLevel: config.logLevel as LogLevel,
@@ -172,6 +189,7 @@ export async function runOrdersApp(
       },
     });
   } catch (error) {
+    await gateway?.close();
     await transport.close();
     await telemetry.shutdown().catch((shutdownError) =>
       io.stderr(`telemetry: final export failed: ${errorMessage(shutdownError)}`)
@@ -183,9 +201,9 @@ export async function runOrdersApp(
     `orders pipeline on ${transport.target}${
       config.brokers === undefined ? " (KAFKA_BROKERS is not set)" : ""
     }: payment stage in ${engine.description}, failure rate ${config.failureRate}, ` +
-      `retry ${config.retry}, seed ${seed}${
-        telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`
-      }`,
+      `retry ${config.retry}, seed ${seed}, gateway ${
+        gateway ? `${gateway.url} (in-process)` : config.gatewayUrl
+      }${telemetry.mode === "off" ? "" : `, telemetry ${telemetry.mode}`}`,
   );
   // Every stage's restart series exists from the start, so the panel shows 0, not "no data".
   for (const node of pipeline.stages) {
@@ -235,6 +253,15 @@ export async function runOrdersApp(
     await engine.stop(config.drainTimeout * 1000);
     await transport.close();
     io.stderr(counter.progressLine());
+    if (gateway) {
+      await gateway.close();
+      const counts = gateway.handler.counts();
+      io.stderr(
+        `gateway ledger: ${counts.charges} charge(s) for ${counts.requests} request(s): ` +
+          `${counts.replays} answered with an earlier charge, ${counts.unavailable} 503, ` +
+          `${counts.timeouts} held past the timeout, ${counts.declined} declined`,
+      );
+    }
     // Telemetry that cannot be delivered is reported, never a reason to fail the run.
     await telemetry.shutdown().catch((error) =>
       io.stderr(`telemetry: final export failed: ${errorMessage(error)}`)

@@ -62,12 +62,48 @@ export const ORDERS_CONFIG = {
     max: 1000,
     description: "Partitions of the orders and payments topics (when the pipeline creates them)",
   }),
+  replicationFactor: setting({
+    type: "integer",
+    env: "REPLICATION_FACTOR",
+    flag: "replication-factor",
+    default: 1,
+    min: 1,
+    max: 32,
+    description:
+      "Replication factor of the topics the pipeline creates (3 on a production cluster); an existing topic with fewer replicas is used as it is, with a warning",
+  }),
+  minInsyncReplicas: setting({
+    type: "integer",
+    env: "MIN_INSYNC_REPLICAS",
+    flag: "min-insync-replicas",
+    min: 1,
+    max: 32,
+    description:
+      "min.insync.replicas of the topics the pipeline creates (at most REPLICATION_FACTOR; 2 with a factor of 3); unset keeps the broker's default",
+  }),
   workers: setting({
     type: "integer",
     env: "PAYMENT_WORKERS",
     flag: "workers",
     min: 1,
     description: "Payment workers (consumer group members); default min(partitions, cores)",
+  }),
+  gatewayUrl: setting({
+    type: "string",
+    env: "GATEWAY_URL",
+    flag: "gateway-url",
+    description:
+      "Base URL of the payment gateway service (deno task gateway); unset starts one in this process on a free loopback port, with the failure rate, latency and timeout rate below",
+  }),
+  gatewayTimeoutMs: setting({
+    type: "integer",
+    env: "GATEWAY_TIMEOUT_MS",
+    flag: "gateway-timeout-ms",
+    default: 2000,
+    min: 1,
+    max: 600_000,
+    description:
+      "Timeout of one charge attempt, in milliseconds; a timed-out attempt is retried with the same idempotency key",
   }),
   failureRate: setting({
     type: "number",
@@ -76,7 +112,18 @@ export const ORDERS_CONFIG = {
     default: 0.2,
     min: 0,
     max: 1,
-    description: "Probability that one payment attempt fails with a gateway 503",
+    description:
+      "Probability that one charge request to the in-process gateway is answered 503 (with GATEWAY_URL, the gateway's own setting applies)",
+  }),
+  gatewayTimeoutRate: setting({
+    type: "number",
+    env: "PAYMENT_TIMEOUT_RATE",
+    flag: "timeout-rate",
+    default: 0,
+    min: 0,
+    max: 1,
+    description:
+      "Probability that the in-process gateway charges a request but answers only after the attempt's timeout",
   }),
   gatewayLatencyMs: setting({
     type: "integer",
@@ -85,7 +132,7 @@ export const ORDERS_CONFIG = {
     default: 5,
     min: 0,
     max: 60_000,
-    description: "Simulated gateway latency per charge, in milliseconds",
+    description: "Latency of the in-process gateway per charge request, in milliseconds",
   }),
   retry: setting({
     type: "string",
@@ -95,6 +142,15 @@ export const ORDERS_CONFIG = {
     choices: RETRY_PRESETS,
     description:
       "reference: 3 attempts 1 s apart, then DLQ; backoff: 3 attempts, jittered exponential from 100 ms; tiered: backoff, then retry topics (1 s, 5 s), then DLQ",
+  }),
+  stateRetentionMs: setting({
+    type: "integer",
+    env: "STATE_RETENTION_MS",
+    flag: "state-retention-ms",
+    default: 7 * 24 * 3600 * 1000,
+    min: 1,
+    description:
+      "How long the payment stage remembers an order's outcome (its state entry), in ms: a redelivery within it is skipped as a duplicate; memory holds the order ids of this window",
   }),
   maxOrders: setting({
     type: "integer",
@@ -144,7 +200,15 @@ export const ORDERS_CONFIG = {
     default: "info",
     choices: ["trace", "debug", "info", "warning", "error", "fatal"],
     description:
-      "Lowest level of the JSON log lines on stderr (record-scoped lines carry trace_id and span_id)",
+      "Lowest level of the log lines on stderr (record-scoped lines carry trace_id and span_id)",
+  }),
+  logFormat: setting({
+    type: "string",
+    env: "LOG_FORMAT",
+    default: "auto",
+    choices: ["auto", "json", "pretty"],
+    description:
+      "Log lines on stderr: JSON objects, short lines for a person (time, level, message, key fields), or auto: short on a terminal, JSON otherwise",
   }),
   stopGrace: setting({
     type: "number",

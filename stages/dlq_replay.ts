@@ -26,6 +26,8 @@ import type { Transport } from "../pipeline/transport/transport.ts";
 import { createBrokerTransport } from "../pipeline/transport/broker.ts";
 import { parseKafkaClient } from "../pipeline/transport/kafka_client.ts";
 import { ORDERS_CONFIG } from "./config.ts";
+import { createOrdersPipeline } from "./orders_pipeline.ts";
+import { createPaymentGateway } from "./payment_gateway.ts";
 import { runCommand } from "./command.ts";
 import type { CommandIo } from "./command.ts";
 
@@ -36,6 +38,7 @@ export const REPLAY_SERVICE = "dlq-replay";
 export const REPLAY_CONFIG = {
   brokers: ORDERS_CONFIG.brokers,
   kafkaClient: ORDERS_CONFIG.kafkaClient,
+  ordersTopic: ORDERS_CONFIG.ordersTopic,
   dlqTopic: setting({
     type: "string",
     env: "DLQ_TOPIC",
@@ -144,6 +147,18 @@ function describeProgress(progress: ReplayProgress): string {
     `attempts ${e.attempts}, failed at ${e.failed_at})`;
 }
 
+/**
+ * The topics the orders pipeline's stages read: the only ones a replay may send to (the stage
+ * inputs; retry tiers are the runtime's own).
+ */
+export function pipelineInputs(config: Pick<ReplayConfig, "ordersTopic">): string[] {
+  const pipeline = createOrdersPipeline({
+    gateway: createPaymentGateway(),
+    ordersTopic: config.ordersTopic,
+  });
+  return pipeline.stages.map((node) => node.input);
+}
+
 /** Runs a replay with the parsed settings and resolves with its report. */
 export async function runReplay(
   config: ReplayConfig,
@@ -175,12 +190,13 @@ export async function runReplay(
     io.stderr(
       `replay: examined ${examined}, ${config.dryRun ? "would replay" : "replayed"} ${replayed}, ` +
         `skipped ${skipped.filter} filtered, ${skipped.truncated} truncated, ` +
-        `${skipped.invalid} invalid`,
+        `${skipped.invalid} invalid, ${skipped.refused} refused`,
     );
   }, progressEveryMs);
   try {
     return await replayDeadLetters(transport, {
       dlqTopic: config.dlqTopic,
+      replayTo: pipelineInputs(config),
       group: config.group,
       errorType: config.errorType,
       stage: config.stage,
@@ -196,6 +212,8 @@ export async function runReplay(
           io.stdout(`would replay ${describeProgress(progress)}`);
         } else if (progress.outcome === "truncated" || progress.outcome === "invalid") {
           io.stderr(`skipped ${describeProgress(progress)}: ${progress.reason}`);
+        } else if (progress.outcome === "refused") {
+          io.stderr(`error: ${progress.reason}`);
         }
       },
     });

@@ -14,7 +14,7 @@ import { startSupervisor } from "../pipeline/supervisor/mod.ts";
 import type { SupervisorEvent } from "../pipeline/supervisor/mod.ts";
 import type { KafkaClientName } from "../pipeline/transport/broker.ts";
 import type { Producer, Transport } from "../pipeline/transport/transport.ts";
-import { createPaymentGateway } from "./payment_gateway.ts";
+import { createGatewayClient } from "./gateway_client.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import type { OrdersPipelineOptions } from "./orders_pipeline.ts";
 import { PROCESS_PAYMENT } from "./process_payment.ts";
@@ -46,15 +46,15 @@ export interface EngineOptions {
   readonly kafkaClient?: KafkaClientName;
   /** The pipeline's settings, gateway excepted. */
   readonly pipeline: Omit<OrdersPipelineOptions, "gateway">;
-  /** The gateway's settings (in-process runs build it on `clock`, workers their own). */
-  readonly gateway: { failureRate: number; latencyMs: number; seed: number };
+  /** The gateway service the payment stage charges, and the timeout of one attempt. */
+  readonly gateway: { readonly url: string; readonly timeoutMs: number };
   /** Payment workers. */
   readonly workers: number;
   /** How the workers' process spans relate to the producer's span. */
   readonly parenting?: "parent" | "link";
   /** The lowest level of the workers' JSON log lines. */
   readonly logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
-  /** Time, for in-process runs (retries and the gateway's latency). */
+  /** Time, for in-process runs (retries). */
   readonly clock: Clock;
   /** Telemetry, for in-process runs (workers set up their own). */
   readonly instrumentation: Instrumentation;
@@ -70,7 +70,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   if (options.brokers === undefined) {
     const pipeline = createOrdersPipeline({
       ...options.pipeline,
-      gateway: createPaymentGateway({ ...options.gateway, clock: options.clock }),
+      gateway: createGatewayClient(options.gateway.url, { timeoutMs: options.gateway.timeoutMs }),
     });
     const running = await startPipeline(pipeline, {
       transport,
@@ -87,7 +87,8 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
   }
   const workerOptions: WorkerPipelineOptions = {
     ...options.pipeline,
-    ...options.gateway,
+    gatewayUrl: options.gateway.url,
+    gatewayTimeoutMs: options.gateway.timeoutMs,
   };
   const supervisor = await startSupervisor({
     pipeline: {

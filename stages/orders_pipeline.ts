@@ -47,6 +47,17 @@ export interface OrdersPipelineOptions {
    */
   readonly partitions?: number;
   /**
+   * The replication factor of every topic the pipeline creates (`REPLICATION_FACTOR`).
+   * @default 1
+   */
+  readonly replicationFactor?: number;
+  /**
+   * `min.insync.replicas` of every topic the pipeline creates (`MIN_INSYNC_REPLICAS`); at
+   * most `replicationFactor`.
+   * @default undefined (the broker's default)
+   */
+  readonly minInsyncReplicas?: number;
+  /**
    * Payment workers.
    * @default 1
    */
@@ -56,6 +67,11 @@ export interface OrdersPipelineOptions {
    * @default REFERENCE_RETRY
    */
   readonly retry?: RetryPolicy;
+  /**
+   * How long the payment stage remembers an order's outcome (`STATE_RETENTION_MS`), in ms.
+   * @default 604800000 (7 days)
+   */
+  readonly stateRetentionMs?: number;
 }
 
 /** Declares the orders pipeline. */
@@ -69,25 +85,39 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
     partitions = 3,
     concurrency = 1,
     retry = REFERENCE_RETRY,
+    stateRetentionMs,
+    replicationFactor = 1,
+    minInsyncReplicas,
   } = options;
   // Explicit, not the broker's defaults: the pipeline never relies on broker-side settings.
   const retained = (days: number) => ({
     "cleanup.policy": "delete",
     "retention.ms": String(days * 24 * 3600 * 1000),
+    ...(minInsyncReplicas === undefined
+      ? {}
+      : { "min.insync.replicas": String(minInsyncReplicas) }),
   });
   return definePipeline({
     name: "orders",
     topics: [
-      { name: ordersTopic, partitions, schema: OrderPlacedV1, config: retained(7) },
+      {
+        name: ordersTopic,
+        partitions,
+        replicationFactor,
+        schema: OrderPlacedV1,
+        config: retained(7),
+      },
       {
         name: paymentsTopic,
         partitions,
+        replicationFactor,
         schema: PaymentProcessedV1,
         config: retained(7),
       },
       {
         name: dlqTopic,
         partitions: 1,
+        replicationFactor,
         deadLetter: true,
         config: retained(30),
       },
@@ -106,6 +136,7 @@ export function createOrdersPipeline(options: OrdersPipelineOptions): Pipeline {
       deadLetter: dlqTopic,
       retry,
       concurrency,
+      stateRetentionMs,
     }],
   });
 }

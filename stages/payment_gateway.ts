@@ -1,7 +1,11 @@
 /**
- * A simulated payment gateway: latency, a failure rate (503s, retryable), and idempotency by
- * key the way real gateways take an `Idempotency-Key`, so a charge repeated after a crash is
- * never a second charge.
+ * The payment gateway's client interface, its errors, and an in-process simulation of it:
+ * latency, a failure rate (503s, retryable), and idempotency by key the way real gateways take
+ * an `Idempotency-Key`, so a charge repeated after a crash is never a second charge.
+ *
+ * The pipeline charges the HTTP gateway service (`gateway_service.ts`) through the HTTP client
+ * (`gateway_client.ts`); this in-process implementation of the same interface serves stage
+ * tests that need no permissions.
  *
  * Whether an attempt fails is a pure function of the seed, the order id and the attempt
  * number, not of the order in which workers happen to call: a run is reproducible under any
@@ -11,14 +15,57 @@
  */
 import type { Clock } from "../pipeline/clock.ts";
 import { systemClock } from "../pipeline/clock.ts";
-import { RejectedError, RetryableError } from "../pipeline/errors.ts";
+import { FatalError, RejectedError, RetryableError } from "../pipeline/errors.ts";
+import type { PipelineErrorOptions } from "../pipeline/errors.ts";
 import { murmur2 } from "../pipeline/transport/murmur2.ts";
 
-/** The gateway was unavailable (HTTP 503): worth retrying. */
-export class GatewayUnavailableError extends RetryableError {}
+/** Options of the gateway errors: the record context, and the HTTP status when one came. */
+export interface GatewayErrorOptions extends PipelineErrorOptions {
+  /** The HTTP status the gateway answered, when it answered. */
+  readonly status?: number;
+}
 
-/** The gateway declined the charge for good. */
-export class PaymentDeclinedError extends RejectedError {}
+/** The gateway was unavailable (HTTP 503 or another 5xx, 429): worth retrying. */
+export class GatewayUnavailableError extends RetryableError {
+  /** The HTTP status, when the answer came over HTTP. */
+  readonly status?: number;
+  /** Creates the error with its message, context and status. */
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, options);
+    this.status = options.status;
+  }
+}
+
+/** The gateway did not answer within the attempt's timeout: worth retrying with the same key. */
+export class GatewayTimeoutError extends RetryableError {}
+
+/** The gateway could not be reached (connection refused or reset): worth retrying. */
+export class GatewayUnreachableError extends RetryableError {}
+
+/** The gateway declined the charge for good (HTTP 402). */
+export class PaymentDeclinedError extends RejectedError {
+  /** The HTTP status, when the answer came over HTTP. */
+  readonly status?: number;
+  /** Creates the error with its message, context and status. */
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, options);
+    this.status = options.status;
+  }
+}
+
+/**
+ * The gateway refused the request itself (a 4xx other than 402: malformed, or an idempotency
+ * key reused with other parameters): no retry can fix it.
+ */
+export class GatewayRequestError extends FatalError {
+  /** The HTTP status. */
+  readonly status?: number;
+  /** Creates the error with its message, context and status. */
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, options);
+    this.status = options.status;
+  }
+}
 
 /** Options for {@linkcode createPaymentGateway}. */
 export interface PaymentGatewayOptions {
@@ -81,8 +128,11 @@ export interface PaymentGateway {
 
 const encoder = new TextEncoder();
 
-/** A uniform draw in [0, 1) fixed by seed, key and attempt. */
-function draw(seed: number, key: string, attempt: number): number {
+/**
+ * A uniform draw in [0, 1) fixed by seed, key and attempt: the gateways' failures, reproducible
+ * under any concurrency.
+ */
+export function failureDraw(seed: number, key: string, attempt: number): number {
   return (murmur2(encoder.encode(`${seed}:${key}:${attempt}`)) >>> 0) / 4294967296;
 }
 
@@ -120,7 +170,7 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
         replays++;
         return { paymentId: earlier, replayed: true };
       }
-      if (draw(seed, request.idempotencyKey, request.attempt) < failureRate) {
+      if (failureDraw(seed, request.idempotencyKey, request.attempt) < failureRate) {
         throw new GatewayUnavailableError(
           `Payment gateway answered 503 for "${request.idempotencyKey}" on attempt ${request.attempt}`,
         );

@@ -1,7 +1,8 @@
 /**
  * The payment stage: charge each placed order once, emit `PaymentProcessed`. Idempotent by
- * `order_id`: the runtime skips an order that already has an outcome (on Kafka it learns them
- * from the payments and dead-letter topics), and the charge carries `order_id` as its
+ * `order_id`, its record key: the runtime skips an order that already has an outcome (kept in
+ * the stage's partitioned state, restored from its changelog), dead-letters an order under
+ * another order's key (`KeyMismatchError`), and the charge carries `order_id` as its
  * idempotency key, as real gateways take one. The simulated gateway keeps its keys in memory,
  * per worker: it models the key, not a gateway's durable storage.
  *
@@ -35,7 +36,7 @@ export function createProcessPaymentStage(
     requireKey: true,
     maxValueBytes: 64 * 1024,
     processingLatency: ORDER_METRIC.PAYMENT_PROCESSING_LATENCY,
-    idempotencyKey: (order) => order.order_id,
+    key: (order) => order.order_id,
     outputKey: (payment) => payment.order_id,
     async handle(order, context) {
       context.setAttributes({

@@ -1,6 +1,6 @@
 /**
  * Keeps the README's generated sections current: the pipeline diagram (from `describe()`),
- * the topology as text, and the configuration table (from the config spec). Run
+ * the topology as text, and the configuration tables (from the config specs). Run
  * `deno task readme` after changing the pipeline or its settings; a test fails while the
  * README is stale.
  *
@@ -8,9 +8,11 @@
  */
 import { describePipelineMermaid, describePipelineText } from "../pipeline/describe.ts";
 import { markdownTable } from "../pipeline/config.ts";
+import { KAFKA_SECURITY_CONFIG } from "../pipeline/transport/kafka/security.ts";
 import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
+import { GATEWAY_CONFIG } from "./gateway.ts";
 
 /** The README's generated sections, by marker name. */
 export function readmeSections(): Record<string, string> {
@@ -22,6 +24,8 @@ export function readmeSections(): Record<string, string> {
     "pipeline-diagram": "```mermaid\n" + describePipelineMermaid(pipeline) + "```\n",
     "pipeline-text": "```text\n" + describePipelineText(pipeline) + "```\n",
     "configuration": markdownTable(ORDERS_CONFIG),
+    "gateway-configuration": markdownTable(GATEWAY_CONFIG),
+    "kafka-security": markdownTable(KAFKA_SECURITY_CONFIG),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The orders pipeline as a worker builds it. A supervisor's workers cannot receive handler
  * functions, so each imports this module and calls {@linkcode createWorkerPipeline} with
- * clone-able options; the payment gateway is built here, in the worker.
+ * clone-able options; the payment gateway's client is built here, in the worker.
  *
  * @example
  * ```ts ignore
@@ -22,9 +22,20 @@ import type { Pipeline } from "../pipeline/definition.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import type { OrdersPipelineOptions } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
+import { createGatewayClient } from "./gateway_client.ts";
 
 /** Options for {@linkcode createWorkerPipeline}: clone-able, so they can be posted. */
 export interface WorkerPipelineOptions extends Omit<OrdersPipelineOptions, "gateway"> {
+  /**
+   * The gateway service's base URL; unset, each worker simulates a gateway of its own in
+   * memory with the settings below (keys are then per worker).
+   */
+  readonly gatewayUrl?: string;
+  /**
+   * Timeout of one charge attempt against `gatewayUrl`, in milliseconds.
+   * @default 2000
+   */
+  readonly gatewayTimeoutMs?: number;
   /**
    * The probability that one gateway attempt fails with a 503, in [0, 1].
    * @default 0.2
@@ -42,9 +53,12 @@ export interface WorkerPipelineOptions extends Omit<OrdersPipelineOptions, "gate
   readonly seed?: number;
 }
 
-/** Builds the orders pipeline with its own simulated payment gateway. */
+/** Builds the orders pipeline charging the gateway service, or a simulated gateway of its own. */
 export function createWorkerPipeline(options: WorkerPipelineOptions = {}): Pipeline {
-  const { failureRate, latencyMs, seed, ...pipelineOptions } = options;
-  const gateway = createPaymentGateway({ failureRate, latencyMs, seed });
+  const { gatewayUrl, gatewayTimeoutMs, failureRate, latencyMs, seed, ...pipelineOptions } =
+    options;
+  const gateway = gatewayUrl === undefined
+    ? createPaymentGateway({ failureRate, latencyMs, seed })
+    : createGatewayClient(gatewayUrl, { timeoutMs: gatewayTimeoutMs });
   return createOrdersPipeline({ ...pipelineOptions, gateway });
 }

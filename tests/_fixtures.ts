@@ -31,7 +31,7 @@ export type NumHandler = (
 /** The `double` stage: doubles `n`, or runs `handle` when given. */
 export function doubleStage(
   handle: NumHandler = ({ n }) => Promise.resolve({ n: 2 * n }),
-  extra: { idempotencyKey?: (input: NumValue) => string; requireKey?: boolean } = {},
+  extra: { key?: (input: NumValue) => string; requireKey?: boolean } = {},
 ): Stage<NumValue, NumValue> {
   return defineStage({ name: "double", input: Num, output: Num, handle, ...extra });
 }

@@ -8,13 +8,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { PipelineError } from "../pipeline/errors.ts";
+import { granted } from "./_permissions.ts";
 
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
 const MAIN = join(REPO_ROOT, "stages", "main.ts");
 const OUTPUT_LIMIT = 256 * 1024;
 
-/** Whether this run is CI's, where missing tools are a failure rather than a reason to skip. */
-export const IN_CI: boolean = Deno.env.get("CI") === "true";
+/**
+ * Whether this run is CI's, where missing tools are a failure rather than a reason to skip.
+ * A test process that may not read the environment (plain `deno test`) is not CI's run.
+ */
+export const IN_CI: boolean = granted("env") && Deno.env.get("CI") === "true";
 
 /** The summary line the pipeline command prints last on stdout. */
 export interface PipelineSummary {
@@ -63,7 +67,8 @@ const PROGRESS = /generated (\d+) \| paid (\d+) \| .*?dead-lettered (\d+)/g;
 
 /**
  * Starts `deno run -A stages/main.ts ...args` from the repository root with `env` on top of
- * the inherited environment (less `OTEL_*`, `KAFKA_BROKERS` and `RUST_BACKTRACE`).
+ * the inherited environment (less `OTEL_*`, `KAFKA_BROKERS`, the security variables
+ * `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`, and `RUST_BACKTRACE`).
  */
 export function spawnPipeline(
   args: readonly string[],
@@ -71,7 +76,11 @@ export function spawnPipeline(
 ): PipelineProcess {
   const childEnv = Deno.env.toObject();
   for (const name of Object.keys(childEnv)) {
-    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
+    if (
+      name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE" ||
+      name === "KAFKA_SECURITY_PROTOCOL" || name.startsWith("KAFKA_SASL_") ||
+      name.startsWith("KAFKA_SSL_")
+    ) {
       delete childEnv[name];
     }
   }

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, PipelineError } from "../../pipeline/errors.ts";
 import { installBroker } from "./install.ts";
 import { dropTimeoutNegativeWarnings } from "./kafkajs_warning.ts";
-import { type LocalBroker, startLocalBroker } from "./local_broker.ts";
+import { type LocalBroker, type LocalBrokerOptions, startLocalBroker } from "./local_broker.ts";
 import { defaultDataDir, displayPath, REPO_ROOT } from "./_paths.ts";
 
 const USAGE = `Run a local single-node Apache Kafka broker (KRaft) on 127.0.0.1.
@@ -20,6 +20,9 @@ Options:
   --port <n>             client (PLAINTEXT) port                  [default: 9092]
   --controller-port <n>  KRaft controller port                    [default: port + 1]
   --fresh                wipe the data folder first (no topics, no offsets)
+  --secure               add a SASL_SSL listener (SCRAM-SHA-256/512, PLAIN) with a local CA;
+                         once ready, prints the client's variables as NAME=value lines
+  --secure-port <n>      SASL_SSL port                            [default: port + 2]
   --install-only         gather the broker's jars with Maven, then exit
   -h, --help             show this help
 
@@ -41,6 +44,8 @@ async function main(args: string[]): Promise<number> {
       port: { type: "string" },
       "controller-port": { type: "string" },
       fresh: { type: "boolean", default: false },
+      secure: { type: "boolean", default: false },
+      "secure-port": { type: "string" },
       "install-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -63,6 +68,12 @@ async function main(args: string[]): Promise<number> {
 
   const port = parsePort("--port", values.port);
   const controllerPort = parsePort("--controller-port", values["controller-port"]);
+  const securePort = parsePort("--secure-port", values["secure-port"]);
+  if (securePort !== undefined && !values.secure) {
+    throw new ConfigError("Cannot use '--secure-port' without '--secure'", {
+      field: "--secure-port",
+    });
+  }
 
   // Listening from before the start: a signal while the broker starts (up to a minute) must
   // stop the JVM too, not leave it holding its ports after Deno exits.
@@ -79,7 +90,7 @@ async function main(args: string[]): Promise<number> {
   });
   try {
     return await runBroker(
-      { port, controllerPort, fresh: values.fresh, log },
+      { port, controllerPort, securePort, secure: values.secure, fresh: values.fresh, log },
       signalled.promise,
       startAbort.signal,
     );
@@ -90,7 +101,10 @@ async function main(args: string[]): Promise<number> {
 
 /** Starts the broker and runs it until `signalled` settles or it exits; returns the exit code. */
 async function runBroker(
-  options: { port?: number; controllerPort?: number; fresh: boolean; log: (line: string) => void },
+  options: Pick<
+    LocalBrokerOptions,
+    "port" | "controllerPort" | "securePort" | "secure" | "fresh" | "log"
+  >,
   signalled: Promise<StopSignal>,
   abortStart: AbortSignal,
 ): Promise<number> {
@@ -109,6 +123,13 @@ async function runBroker(
   console.log(
     `Kafka ${broker.version} ready on ${broker.brokers} (data: ${dataDir}); Ctrl-C to stop`,
   );
+  if (broker.secure !== undefined) {
+    console.error(`SASL_SSL listener on ${broker.secure.brokers}; a client needs:`);
+    // One NAME=value line each on stdout, so `deno task broker --secure > vars` keeps them.
+    for (const [name, value] of Object.entries(broker.secure.env)) {
+      console.log(`${name}=${value}`);
+    }
+  }
 
   const outcome = await Promise.race([
     signalled.then((signal) => ({ signal })),

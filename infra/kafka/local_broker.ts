@@ -5,15 +5,21 @@
  * @module
  */
 
-import kafkajs from "kafkajs";
 import { join } from "node:path";
 import { ConfigError } from "../../pipeline/errors.ts";
 import { BrokerDataDirInUseError, BrokerPortInUseError, BrokerStartError } from "./errors.ts";
 import { installBroker } from "./install.ts";
 import { serverProperties } from "./server_properties.ts";
+import {
+  addScramArgs,
+  createSecureMaterial,
+  keytoolBeside,
+  readSecureMaterial,
+  secureClientEnv,
+  secureDir,
+} from "./secure.ts";
+import type { SecureMaterial } from "./secure.ts";
 import { defaultDataDir, LOG4J_CONFIG_FILE, REPO_ROOT } from "./_paths.ts";
-
-const { Kafka, KafkaJSError, logLevel } = kafkajs;
 
 /** How many lines of the broker's log and console output a start failure shows. */
 const TAIL_LINES = 40;
@@ -51,6 +57,19 @@ export interface LocalBrokerOptions {
    * @default false
    */
   readonly fresh?: boolean;
+  /**
+   * Add a SASL_SSL listener for clients on `securePort`: a CA and a broker certificate made
+   * with the JDK's keytool, and a SCRAM user created when the storage is formatted (all in
+   * `<dataDir>/secure/`). The PLAINTEXT listener stays, on loopback, for inter-broker traffic.
+   * A data folder formatted without it must be started once with `fresh`.
+   * @default false
+   */
+  readonly secure?: boolean;
+  /**
+   * Port of the SASL_SSL listener, on 127.0.0.1 (with `secure` only).
+   * @default port + 2 (9094 with the default port)
+   */
+  readonly securePort?: number;
   /**
    * What to do when a Kafka broker already answers on `port`: reuse it (the returned
    * handle's `stop()` then leaves it running) instead of throwing
@@ -102,6 +121,8 @@ export interface LocalBroker {
   readonly reused: boolean;
   /** The broker process id, or `undefined` for a reused broker. */
   readonly pid?: number;
+  /** The SASL_SSL listener, when started with `secure`. */
+  readonly secure?: SecureListener;
   /** Resolves when the broker process exits, with its exit code (never for a reused broker). */
   readonly exited: Promise<number>;
   /**
@@ -109,6 +130,17 @@ export interface LocalBroker {
    * Calling it again returns the same promise.
    */
   stop(): Promise<void>;
+}
+
+/** The SASL_SSL listener of a secure local broker. */
+export interface SecureListener {
+  /** Its bootstrap address, e.g. `"127.0.0.1:9094"`. */
+  readonly brokers: string;
+  /**
+   * The variables a client needs, `KAFKA_BROKERS` first: `KAFKA_SECURITY_PROTOCOL=SASL_SSL`,
+   * `KAFKA_SASL_MECHANISM=SCRAM-SHA-256`, the username and password, and the CA file.
+   */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 /**
@@ -134,6 +166,8 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     dataDir = defaultDataDir(rootDir),
     libsDir,
     fresh = false,
+    secure = false,
+    securePort = port + 2,
     reuseRunning = false,
     readyTimeoutMs = 60_000,
     stopTimeoutMs = 30_000,
@@ -143,6 +177,16 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
   } = options;
   validatePort("port", port);
   validatePort("controllerPort", controllerPort);
+  if (secure) {
+    validatePort("securePort", securePort);
+    if (securePort === port || securePort === controllerPort) {
+      throw new ConfigError(
+        `Cannot start the local Kafka broker as 'securePort' must differ from 'port' and ` +
+          `'controllerPort': current value is ${securePort}`,
+        { field: "securePort" },
+      );
+    }
+  }
   if (port === controllerPort) {
     throw new ConfigError(
       `Cannot start the local Kafka broker as 'controllerPort' must differ from 'port': ` +
@@ -159,7 +203,9 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     const runningBroker = await probeBroker(brokers);
     if (runningBroker && reuseRunning) {
       log(`Reusing the Kafka broker already running on ${brokers}`);
-      return reusedBroker(brokers, dataDir);
+      const material = secure ? await readSecureMaterial(dataDir) : undefined;
+      if (secure && material === undefined) throw formattedWithoutScram(dataDir);
+      return reusedBroker(brokers, dataDir, material && secureListener(securePort, material));
     }
     throw new BrokerPortInUseError({ port, field: "port", runningBroker });
   }
@@ -170,6 +216,9 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
       runningBroker: false,
     });
   }
+  if (secure && await isListening(securePort)) {
+    throw new BrokerPortInUseError({ port: securePort, field: "securePort", runningBroker: false });
+  }
 
   const { libsDir: classDir, kafkaVersion, java } = await installBroker({ rootDir, libsDir, log });
   signal?.throwIfAborted();
@@ -179,8 +228,33 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
   if (fresh) await Deno.remove(dataDir, { recursive: true }).catch(ignoreNotFound);
   const logDir = join(dataDir, "kraft");
   await Deno.mkdir(logDir, { recursive: true });
+  const formatted = await exists(join(logDir, "meta.properties"));
+  let material: SecureMaterial | undefined;
+  if (secure) {
+    // The SCRAM user can only be added when the storage is formatted: new material goes with a
+    // new format, and a folder formatted without it cannot be made secure later.
+    material = formatted
+      ? await readSecureMaterial(dataDir)
+      : await createSecureMaterial(dataDir, keytoolBeside(java));
+    if (material === undefined) throw formattedWithoutScram(dataDir);
+    log(`TLS material and SCRAM user in ${secureDir(dataDir)}`);
+  }
   const propertiesFile = join(dataDir, "server.properties");
-  await Deno.writeTextFile(propertiesFile, serverProperties({ port, controllerPort, logDir }));
+  await Deno.writeTextFile(
+    propertiesFile,
+    serverProperties({
+      port,
+      controllerPort,
+      logDir,
+      secure: material && {
+        port: securePort,
+        keystoreFile: material.keystoreFile,
+        keystorePassword: material.keystorePassword,
+        username: material.username,
+        password: material.password,
+      },
+    }),
+  );
   const logFile = join(dataDir, "broker.log");
   const jvmArgs = [
     `-Dlog4j2.configurationFile=${LOG4J_CONFIG_FILE}`,
@@ -189,7 +263,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     join(classDir, "*"),
   ];
 
-  if (!(await exists(join(logDir, "meta.properties")))) {
+  if (!formatted) {
     log(`Formatting ${logDir}`);
     const format = await new Deno.Command(java, {
       args: [
@@ -201,6 +275,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
         "-c",
         propertiesFile,
         "-g",
+        ...(material === undefined ? [] : addScramArgs(material)),
       ],
       stdin: "null",
       stdout: "piped",
@@ -313,7 +388,16 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     signal?.removeEventListener("abort", onAbort);
   }
 
-  return { brokers, version: kafkaVersion, dataDir, reused: false, pid: child.pid, exited, stop };
+  return {
+    brokers,
+    version: kafkaVersion,
+    dataDir,
+    reused: false,
+    pid: child.pid,
+    secure: material && secureListener(securePort, material),
+    exited,
+    stop,
+  };
 }
 
 /**
@@ -327,6 +411,9 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
  * ```
  */
 export async function probeBroker(brokers: string, timeoutMs = 2_000): Promise<boolean> {
+  // Imported here, not at the top: kafkajs reads the environment when it loads, and modules
+  // that only build a broker's configuration must load without that permission.
+  const { Kafka, KafkaJSError, logLevel } = (await import("kafkajs")).default;
   const kafka = new Kafka({
     clientId: "local-broker-probe",
     brokers: brokers.split(","),
@@ -381,15 +468,34 @@ async function removePidFile(pidFile: string, pid: number): Promise<void> {
   }
 }
 
-function reusedBroker(brokers: string, dataDir: string): LocalBroker {
+function reusedBroker(
+  brokers: string,
+  dataDir: string,
+  secure: SecureListener | undefined,
+): LocalBroker {
   return {
     brokers,
     version: "unknown",
     dataDir,
     reused: true,
+    secure,
     exited: new Promise<number>(() => {}),
     stop: () => Promise.resolve(),
   };
+}
+
+function secureListener(port: number, material: SecureMaterial): SecureListener {
+  const brokers = `127.0.0.1:${port}`;
+  return { brokers, env: secureClientEnv(brokers, material) };
+}
+
+function formattedWithoutScram(dataDir: string): ConfigError {
+  return new ConfigError(
+    `Cannot start the local Kafka broker with 'secure' as its data folder "${dataDir}" was ` +
+      `formatted without the SCRAM user, which can only be added when formatting: start it ` +
+      `once with 'fresh' (--fresh), which wipes its topics`,
+    { field: "secure" },
+  );
 }
 
 function validatePort(field: string, value: number): void {

@@ -17,4 +17,5 @@ export * from "./errors.ts";
 export * from "./install.ts";
 export * from "./kafkajs_warning.ts";
 export * from "./local_broker.ts";
+export * from "./secure.ts";
 export * from "./server_properties.ts";

@@ -24,7 +24,11 @@ export type TransportSpec =
     readonly kind: "kafka";
     /** The `KAFKA_BROKERS` value. */
     readonly brokers: string;
-    /** Kafka transport options, without the logger function (it cannot be posted). */
+    /**
+     * Kafka transport options, without the logger function (it cannot be posted). The
+     * supervisor fills in `security` (from the environment unless given), so every worker
+     * connects with the same TLS and SASL settings as the parent.
+     */
     readonly options?: Omit<BrokerTransportOptions, "logger">;
   }
   | {

@@ -13,15 +13,13 @@
  */
 import type { Pipeline } from "../definition.ts";
 import { ConfigError } from "../errors.ts";
-import { restoringOnAssignment, topicIdempotencyStore } from "../idempotency_topics.ts";
-import type { TopicIdempotencyStore } from "../idempotency_topics.ts";
 import { startStageMember } from "../run.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
 import { createBrokerTransport } from "../transport/broker.ts";
-import type { ConsumedRecord, Producer, Transport } from "../transport/transport.ts";
+import type { Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
-import { runtimeInstrumentation, setupTelemetry } from "../telemetry/mod.ts";
+import { setupTelemetry } from "../telemetry/mod.ts";
 import type { Telemetry } from "../telemetry/mod.ts";
 import { configureLogging } from "../log.ts";
 import type { FromWorker, StartMessage, ToWorker, WorkerOutcome } from "./_protocol.ts";
@@ -34,11 +32,9 @@ interface WorkerScope {
 }
 
 const scope = globalThis as unknown as WorkerScope;
-const decoder = new TextDecoder();
 
 let transport: Transport | undefined;
 let producer: Producer | undefined;
-let store: TopicIdempotencyStore | undefined;
 let member: StageMember | undefined;
 let telemetry: Telemetry | undefined;
 let starting: Promise<void> | undefined;
@@ -73,10 +69,6 @@ function report(outcome: StageOutcome): void {
   if (pending.length >= flushAt) flush();
 }
 
-function recordKey(record: ConsumedRecord): string | undefined {
-  return record.key === null ? undefined : decoder.decode(record.key);
-}
-
 async function loadPipeline(message: StartMessage): Promise<Pipeline> {
   const { module, export: name, options } = message.pipeline;
   const loaded: Record<string, unknown> = await import(module);
@@ -106,17 +98,6 @@ async function start(message: StartMessage): Promise<void> {
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });
   producer = await transport.producer();
-  let idempotency;
-  if (node.stage.idempotencyKey) {
-    // The stage keys outputs and dead letters by its idempotency key (the DLQ keeps the
-    // original key), so a record key in either topic marks that input as done.
-    store = topicIdempotencyStore(transport, {
-      topics: node.output === undefined ? [node.deadLetter] : [node.output, node.deadLetter],
-      keyOf: recordKey,
-      group: node.group,
-    });
-    idempotency = restoringOnAssignment(store, () => member?.consumer.assignment());
-  }
   if (message.telemetry !== undefined) {
     const env = Deno.env.toObject();
     await configureLogging({
@@ -135,9 +116,8 @@ async function start(message: StartMessage): Promise<void> {
   member = await startStageMember(node, {
     transport,
     producer,
-    idempotency,
     onOutcome: report,
-    instrumentation: telemetry === undefined ? undefined : runtimeInstrumentation(telemetry),
+    instrumentation: telemetry?.instrumentation,
   });
   post({ type: "started" });
 }
@@ -146,7 +126,6 @@ async function drain(): Promise<void> {
   // A member still starting is let finish, then closed: leaving mid-join would be undone.
   await starting?.catch(() => undefined);
   await member?.close();
-  await store?.close();
   if (flushTimer !== undefined) clearInterval(flushTimer);
   flush();
   await producer?.close();

@@ -30,6 +30,9 @@ import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
 import { ConfigError, PipelineError } from "../errors.ts";
 import { createBrokerTransport } from "../transport/broker.ts";
+// Only the settings parser: the transport (and kafkajs, which reads the environment when it
+// loads) is imported where a Kafka run needs it.
+import { kafkaSecurityFromEnv } from "../transport/kafka/security.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -316,7 +319,15 @@ export async function startSupervisor(
       { field: "transport.kind" },
     );
   }
-  const transportSpec = spec.transport;
+  // The security settings are resolved once, here, and posted to every worker with the rest
+  // of the transport's options: workers connect exactly as the parent does.
+  const transportSpec: TransportSpec = {
+    ...spec.transport,
+    options: {
+      ...spec.transport.options,
+      security: spec.transport.options?.security ?? kafkaSecurityFromEnv(),
+    },
+  };
   const pipeline = await loadPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 

@@ -1,11 +1,13 @@
 /**
- * The tracing API the stage runner calls: a PRODUCER span around every send, a CONSUMER span
- * around every record processed (parented to, or linked with, the producer's context carried
- * in the record headers), and a child span per handler attempt. Plus two helpers for domain
- * code: {@linkcode setSpanAttributes} and {@linkcode currentTraceIds}.
+ * The OpenTelemetry implementation of the framework's one instrumentation interface
+ * (`Instrumentation` in `pipeline/instrumentation.ts`): a PRODUCER span around every send, a
+ * CONSUMER span around every record processed (parented to, or linked with, the producer's
+ * context carried in the record headers), a child span per handler attempt, and the metrics it
+ * is given. Plus helpers for domain code: {@linkcode setSpanAttributes} and
+ * {@linkcode currentTraceIds}.
  *
- * When telemetry is off, {@linkcode NOOP_INSTRUMENTATION} calls the function straight away:
- * no span, no context switch, no header written.
+ * When telemetry is off, `noopInstrumentation` calls the function straight away: no span, no
+ * context switch, no header written.
  *
  * @example The runner's loop, in short
  * ```ts ignore
@@ -21,7 +23,7 @@
  *         return;
  *       } catch (error) {
  *         if (!isRetriable(error) || attempt >= max) {
- *           recordError(error); // the process span shows the failure; the DLQ send follows
+ *           ins.recordError(error); // the process span shows the failure; the DLQ send follows
  *           await ins.traceSend(dlqTopic, dlqHeaders, { stage }, () => producer.send(...));
  *           return;
  *         }
@@ -41,7 +43,6 @@ import {
   createContextKey,
   defaultTextMapGetter,
   defaultTextMapSetter,
-  INVALID_SPAN_CONTEXT,
   type Link,
   propagation,
   ROOT_CONTEXT,
@@ -53,65 +54,15 @@ import {
   type Tracer,
 } from "@opentelemetry/api";
 import type { ConsumedRecord, RecordHeaders } from "../transport/transport.ts";
+import {
+  type Instrumentation,
+  NOOP_PIPELINE_METRICS,
+  type ParentingMode,
+  type PipelineMetrics,
+  type SendAttributes,
+} from "../instrumentation.ts";
 import { errorMessage, errorType } from "../errors.ts";
 import { ATTR, OPERATION_TYPE, SPAN } from "./names.ts";
-
-/**
- * How a CONSUMER span relates to the producer's context found in the record headers:
- * `parent` makes it a child (one trace from the first send to the last outcome), `link` starts
- * a new trace with a span link to the producer.
- */
-export type ParentingMode = "parent" | "link";
-
-/** What {@linkcode Instrumentation.traceSend} records besides the topic. */
-export interface SendAttributes {
-  /** The record key, as `messaging.kafka.message.key`. */
-  readonly key?: string;
-  /** The partition, when known before sending. */
-  readonly partition?: number;
-  /** The stage that sends, as `pipeline.stage`. */
-  readonly stage?: string;
-  /** More attributes for the span. */
-  readonly extra?: Attributes;
-}
-
-/** The tracing calls of the stage runner. */
-export interface Instrumentation {
-  /** Whether spans are recorded at all; `false` means every call just runs its function. */
-  readonly enabled: boolean;
-  /** The consumer parenting mode. */
-  readonly mode: ParentingMode;
-  /**
-   * Runs `fn` inside a PRODUCER span `send <topic>`, a child of the active context, after
-   * writing that span's `traceparent` (and `tracestate`) into `headers`: build the outgoing
-   * record's headers from this same object, inside or after this call. On rejection the span
-   * gets `error.type` and status ERROR, and the rejection is passed on.
-   */
-  traceSend<T>(
-    topic: string,
-    headers: RecordHeaders,
-    attrs: SendAttributes,
-    fn: () => Promise<T>,
-  ): Promise<T>;
-  /**
-   * Runs `fn` inside a CONSUMER span `process <topic>` for a consumed record. Its parent is the
-   * context in the record headers (mode `parent`), or it starts a trace linked to that context
-   * (mode `link`). The span is active during `fn`, so sends and attempts inside are its
-   * children. `fn` gets the span, to add attributes; rejection marks it failed.
-   */
-  traceProcess<T>(
-    record: ConsumedRecord,
-    group: string,
-    stage: string,
-    fn: (span: Span) => Promise<T>,
-  ): Promise<T>;
-  /**
-   * Runs one handler attempt inside an INTERNAL span `attempt <stage>` with `pipeline.attempt`
-   * (1 for the first try). A rejected attempt is recorded (status ERROR, an exception event,
-   * `error.type`) and the rejection passed on, so the caller decides to retry.
-   */
-  traceAttempt<T>(stage: string, attempt: number, fn: () => Promise<T>): Promise<T>;
-}
 
 /** Options for {@linkcode createInstrumentation}. */
 export interface InstrumentationOptions {
@@ -130,45 +81,17 @@ export interface InstrumentationOptions {
    * @default {"parent"}
    */
   readonly mode?: ParentingMode;
+  /**
+   * The metrics the instrumentation hands out as its `metrics`.
+   * @default {NOOP_PIPELINE_METRICS}
+   */
+  readonly metrics?: PipelineMetrics;
 }
 
 const MESSAGING_SYSTEM_KAFKA = "kafka";
 /** Where the context of a record being processed keeps its `process` span. */
 const PROCESS_SPAN = createContextKey("pipeline process span");
 const decoder = new TextDecoder();
-const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
-
-/**
- * Instrumentation that records nothing and runs each function directly: what the runner gets
- * when telemetry is off.
- */
-export const NOOP_INSTRUMENTATION: Instrumentation = Object.freeze({
-  enabled: false,
-  mode: "parent",
-  traceSend: function traceSendNoop<T>(
-    _topic: string,
-    _headers: RecordHeaders,
-    _attrs: SendAttributes,
-    fn: () => Promise<T>,
-  ): Promise<T> {
-    return fn();
-  },
-  traceProcess: function traceProcessNoop<T>(
-    _record: ConsumedRecord,
-    _group: string,
-    _stage: string,
-    fn: (span: Span) => Promise<T>,
-  ): Promise<T> {
-    return fn(NOOP_SPAN);
-  },
-  traceAttempt: function traceAttemptNoop<T>(
-    _stage: string,
-    _attempt: number,
-    fn: () => Promise<T>,
-  ): Promise<T> {
-    return fn();
-  },
-});
 
 /**
  * Creates the instrumentation over a tracer and propagator. {@linkcode setupTelemetry} does
@@ -187,6 +110,7 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
     tracer = trace.getTracer("pipeline"),
     propagator = undefined,
     mode = "parent",
+    metrics = NOOP_PIPELINE_METRICS,
   } = options;
   const inject = (ctx: Context, headers: RecordHeaders) =>
     propagator === undefined
@@ -279,6 +203,11 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
         (span) => runInSpan(span, fn, true),
       );
     },
+    setSpanAttributes: setRecordAttributes,
+    recordError: function recordActiveError(error: unknown): void {
+      recordError(error);
+    },
+    metrics,
   };
 }
 

@@ -16,6 +16,7 @@
 export * from "./names.ts";
 export * from "./config.ts";
 export * from "./instrumentation.ts";
+// The framework's one instrumentation interface, which `./instrumentation.ts` implements.
+export type { Instrumentation, ParentingMode, SendAttributes } from "../instrumentation.ts";
 export * from "./metrics.ts";
 export * from "./setup.ts";
-export * from "./runtime.ts";

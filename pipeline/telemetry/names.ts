@@ -143,3 +143,81 @@ export const LABEL = {
   OUTCOME: "outcome",
   ERROR_TYPE: "error_type",
 } as const;
+
+/**
+ * The Prometheus label a span or metric attribute becomes: dots (and anything else outside
+ * `[a-zA-Z0-9_]`) turn into underscores, as the Collector's Prometheus exporter and Tempo's
+ * metrics generator both do.
+ *
+ * @example
+ * ```ts
+ * import { ATTR, promLabel } from "./names.ts";
+ * promLabel(ATTR.PIPELINE_STAGE); // "pipeline_stage"
+ * ```
+ */
+export function promLabel(attribute: string): string {
+  return attribute.replace(/[^a-zA-Z0-9_]/g, "_");
+}
+
+/** Labels of the semconv messaging metrics, translated from their attributes. */
+export const MESSAGING_LABEL = {
+  /** `messaging.destination.name`: the topic sent to or consumed from. */
+  DESTINATION: "messaging_destination_name",
+} as const satisfies Record<string, string>;
+
+/**
+ * The span metrics Tempo's metrics generator derives from every span it receives and
+ * remote-writes to Prometheus (`infra/tempo/tempo.yaml`). Unlike the pipeline's own
+ * histograms, their points carry exemplars: the trace id of a span they counted.
+ */
+export const SPAN_METRIC = {
+  /** Span duration in seconds (`traces_spanmetrics_latency_bucket`, ...). */
+  LATENCY: histogram(
+    "traces.spanmetrics.latency",
+    "Duration of spans, per service, span name, kind, status and dimension (Tempo)",
+    "s",
+  ),
+  /** Spans counted (`traces_spanmetrics_calls_total`). */
+  CALLS: counter(
+    "traces.spanmetrics.calls",
+    "Spans, per service, span name, kind, status and dimension (Tempo)",
+  ),
+} as const satisfies Record<string, MetricName>;
+
+/**
+ * The span attributes Tempo's span metrics keep as labels (its `span_metrics.dimensions`),
+ * besides its intrinsic ones.
+ */
+export const SPAN_METRIC_DIMENSIONS: readonly string[] = [
+  ATTR.MESSAGING_DESTINATION_NAME,
+  ATTR.MESSAGING_OPERATION_TYPE,
+  ATTR.PIPELINE_STAGE,
+];
+
+/** Labels of Tempo's span metrics: its intrinsic dimensions, then ours. */
+export const SPAN_METRIC_LABEL = {
+  SERVICE: "service",
+  SPAN_NAME: "span_name",
+  SPAN_KIND: "span_kind",
+  STATUS_CODE: "status_code",
+  /** `messaging.destination.name`. */
+  DESTINATION: "messaging_destination_name",
+  /** `messaging.operation.type`. */
+  OPERATION_TYPE: "messaging_operation_type",
+  /** `pipeline.stage`. */
+  STAGE: "pipeline_stage",
+} as const satisfies Record<string, string>;
+
+/** Values of Tempo's `span_kind` label. */
+export const SPAN_KIND_LABEL = {
+  PRODUCER: "SPAN_KIND_PRODUCER",
+  CONSUMER: "SPAN_KIND_CONSUMER",
+  INTERNAL: "SPAN_KIND_INTERNAL",
+} as const;
+
+/**
+ * The exemplar label holding a trace id, everywhere: the Collector's OpenMetrics exposition
+ * writes `trace_id`, Tempo's metrics generator is told to (`trace_id_label_name`; its default
+ * is `traceID`), and Grafana's Prometheus datasource looks it up to open the trace in Tempo.
+ */
+export const EXEMPLAR_TRACE_ID_LABEL = "trace_id";

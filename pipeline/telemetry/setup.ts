@@ -51,12 +51,14 @@ import { getLogger } from "@logtape/logtape";
 import { PipelineError } from "../errors.ts";
 import { readTelemetryConfig, type TelemetryConfig } from "./config.ts";
 import {
-  createInstrumentation,
   type Instrumentation,
-  NOOP_INSTRUMENTATION,
+  NOOP_PIPELINE_METRICS,
+  noopInstrumentation,
   type ParentingMode,
-} from "./instrumentation.ts";
-import { createPipelineMetrics, NOOP_PIPELINE_METRICS, type PipelineMetrics } from "./metrics.ts";
+  type PipelineMetrics,
+} from "../instrumentation.ts";
+import { createInstrumentation } from "./instrumentation.ts";
+import { createPipelineMetrics } from "./metrics.ts";
 
 /** The instrumentation scope name of every tracer and meter the framework creates. */
 export const INSTRUMENTATION_SCOPE = "pipeline";
@@ -103,9 +105,15 @@ export interface Telemetry {
   readonly mode: TelemetryConfig["mode"];
   /** The configuration read from the environment. */
   readonly config: TelemetryConfig;
-  /** Spans for sends, records processed and attempts. */
+  /**
+   * The framework's one instrumentation interface, spans and metrics: what the runner, the
+   * publisher and the DLQ replay take.
+   */
   readonly instrumentation: Instrumentation;
-  /** The runner's metrics and the domain's declared metrics. */
+  /**
+   * The runner's metrics and the domain's declared metrics: the same object as
+   * `instrumentation.metrics`, here for code that records metrics only.
+   */
   readonly metrics: PipelineMetrics;
   /** The tracer, for spans the instrumentation does not cover. */
   readonly tracer: Tracer;
@@ -176,7 +184,7 @@ function offTelemetry(config: TelemetryConfig): Telemetry {
   return {
     mode: "off",
     config,
-    instrumentation: NOOP_INSTRUMENTATION,
+    instrumentation: noopInstrumentation,
     metrics: NOOP_PIPELINE_METRICS,
     tracer: trace.getTracer(INSTRUMENTATION_SCOPE),
     meter: metrics.getMeter(INSTRUMENTATION_SCOPE),
@@ -195,11 +203,12 @@ function denoTelemetry(config: TelemetryConfig, mode: ParentingMode): Telemetry 
   }
   const tracer = trace.getTracer(INSTRUMENTATION_SCOPE);
   const meter = metrics.getMeter(INSTRUMENTATION_SCOPE);
+  const pipelineMetrics = createPipelineMetrics(meter);
   return {
     mode: "deno",
     config,
-    instrumentation: createInstrumentation({ tracer, mode }),
-    metrics: createPipelineMetrics(meter),
+    instrumentation: createInstrumentation({ tracer, mode, metrics: pipelineMetrics }),
+    metrics: pipelineMetrics,
     tracer,
     meter,
     forceFlush: () => Promise.resolve(),
@@ -367,13 +376,17 @@ function sdkTelemetry(
     return stopping;
   }
 
+  const pipelineMetrics = meterProvider === undefined
+    ? NOOP_PIPELINE_METRICS
+    : createPipelineMetrics(meter);
   return {
     mode: "sdk",
     config,
+    // Metrics without traces (only OTEL_EXPORTER_OTLP_METRICS_ENDPOINT set): no spans, metrics.
     instrumentation: tracerProvider === undefined
-      ? NOOP_INSTRUMENTATION
-      : createInstrumentation({ tracer, propagator, mode }),
-    metrics: meterProvider === undefined ? NOOP_PIPELINE_METRICS : createPipelineMetrics(meter),
+      ? { ...noopInstrumentation, metrics: pipelineMetrics }
+      : createInstrumentation({ tracer, propagator, mode, metrics: pipelineMetrics }),
+    metrics: pipelineMetrics,
     tracer,
     meter,
     forceFlush,

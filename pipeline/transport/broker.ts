@@ -63,12 +63,9 @@ export async function createBrokerTransport(
   if (chosen === "platformatic") {
     refuseSecuritySettings(rest);
     const { createPlatformaticTransport } = await import("./platformatic/mod.ts");
-    const { ssl, logLevel: _logLevel, ...shared } = rest;
-    return createPlatformaticTransport(brokers, {
-      ...shared,
-      // kafkajs takes Node TLS options or `true`; so does @platformatic/kafka's `tls`.
-      ssl: ssl as boolean | Record<string, unknown> | undefined,
-    });
+    // Refused above unless plaintext: the kafkajs `security` option has nothing to map here.
+    const { security: _security, logLevel: _logLevel, ...shared } = rest;
+    return createPlatformaticTransport(brokers, shared);
   }
   const { createKafkaTransport } = await import("./kafka/mod.ts");
   return createKafkaTransport(brokers, rest);
@@ -84,9 +81,7 @@ const SECURITY_PROTOCOL_FIELD = "KAFKA_SECURITY_PROTOCOL";
  * be worse than not connecting. Its own `ssl` and `sasl` options still apply.
  */
 function refuseSecuritySettings(options: KafkaTransportOptions): void {
-  // `security` is the kafkajs transport's TLS and SASL option, where it has one.
-  const security = (options as { readonly security?: { readonly protocol?: unknown } }).security;
-  let protocol = security?.protocol;
+  let protocol: string | undefined = options.security?.protocol;
   if (protocol === undefined) {
     try {
       protocol = Deno.env.get(SECURITY_PROTOCOL_FIELD);

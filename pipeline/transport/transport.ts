@@ -7,8 +7,9 @@
  * (`tests/pipeline/transport/contract.ts`), so behaviour proven on one holds on the other.
  *
  * Semantics every implementation keeps:
- * - A topic has a fixed number of partitions; a keyed record goes to the partition Kafka's
- *   default partitioner picks (murmur2 of the key bytes), an unkeyed one round-robin.
+ * - A topic has a fixed number of partitions; a record that names its `partition` goes there,
+ *   a keyed one to the partition Kafka's default partitioner picks (murmur2 of the key bytes),
+ *   an unkeyed one round-robin.
  * - Offsets are per partition, start at 0 and grow by one per record. The end of a transaction
  *   also takes one offset in each partition it wrote (a control record, which no consumer is
  *   given), and aborted records keep theirs: a reader may see gaps, never a smaller offset.
@@ -18,6 +19,12 @@
  * - An offset is committed only after `eachRecord` resolved for that record; a record whose
  *   handler rejected, or whose member left before committing, is delivered again.
  * - A group with no committed offset starts at the earliest offset.
+ * - A member given a {@linkcode RebalanceListener} is told of every assignment and revocation,
+ *   and delivers no record of an assigned partition before the listener's `assigned` resolved
+ *   (heartbeating meanwhile). A `copartitioned` group keeps partition p of every subscribed topic
+ *   on one member.
+ * - Delivery after a rejection (of a handler or of a `durable`) waits a backoff: a record whose
+ *   outcome cannot be made durable never spins its partition.
  *
  * Pipelined records (a handler resolving with a {@linkcode RecordAck}):
  * - A handler resolving with `void` has completed its record, as above. A handler resolving
@@ -95,6 +102,12 @@ export interface OutgoingRecord {
   readonly value: Uint8Array | string | null;
   /** Headers to carry with the record. */
   readonly headers?: RecordHeaders;
+  /**
+   * The partition to write to, instead of the one the key hashes to: a changelog record goes
+   * to its input partition's number, a retry-tier copy to its record's partition number.
+   * @default the default partitioner's choice (murmur2 of the key, round-robin without one)
+   */
+  readonly partition?: number;
 }
 
 /** Where a produced record landed. */
@@ -199,11 +212,50 @@ export interface ConsumerOptions {
    */
   readonly maxPendingPerPartition?: number;
   /**
+   * Told when the member's partitions change; records of an assigned partition wait for it.
+   * @default none
+   */
+  readonly rebalanceListener?: RebalanceListener;
+  /**
+   * Keep partition p of every subscribed topic on one member (the topics must have the same
+   * partition count): a stage's input and its retry tiers form one task per partition number,
+   * which owns that partition's state.
+   * @default false (the transport's default assignment)
+   */
+  readonly copartitioned?: boolean;
+  /**
    * Whether records of transactions are given only once committed (`read_committed`) or as
    * soon as written, aborted ones included (`read_uncommitted`). See {@linkcode IsolationLevel}.
    * @default "read_committed"
    */
   readonly isolation?: IsolationLevel;
+}
+
+/** A partition of a topic. */
+export interface TopicPartition {
+  /** The topic. */
+  readonly topic: string;
+  /** The partition. */
+  readonly partition: number;
+}
+
+/**
+ * Told when a member's partitions change, as Kafka's `ConsumerRebalanceListener` is. Used by
+ * stages with state: a member restores the state of the partitions it is given before it
+ * handles any of their records, and drops the state of those it loses.
+ */
+export interface RebalanceListener {
+  /**
+   * The member now owns `partitions` (on the Kafka transport: every partition of each new
+   * group generation, including partitions it owned in the previous one; on the embedded
+   * transport: the partitions it did not own before). No record of them is delivered until the
+   * returned promise resolves; the member keeps heartbeating meanwhile. If it rejects, the
+   * records wait and the listener is called again after a backoff. `signal` is aborted when
+   * the partitions are lost or the consumer closes.
+   */
+  assigned(partitions: readonly TopicPartition[], signal: AbortSignal): Promise<void>;
+  /** The member no longer owns `partitions`; their records in flight have settled. */
+  revoked(partitions: readonly TopicPartition[]): void;
 }
 
 /**
@@ -389,6 +441,18 @@ export interface Transport {
    * project's topics are never truncated while a group still needs them).
    */
   committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]>;
+  /**
+   * Reads partitions of a topic without a consumer group, from their log start to their end
+   * offsets at the time of the call, calling `each` for every record in offset order per
+   * partition; resolves once every partition was read to that end. For restoring state from a
+   * changelog topic.
+   */
+  readPartitions(
+    topic: string,
+    partitions: readonly number[],
+    each: (record: ConsumedRecord) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
   /** Releases every connection. Producers and consumers must be closed first. */
   close(): Promise<void>;
 }

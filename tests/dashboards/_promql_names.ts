@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { LABEL, METRIC, type MetricName } from "../../pipeline/telemetry/names.ts";
+import {
+  LABEL,
+  MESSAGING_LABEL,
+  METRIC,
+  type MetricName,
+  SPAN_METRIC,
+  SPAN_METRIC_LABEL,
+} from "../../pipeline/telemetry/names.ts";
 import { ORDER_METRIC } from "../../stages/telemetry.ts";
 
 /** What an expression refers to. */
@@ -53,10 +60,11 @@ export function promqlNames(expr: string): PromqlNames {
   return { metrics, labels, functions, rangeArguments };
 }
 
-/** Every metric name the names tables declare. */
+/** Every metric name the names tables declare (Tempo's span metrics included). */
 export const DECLARED_METRICS: readonly MetricName[] = [
   ...Object.values(METRIC),
   ...Object.values(ORDER_METRIC),
+  ...Object.values(SPAN_METRIC),
 ];
 
 /**
@@ -82,8 +90,13 @@ export function declaredSeries(): Map<string, "counter" | "gauge" | "histogram">
   return series;
 }
 
-/** Every label name the names table declares, and Prometheus' bucket label `le`. */
-export const DECLARED_LABELS: ReadonlySet<string> = new Set([...Object.values(LABEL), "le"]);
+/** Every label name the names tables declare, and Prometheus' bucket label `le`. */
+export const DECLARED_LABELS: ReadonlySet<string> = new Set([
+  ...Object.values(LABEL),
+  ...Object.values(MESSAGING_LABEL),
+  ...Object.values(SPAN_METRIC_LABEL),
+  "le",
+]);
 
 /** PromQL functions and aggregations the dashboards may use. */
 export const KNOWN_FUNCTIONS: ReadonlySet<string> = new Set([

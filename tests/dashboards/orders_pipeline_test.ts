@@ -2,12 +2,18 @@ import assert from "node:assert/strict";
 import {
   DASHBOARD_UID,
   DATASOURCE_VARIABLE,
+  GRAFANA_DATASOURCE,
+  NO_EXEMPLARS_NOTE,
   ordersPipelineDashboard,
   PANEL_QUERIES,
   PANELS,
   PROMETHEUS_DATASOURCE_UID,
+  SPAN_METRICS_EXEMPLARS_NOTE,
   toPromql,
 } from "../../dashboards/mod.ts";
+import { METRIC, SPAN_METRIC } from "../../pipeline/telemetry/names.ts";
+import { ORDER_METRIC } from "../../stages/telemetry.ts";
+import { promqlNames } from "./_promql_names.ts";
 
 /** A panel of the built model, as far as these tests look at it. */
 interface BuiltPanel {
@@ -25,11 +31,14 @@ interface BuiltPanel {
   }[];
   options?: { legend?: { showLegend?: boolean; displayMode?: string } };
   fieldConfig?: { defaults?: { unit?: string } };
+  description?: string;
 }
 
 const model = ordersPipelineDashboard();
 const panels = (model.panels ?? []) as unknown as BuiltPanel[];
 const dataPanels = panels.filter((p) => p.type !== "row");
+/** The panels that query Prometheus: all but the topology's node graph. */
+const promPanels = dataPanels.filter((p) => p.type !== "nodeGraph");
 const VARIABLE_REF = `\${${DATASOURCE_VARIABLE}}`;
 
 Deno.test("the dashboard keeps its uid and title", () => {
@@ -47,9 +56,10 @@ Deno.test("the dashboard has a Prometheus datasource variable defaulting to the 
   assert.equal(variable.current?.value, PROMETHEUS_DATASOURCE_UID);
 });
 
-Deno.test("every panel and every target queries through the datasource variable", () => {
+Deno.test("every Prometheus panel and target queries through the datasource variable", () => {
   assert.equal(dataPanels.length, PANELS.length);
-  for (const panel of dataPanels) {
+  assert.equal(promPanels.length, dataPanels.length - 1, "one node graph");
+  for (const panel of promPanels) {
     assert.deepEqual(panel.datasource, { type: "prometheus", uid: VARIABLE_REF }, panel.title);
     assert.ok((panel.targets ?? []).length > 0, `Panel "${panel.title}" has no target`);
     for (const target of panel.targets ?? []) {
@@ -59,7 +69,7 @@ Deno.test("every panel and every target queries through the datasource variable"
 });
 
 Deno.test("every target has a refId unique in its panel, an expression and a legend", () => {
-  for (const panel of dataPanels) {
+  for (const panel of promPanels) {
     const refIds = (panel.targets ?? []).map((t) => t.refId);
     for (const refId of refIds) assert.match(refId ?? "", /^[A-Z]$/, `${panel.title}`);
     assert.equal(new Set(refIds).size, refIds.length, `Duplicate refId in "${panel.title}"`);
@@ -71,7 +81,7 @@ Deno.test("every target has a refId unique in its panel, an expression and a leg
 });
 
 Deno.test("every time series panel shows its legend", () => {
-  const graphs = dataPanels.filter((p) => p.type === "timeseries");
+  const graphs = promPanels.filter((p) => p.type === "timeseries");
   assert.ok(graphs.length >= 8);
   for (const panel of graphs) {
     assert.equal(panel.options?.legend?.showLegend, true, `Legend hidden in "${panel.title}"`);
@@ -79,17 +89,80 @@ Deno.test("every time series panel shows its legend", () => {
   }
 });
 
-Deno.test("latency graphs ask for exemplars so points link to traces", () => {
-  const latency = dataPanels.filter((p) =>
-    p.type === "timeseries" && /latency|p95/i.test(p.title ?? "")
+Deno.test("span-metrics latency panels ask for exemplars, which open the trace in Tempo", () => {
+  const fromTraces = promPanels.filter((p) =>
+    (p.targets ?? []).some((t) => t.expr?.includes(`${SPAN_METRIC.LATENCY.prom}_bucket`))
   );
-  assert.ok(latency.length >= 2);
-  for (const panel of latency) {
-    assert.equal(panel.fieldConfig?.defaults?.unit, "ms", `${panel.title}`);
+  assert.ok(fromTraces.length >= 1, "no panel over Tempo's span metrics");
+  for (const panel of fromTraces) {
+    assert.equal(panel.fieldConfig?.defaults?.unit, "s", `${panel.title}`);
+    assert.ok(panel.description?.includes(SPAN_METRICS_EXEMPLARS_NOTE), `${panel.title}`);
     for (const target of panel.targets ?? []) {
       assert.equal(target.exemplar, true, `No exemplars in "${panel.title}" ${target.refId}`);
     }
   }
+});
+
+Deno.test("panels over the pipeline's own histograms say they carry no exemplars, and ask none", () => {
+  const own = new Set(
+    [...Object.values(METRIC), ...Object.values(ORDER_METRIC)].map((m) => `${m.prom}_bucket`),
+  );
+  const graphs = promPanels.filter((p) =>
+    (p.targets ?? []).some((t) => promqlNames(t.expr ?? "").metrics.some((m) => own.has(m)))
+  );
+  assert.ok(graphs.length >= 5, `only ${graphs.map((p) => p.title)}`);
+  for (const panel of graphs) {
+    assert.ok(panel.description?.includes(NO_EXEMPLARS_NOTE), `"${panel.title}" says nothing`);
+    for (const target of panel.targets ?? []) {
+      assert.notEqual(target.exemplar, true, `"${panel.title}" ${target.refId} asks exemplars`);
+    }
+  }
+});
+
+Deno.test("the topology node graph reads nodes and edges frames from Grafana's own datasource", () => {
+  const graph = dataPanels.find((p) => p.type === "nodeGraph");
+  assert.ok(graph, "no node graph");
+  assert.deepEqual(graph.datasource, GRAFANA_DATASOURCE);
+  const [target] = graph.targets as unknown as {
+    queryType: string;
+    datasource: unknown;
+    snapshot: {
+      schema: { name: string; fields: { name: string }[] };
+      data: { values: unknown[][] };
+    }[];
+  }[];
+  assert.equal(target.queryType, "snapshot");
+  assert.deepEqual(target.datasource, GRAFANA_DATASOURCE);
+  const [nodes, edges] = target.snapshot;
+  assert.equal(nodes.schema.name, "nodes");
+  assert.equal(edges.schema.name, "edges");
+  const column = (frame: typeof nodes, name: string) =>
+    frame.data.values[frame.schema.fields.findIndex((f) => f.name === name)] as string[];
+  assert.deepEqual(column(nodes, "title"), [
+    "publish-order",
+    "orders",
+    "payments",
+    "orders.dlq",
+    "orders.retry.1",
+    "orders.retry.2",
+    "payment-service-process-payment-changelog",
+    "process-payment",
+  ]);
+  const ids = new Set(column(nodes, "id"));
+  const sources = column(edges, "source");
+  const targets = column(edges, "target");
+  for (const id of [...sources, ...targets]) assert.ok(ids.has(id), `edge to unknown node ${id}`);
+  assert.deepEqual(sources.map((s, i) => `${s} -> ${targets[i]}`), [
+    "source:publish-order -> topic:orders",
+    "topic:orders -> stage:process-payment",
+    "stage:process-payment -> topic:payments",
+    "stage:process-payment -> topic:orders.retry.1",
+    "topic:orders.retry.1 -> stage:process-payment",
+    "stage:process-payment -> topic:orders.retry.2",
+    "topic:orders.retry.2 -> stage:process-payment",
+    "stage:process-payment -> topic:orders.dlq",
+    "stage:process-payment -> topic:payment-service-process-payment-changelog",
+  ]);
 });
 
 Deno.test("the dashboard has the panels the operators asked for", () => {
@@ -99,14 +172,21 @@ Deno.test("the dashboard has the panels the operators asked for", () => {
       "Orders published/s",
       "Publish failures/s",
       "Publish p95 latency",
-      "Consumed/s",
       "Processing p95",
       "Payment failures/s",
-      "DLQ/s",
-      "Published vs consumed",
-      "DLQ and failures over time",
-      "Consumer lag per partition",
-      "Retries per tier",
+      "Orders dead-lettered/s",
+      "Published vs paid",
+      "Publish and processing p95",
+      "Topology",
+      "Consumed/s by stage",
+      "Sent/s by topic",
+      "Dead letters/s by stage",
+      "process-payment: throughput",
+      "process-payment: processing latency",
+      "process-payment: latency from traces",
+      "process-payment: retries by tier",
+      "process-payment: dead letters by error type",
+      "process-payment: lag by partition",
       "End-to-end latency",
       "Worker restarts",
       "Records in flight",
@@ -134,8 +214,8 @@ Deno.test("panels have unique ids and fit the 24-column grid without overlapping
   }
 });
 
-Deno.test("PANEL_QUERIES lists exactly the dashboard's targets", () => {
-  const fromModel = dataPanels.flatMap((p) =>
+Deno.test("PANEL_QUERIES lists exactly the dashboard's Prometheus targets", () => {
+  const fromModel = promPanels.flatMap((p) =>
     (p.targets ?? []).map((t) => ({ panel: p.title, refId: t.refId, expr: t.expr }))
   );
   assert.deepEqual(

@@ -11,6 +11,7 @@ import { PipelineError } from "../../pipeline/errors.ts";
 import { IN_CI, spawnPipeline } from "../_pipeline_process.ts";
 import type { PipelineSummary } from "../_pipeline_process.ts";
 import { findExecutable, OTELCOL_BINARY } from "../_observability.ts";
+import { granted, requires, type TestPermission } from "../_permissions.ts";
 
 export { IN_CI } from "../_pipeline_process.ts";
 export type { PipelineSummary } from "../_pipeline_process.ts";
@@ -77,9 +78,19 @@ export interface NeededTool {
   readonly hint: string;
 }
 
-/** The tools among `tools` that cannot be found, as `"name" (hint)` strings. */
+/**
+ * What an end-to-end test needs: it runs tools and the pipeline command, serves on loopback
+ * and reads what they wrote. Spread `requires(...E2E_PERMISSIONS)` into its definition.
+ */
+export const E2E_PERMISSIONS: readonly TestPermission[] = ["env", "read", "write", "run", "net"];
+
+/**
+ * The tools among `tools` that cannot be found, as `"name" (hint)` strings. Without the
+ * permission to read `PATH` and the file system none can be looked up, and none is reported.
+ */
 export async function missingTools(tools: readonly NeededTool[]): Promise<string[]> {
   const missing: string[] = [];
+  if (!granted("env", "read")) return missing;
   for (const tool of tools) {
     if (await findExecutable(tool.name) === undefined) {
       missing.push(`"${tool.name}" (${tool.hint})`);
@@ -90,7 +101,8 @@ export async function missingTools(tools: readonly NeededTool[]): Promise<string
 
 /**
  * Registers a test that needs `tools`: run when all are there; when some are missing it is
- * ignored with the reason in its name, or, under CI, registered as a failing test.
+ * ignored with the reason in its name, or, under CI, registered as a failing test. Without the
+ * permissions an end-to-end test needs (plain `deno test`) it is ignored.
  *
  * @example
  * ```ts ignore
@@ -102,6 +114,10 @@ export async function toolTest(
   tools: readonly NeededTool[],
   fn: () => Promise<void>,
 ): Promise<void> {
+  if (requires(...E2E_PERMISSIONS).ignore) {
+    Deno.test({ name, ignore: true, fn });
+    return;
+  }
   const missing = await missingTools(tools);
   if (missing.length === 0) {
     Deno.test({ name, fn, sanitizeResources: true, sanitizeOps: true });

@@ -18,7 +18,8 @@ import { startCollector } from "../_observability.ts";
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "../_otlp_receiver.ts";
 import { brokerTest } from "../_broker.ts";
 import { PipelineError } from "../../pipeline/errors.ts";
-import { IN_CI, missingTools, OTELCOL_TOOL, runPipeline } from "./_e2e.ts";
+import { E2E_PERMISSIONS, IN_CI, missingTools, OTELCOL_TOOL, runPipeline } from "./_e2e.ts";
+import { requires } from "../_permissions.ts";
 
 /** The topics and group of one run. */
 interface RunNames {
@@ -63,6 +64,7 @@ const via = collectorMissing.length === 0
   : `straight to the receiver, no Collector: missing ${collectorMissing.join(", ")}`;
 
 Deno.test({
+  ...requires(...E2E_PERMISSIONS),
   name: `pipeline spans reach an OTLP receiver (${via}): one trace per order, semconv attributes`,
   sanitizeResources: true,
   sanitizeOps: true,
@@ -327,6 +329,7 @@ function pick(
 }
 
 Deno.test({
+  ...requires(...E2E_PERMISSIONS),
   name: "with TRACE_PARENTING=link each process span starts its own trace, linked to its send",
   sanitizeResources: true,
   sanitizeOps: true,

@@ -2,11 +2,18 @@
  * Tests that need an external tool (promtool, otelcol, prometheus): registered as ignored, with
  * the reason in the test name, when the tool is missing on a developer's machine, and failing
  * when it is missing under CI (`CI=true`), where `infra/tools/install_tools.sh` must have run.
+ * Without the permissions to look tools up and run them (plain `deno test`) they are ignored,
+ * with the reason printed once (tests/_permissions.ts).
  *
  * @module
  */
 
 import { findExecutable } from "../_observability.ts";
+import { granted, requires, type TestPermission } from "../_permissions.ts";
+import { IN_CI } from "../_pipeline_process.ts";
+
+/** What a tool test needs: the tool is looked up on `PATH`, run, and given files to read. */
+const TOOL_PERMISSIONS: readonly TestPermission[] = ["env", "read", "write", "run", "net"];
 
 /** How to get each tool, for the ignore reason and the CI failure. */
 const INSTALL_HINT = "run infra/tools/install_tools.sh";
@@ -19,14 +26,20 @@ export interface Tool {
   readonly path?: string;
 }
 
-/** Looks a tool up by name on `PATH`, or by path. */
+/**
+ * Looks a tool up by name on `PATH`, or by path. Without the permission to read `PATH` and the
+ * file system, the tool counts as missing; {@linkcode toolTest} then ignores the test for the
+ * missing permissions instead.
+ */
 export async function tool(name: string): Promise<Tool> {
+  if (!granted("env", "read")) return { name };
   return { name, path: await findExecutable(name) };
 }
 
 /**
  * Registers `fn` as a test that needs `tools`. Missing tools make it ignored locally (the name
- * says why) and failed under CI.
+ * says why) and failed under CI. Without the permissions a tool test needs (environment, read,
+ * write, run, loopback network) it is ignored.
  *
  * @example
  * ```ts ignore
@@ -40,10 +53,11 @@ export function toolTest(
   fn: (paths: string[]) => Promise<void> | void,
 ): void {
   const missing = tools.filter((t) => t.path === undefined).map((t) => `"${t.name}"`);
-  const inCi = Deno.env.get("CI") === "true";
-  if (missing.length === 0) {
+  if (requires(...TOOL_PERMISSIONS).ignore) {
+    Deno.test({ name, ignore: true, fn: () => {} });
+  } else if (missing.length === 0) {
     Deno.test(name, () => fn(tools.map((t) => t.path as string)));
-  } else if (inCi) {
+  } else if (IN_CI) {
     Deno.test(name, () => {
       throw new Error(`Cannot run under CI: missing ${missing.join(", ")}: ${INSTALL_HINT}`);
     });

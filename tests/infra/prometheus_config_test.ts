@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import { type Doc, INFRA, portOf, readYaml } from "./_infra_files.ts";
 import { tool, toolTest } from "./_tools.ts";
+import { granted, requires } from "../_permissions.ts";
 
 const promtool = await tool("promtool");
-const prometheus: Doc = await readYaml(INFRA.prometheus);
+const prometheus: Doc = granted("read") ? await readYaml(INFRA.prometheus) : undefined;
 
 async function run(binary: string, args: string[]) {
   const output = await new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" })
@@ -41,22 +42,30 @@ toolTest("promtool rejects a broken Prometheus config", [promtool], async ([path
   }
 });
 
-Deno.test("prometheus.yml loads every rule file under rules/", () => {
+Deno.test("prometheus.yml loads every rule file under rules/", requires("read"), () => {
   assert.deepEqual(prometheus.rule_files, ["rules/*.yml"]);
 });
 
-Deno.test("prometheus.yml scrapes the Collector's Prometheus exporter", async () => {
-  const collector: Doc = await readYaml(INFRA.collector);
-  const job = prometheus.scrape_configs.find((j: Doc) => j.job_name === "otel-collector");
-  assert.ok(job, "no otel-collector job");
-  assert.equal(job.honor_labels, true);
-  const [target] = job.static_configs[0].targets;
-  assert.equal(target, `otel-collector:${portOf(collector.exporters.prometheus.endpoint)}`);
-  assert.ok(job.metric_relabel_configs.length > 0, "unit suffixes are not stripped");
-});
+Deno.test(
+  "prometheus.yml scrapes the Collector's Prometheus exporter",
+  requires("read"),
+  async () => {
+    const collector: Doc = await readYaml(INFRA.collector);
+    const job = prometheus.scrape_configs.find((j: Doc) => j.job_name === "otel-collector");
+    assert.ok(job, "no otel-collector job");
+    assert.equal(job.honor_labels, true);
+    const [target] = job.static_configs[0].targets;
+    assert.equal(target, `otel-collector:${portOf(collector.exporters.prometheus.endpoint)}`);
+    assert.ok(job.metric_relabel_configs.length > 0, "unit suffixes are not stripped");
+  },
+);
 
-Deno.test("Tempo's metrics generator remote-writes to this Prometheus", async () => {
-  const tempo: Doc = await readYaml(INFRA.tempo);
-  const urls = tempo.metrics_generator.storage.remote_write.map((w: Doc) => w.url);
-  assert.deepEqual(urls, ["http://prometheus:9090/api/v1/write"]);
-});
+Deno.test(
+  "Tempo's metrics generator remote-writes to this Prometheus",
+  requires("read"),
+  async () => {
+    const tempo: Doc = await readYaml(INFRA.tempo);
+    const urls = tempo.metrics_generator.storage.remote_write.map((w: Doc) => w.url);
+    assert.deepEqual(urls, ["http://prometheus:9090/api/v1/write"]);
+  },
+);

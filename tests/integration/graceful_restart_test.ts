@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
+import { loadKafkaTransport } from "../_broker.ts";
 import {
   accountTopics,
   assertEveryOrderOnce,
@@ -79,6 +79,7 @@ await integrationTest(
 
 /** The payment group's committed offsets equal the orders topic's end offsets. */
 async function assertCommittedToEnd(brokers: string, names: Names): Promise<void> {
+  const { createKafkaTransport } = await loadKafkaTransport();
   const admin = createKafkaTransport(brokers, { logger: () => {} });
   try {
     const ends = await admin.endOffsets(names.orders);

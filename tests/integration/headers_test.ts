@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { DeadLetterEnvelopeSchema } from "../../pipeline/dead_letter.ts";
 import { HEADER } from "../../pipeline/headers.ts";
 import { retryTopicName } from "../../pipeline/retry.ts";
-import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
+import { loadKafkaTransport } from "../_broker.ts";
 import { retryPreset } from "../../stages/config.ts";
 import { createWorkerPipeline } from "../../stages/worker_pipeline.ts";
 import {
@@ -39,6 +39,7 @@ await integrationTest(
       groupId: names.group,
       retry,
     });
+    const { createKafkaTransport } = await loadKafkaTransport();
     const admin = createKafkaTransport(brokers, { logger: () => {} });
     try {
       await admin.ensureTopics(pipeline.topics);

@@ -213,3 +213,34 @@ Deno.test("batchingProducer() validates its options before any work", () => {
   }
   assert.equal(inner.calls.length, 0);
 });
+
+Deno.test("batchingProducer() after a flush failed for good, sends its calls one by one so only the call at fault fails", async () => {
+  const inner = fakeProducer();
+  const clock = new FakeClock();
+  const producer = batchingProducer(inner, { lingerMs: 1, clock });
+  const tooLarge: OutgoingRecord = { topic: "orders.dlq", key: "k", value: "x".repeat(100) };
+  const a = producer.send([tooLarge]);
+  const b = producer.send([record(2)]);
+  const c = producer.send([record(3)]);
+  clock.advance(1);
+  await settle();
+  assert.equal(inner.calls.length, 1);
+  const refused = new PipelineError("The request included a message larger than the max");
+  inner.calls[0].reject(refused);
+  // Each call again, alone and in order: the one at fault fails, the others are written.
+  for (let i = 1; i <= 3; i++) {
+    for (let n = 0; n < 20 && inner.calls.length <= i; n++) await settle();
+    assert.equal(inner.calls.length, i + 1, `call ${i} sent alone`);
+    if (i === 1) {
+      assert.deepEqual(inner.calls[i].records, [tooLarge]);
+      inner.calls[i].reject(refused);
+    } else {
+      assert.equal(inner.calls[i].records.length, 1);
+      inner.calls[i].resolve();
+    }
+  }
+  await assert.rejects(a, (error) => error === refused);
+  assert.equal((await b).length, 1);
+  assert.equal((await c).length, 1);
+  await producer.close();
+});

@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
 import {
   buildEnvelope,
+  DEAD_LETTER_OVERHEAD_BYTES,
   DeadLetterEnvelopeSchema,
+  deadLetterRecord,
   decodeEnvelopeBytes,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  MAX_ENVELOPE_KEY_BYTES,
   MAX_ENVELOPE_VALUE_BYTES,
+  MAX_HEADERS_BYTES,
   parseEnvelope,
 } from "../../pipeline/dead_letter.ts";
+import type { OutgoingRecord } from "../../pipeline/transport/transport.ts";
 import { RetryableError, ValidationError } from "../../pipeline/errors.ts";
 import type { ConsumedRecord } from "../../pipeline/transport/transport.ts";
 
@@ -214,4 +220,113 @@ Deno.test("parseEnvelope() refuses an envelope missing a field, naming it", () =
     },
   );
   assert.throws(() => parseEnvelope(encoder.encode("{not json")), SyntaxError);
+});
+
+/** What the broker counts of a record: key, value and header names and values. */
+function encodedSize(record: OutgoingRecord): number {
+  const bytes = (v: Uint8Array | string | null | undefined) =>
+    v === null || v === undefined ? 0 : typeof v === "string" ? encoder.encode(v).length : v.length;
+  let size = bytes(record.key) + bytes(record.value);
+  for (const [name, value] of Object.entries(record.headers ?? {})) {
+    size += bytes(name) + bytes(value);
+  }
+  return size;
+}
+
+const FAILURE = { stage: "process-payment", error: new Error("too big"), attempts: 0, failedAt: 0 };
+
+Deno.test("deadLetterRecord() keeps a 1000 KiB value of 0x01 bytes within 1 MiB, flagged", () => {
+  const value = new Uint8Array(1000 * 1024).fill(0x01);
+  const { envelope, record: dead } = deadLetterRecord(record({ value }), FAILURE, {
+    topic: "orders.dlq",
+  });
+  // The old envelope escaped every byte as \u0001: 256 KiB kept became 1.5 MiB of JSON.
+  const size = encodedSize(dead);
+  assert.ok(size <= DEFAULT_MAX_MESSAGE_BYTES - DEAD_LETTER_OVERHEAD_BYTES, `${size} bytes`);
+  assert.equal(envelope.value_truncated, true);
+  assert.equal(envelope.value_size, 1000 * 1024);
+  const kept = decodeEnvelopeBytes(envelope.value, envelope.value_encoding)!;
+  assert.ok(kept.length > 100 * 1024, `a useful part is kept: ${kept.length} bytes`);
+  assert.deepEqual(kept, value.subarray(0, kept.length));
+  assert.deepEqual(parseEnvelope(encoder.encode(dead.value as string)), envelope);
+  assert.equal(new TextDecoder().decode(dead.key as Uint8Array), "order-1");
+});
+
+Deno.test("deadLetterRecord() bounds key, value and headers together below the topic's limit", () => {
+  const cases: [string, Partial<ConsumedRecord>, number][] = [
+    ["a huge binary value", { value: new Uint8Array(3 * 1024 * 1024).fill(0xff) }, 1024 * 1024],
+    ["a huge key", { key: new Uint8Array(900 * 1024).fill(0x61) }, 1024 * 1024],
+    [
+      "huge headers",
+      {
+        headers: Object.fromEntries(
+          Array.from({ length: 200 }, (_, i) => [`h-${i}`, "\u0001".repeat(10_000)]),
+        ),
+      },
+      1024 * 1024,
+    ],
+    [
+      "everything at once, under a declared 64 KiB",
+      {
+        key: new Uint8Array(100 * 1024).fill(0x01),
+        value: new Uint8Array(1000 * 1024).fill(0x01),
+        headers: Object.fromEntries(
+          Array.from({ length: 50 }, (_, i) => [`h-${i}`, "\u0001".repeat(8000)]),
+        ),
+      },
+      64 * 1024,
+    ],
+  ];
+  for (const [what, overrides, maxMessageBytes] of cases) {
+    const { envelope, record: dead } = deadLetterRecord(record(overrides), FAILURE, {
+      topic: "orders.dlq",
+      maxMessageBytes,
+      headers: { "x-stage": "process-payment" },
+    });
+    const size = encodedSize(dead);
+    assert.ok(size <= maxMessageBytes - DEAD_LETTER_OVERHEAD_BYTES, `${what}: ${size} bytes`);
+    DeadLetterEnvelopeSchema.parse(envelope);
+    assert.equal(dead.headers?.["x-stage"], "process-payment", what);
+  }
+});
+
+Deno.test("deadLetterRecord() cuts a huge key in the envelope, flags it, and writes no key", () => {
+  const key = new Uint8Array(MAX_ENVELOPE_KEY_BYTES + 1).fill(0x61);
+  const { envelope, record: dead } = deadLetterRecord(record({ key }), FAILURE, {
+    topic: "orders.dlq",
+  });
+  assert.equal(envelope.key_truncated, true);
+  assert.equal(envelope.key_size, MAX_ENVELOPE_KEY_BYTES + 1);
+  assert.equal(envelope.key!.length, MAX_ENVELOPE_KEY_BYTES);
+  // A cut key would name another key: the dead letter carries none.
+  assert.equal(dead.key, null);
+});
+
+Deno.test("deadLetterRecord() cuts long header values and drops headers past the limit, flagged", () => {
+  const headers: Record<string, string> = { traceparent: TRACEPARENT, long: "é".repeat(5000) };
+  for (let i = 0; i < 20; i++) headers[`h-${i}`] = "x".repeat(3000);
+  const { envelope, record: dead } = deadLetterRecord(record({ headers }), FAILURE, {
+    topic: "orders.dlq",
+  });
+  assert.equal(envelope.headers_truncated, true);
+  assert.equal(envelope.headers.traceparent, TRACEPARENT);
+  assert.ok(envelope.headers.long.length < 5000 && envelope.headers.long.startsWith("éé"));
+  const total = Object.entries(envelope.headers).reduce(
+    (sum, [n, v]) => sum + encoder.encode(n).length + encoder.encode(v).length,
+    0,
+  );
+  assert.ok(total <= MAX_HEADERS_BYTES, `${total}`);
+  assert.deepEqual(
+    Object.keys(dead.headers!).filter((n) => n !== "x-stage"),
+    Object.keys(envelope.headers),
+  );
+});
+
+Deno.test("deadLetterRecord() leaves an ordinary record's envelope as buildEnvelope() makes it", () => {
+  const { envelope, record: dead } = deadLetterRecord(record(), FAILURE, { topic: "orders.dlq" });
+  assert.deepEqual(envelope, buildEnvelope(record(), FAILURE));
+  assert.equal(envelope.key_truncated, undefined);
+  assert.equal(envelope.headers_truncated, undefined);
+  assert.equal(dead.topic, "orders.dlq");
+  assert.deepEqual(dead.headers, record().headers);
 });

@@ -429,3 +429,25 @@ Deno.test("Pipeline lookups refuse unknown names with a DefinitionError", () => 
     message: `Cannot find source "x" in pipeline "numbers"`,
   });
 });
+
+Deno.test("definePipeline() bounds dead letters by the DLQ topic's declared max.message.bytes", () => {
+  const withDlqConfig = (config?: Record<string, string>): PipelineSpec => {
+    const spec = numbersSpec();
+    return {
+      ...spec,
+      topics: spec.topics.map((t) => t.name === "in.dlq" ? { ...t, config } : t),
+    };
+  };
+  assert.equal(definePipeline(withDlqConfig()).stage("double").deadLetterMaxBytes, 1024 * 1024);
+  assert.equal(
+    definePipeline(withDlqConfig({ "max.message.bytes": "65536" })).stage("double")
+      .deadLetterMaxBytes,
+    65536,
+  );
+  assert.throws(
+    () => definePipeline(withDlqConfig({ "max.message.bytes": "lots" })),
+    (error: unknown) =>
+      error instanceof DefinitionError && error.field === "deadLetter" &&
+      /'max.message.bytes' of dead-letter topic "in.dlq" must be an integer/.test(error.message),
+  );
+});

@@ -10,7 +10,7 @@ import { doubleStage, Num, numbersSpec } from "../_fixtures.ts";
 
 function tieredNumbers() {
   return definePipeline(numbersSpec({
-    stage: doubleStage(undefined, { idempotencyKey: ({ n }) => String(n) }),
+    stage: doubleStage(undefined, { key: ({ n }) => String(n) }),
     concurrency: 2,
     retry: retryPolicy({ maxDelayMs: 1000, tiers: [{ delayMs: 1000 }, { delayMs: 5000 }] }),
   }));
@@ -28,6 +28,7 @@ Deno.test("describePipeline() gives plain data with roles, wiring and JSON schem
       ["in.dlq", 1, "dead-letter"],
       ["in.retry.1", 2, "retry"],
       ["in.retry.2", 2, "retry"],
+      ["doublers-double-changelog", 2, "changelog"],
     ],
   );
   assert.deepEqual(description.topics[0].schema.properties, { n: { type: "number" } });
@@ -53,6 +54,7 @@ Deno.test("describePipeline() gives plain data with roles, wiring and JSON schem
     },
     retryTopics: ["in.retry.1", "in.retry.2"],
     idempotent: true,
+    changelog: "doublers-double-changelog",
   }]);
 });
 
@@ -66,6 +68,7 @@ Deno.test("describePipelineText() prints one line per node", () => {
     in.dlq (1 partition, dead-letter)
     in.retry.1 (2 partitions, retry)
     in.retry.2 (2 partitions, retry)
+    doublers-double-changelog (2 partitions, changelog)
   Sources:
     feed -> in
   Stages:
@@ -74,7 +77,7 @@ Deno.test("describePipelineText() prints one line per node", () => {
       retry: 3 attempts, backoff 100 ms x2 (cap 1000 ms, full jitter), then tiers 1000 ms, 5000 ms
       retry topics: in.retry.1, in.retry.2
       dead letters: in.dlq
-      idempotent by input key
+      idempotent by record key, state in doublers-double-changelog
 `,
   );
 });
@@ -94,6 +97,7 @@ Deno.test("describePipelineMermaid() draws sources, topics, stages, retry and DL
   topic_in_2edlq[("in.dlq<br/>1 partition")]
   topic_in_2eretry_2e1[("in.retry.1<br/>2 partitions")]
   topic_in_2eretry_2e2[("in.retry.2<br/>2 partitions")]
+  topic_doublers_2ddouble_2dchangelog[("doublers-double-changelog<br/>2 partitions")]
   source_feed[/"feed"/] --> topic_in
   stage_double["double<br/>group doublers x2"]
   topic_in --> stage_double
@@ -103,6 +107,7 @@ Deno.test("describePipelineMermaid() draws sources, topics, stages, retry and DL
   stage_double -. "retry 5000 ms" .-> topic_in_2eretry_2e2
   topic_in_2eretry_2e2 -.-> stage_double
   stage_double -. "dead letter" .-> topic_in_2edlq
+  stage_double -. "state" .-> topic_doublers_2ddouble_2dchangelog
 `,
   );
 });

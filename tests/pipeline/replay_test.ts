@@ -10,6 +10,7 @@ import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.t
 import type { EmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
 import type { ConsumedRecord, OutgoingRecord } from "../../pipeline/transport/transport.ts";
 import { startOtlpReceiver } from "../_otlp_receiver.ts";
+import { requires } from "../_permissions.ts";
 
 const DLQ = "orders.dlq";
 const ORDERS = "orders";
@@ -88,7 +89,12 @@ async function setup(records: readonly OutgoingRecord[] = []): Promise<Setup> {
 }
 
 function replay(transport: EmbeddedTransport, options: Partial<ReplayOptions> = {}) {
-  return replayDeadLetters(transport, { dlqTopic: DLQ, ratePerSecond: Infinity, ...options });
+  return replayDeadLetters(transport, {
+    dlqTopic: DLQ,
+    replayTo: [ORDERS],
+    ratePerSecond: Infinity,
+    ...options,
+  });
 }
 
 function sameBytes(actual: Uint8Array | null, expected: Uint8Array | null): void {
@@ -118,7 +124,7 @@ Deno.test("replayDeadLetters() sends each record back with its key, value bytes 
     group: `${DLQ}.replay`,
     examined: 5,
     replayed: 5,
-    skipped: { filter: 0, truncated: 0, invalid: 0 },
+    skipped: { filter: 0, truncated: 0, invalid: 0, refused: 0 },
     dryRun: false,
     reachedEnd: true,
   });
@@ -306,7 +312,7 @@ Deno.test("replayDeadLetters() skips truncated and invalid envelopes with the re
 
   assert.equal(report.examined, 5);
   assert.equal(report.replayed, 1);
-  assert.deepEqual(report.skipped, { filter: 0, truncated: 1, invalid: 3 });
+  assert.deepEqual(report.skipped, { filter: 0, truncated: 1, invalid: 3, refused: 0 });
   const truncated = seen.find((p) => p.outcome === "truncated")!;
   assert.match(truncated.reason!, /the original is at orders\/1\/109/);
   const invalid = seen.filter((p) => p.outcome === "invalid").map((p) => p.reason!);
@@ -378,33 +384,82 @@ Deno.test("replayDeadLetters() refuses bad options before any work, naming the f
   }
 });
 
-Deno.test("replayDeadLetters() makes the replay's send span a child of the original trace", async () => {
-  await using receiver = await startOtlpReceiver();
-  const telemetry = await setupTelemetry({
-    serviceName: "dlq-replay-test",
-    env: {
-      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces`,
-      OTEL_METRICS_EXPORTER: "none",
-    },
-  });
-  try {
-    await using s = await setup([envelopeRecord(original(0))]);
-    await replay(s.transport, { instrumentation: telemetry.instrumentation });
-    await telemetry.forceFlush();
-    const span = await receiver.waitFor(
-      (r) => r.spans.find((x) => x.name === SPAN.send(ORDERS)),
-      5000,
-      "the replay's send span",
-    );
-    assert.equal(span.traceId, TRACE_ID);
-    assert.equal(span.parentSpanId, SPAN_ID);
-    const [out] = s.transport.records(ORDERS);
-    assert.equal(out.headers.traceparent, `00-${TRACE_ID}-${span.spanId}-01`);
-    assert.equal(
-      out.headers[HEADER.REPLAYED_FROM],
-      `${DLQ}/${s.transport.records(DLQ)[0].partition}/0`,
-    );
-  } finally {
-    await telemetry.shutdown();
-  }
+Deno.test(
+  "replayDeadLetters() makes the replay's send span a child of the original trace",
+  requires("env", "net"),
+  async () => {
+    await using receiver = await startOtlpReceiver();
+    const telemetry = await setupTelemetry({
+      serviceName: "dlq-replay-test",
+      env: {
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/v1/traces`,
+        OTEL_METRICS_EXPORTER: "none",
+      },
+    });
+    try {
+      await using s = await setup([envelopeRecord(original(0))]);
+      await replay(s.transport, { instrumentation: telemetry.instrumentation });
+      await telemetry.forceFlush();
+      const span = await receiver.waitFor(
+        (r) => r.spans.find((x) => x.name === SPAN.send(ORDERS)),
+        5000,
+        "the replay's send span",
+      );
+      assert.equal(span.traceId, TRACE_ID);
+      assert.equal(span.parentSpanId, SPAN_ID);
+      const [out] = s.transport.records(ORDERS);
+      assert.equal(out.headers.traceparent, `00-${TRACE_ID}-${span.spanId}-01`);
+      assert.equal(
+        out.headers[HEADER.REPLAYED_FROM],
+        `${DLQ}/${s.transport.records(DLQ)[0].partition}/0`,
+      );
+    } finally {
+      await telemetry.shutdown();
+    }
+  },
+);
+
+Deno.test("replayDeadLetters() sends only to the topics the pipeline reads, refusing others by name", async () => {
+  const forged = JSON.parse(envelopeRecord(original(2)).value as string);
+  await using s = await setup([
+    envelopeRecord(original(1)),
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...forged, original_topic: "payments" }) },
+    envelopeRecord(original(3)),
+  ]);
+  await s.transport.ensureTopics([{ name: "payments", partitions: 1 }]);
+  const seen: ReplayProgress[] = [];
+
+  const report = await replay(s.transport, { onProgress: (p) => seen.push(p) });
+
+  assert.equal(s.transport.records("payments").length, 0, "nothing sent to a topic no stage reads");
+  assert.equal(s.transport.records(ORDERS).length, 2);
+  assert.equal(report.replayed, 2);
+  assert.equal(report.examined, 3);
+  const refused = seen.find((p) => p.outcome === "refused");
+  assert.ok(refused, "the forged envelope is refused");
+  assert.equal(
+    refused.reason,
+    `Cannot replay ${DLQ}/${refused.dlq.partition}/${refused.dlq.offset} to "payments" as the ` +
+      `pipeline does not read that topic: it reads "orders"`,
+  );
+  assert.equal(report.skipped.refused, 1);
+});
+
+Deno.test("replayDeadLetters() refuses to start without the topics it may send to", async () => {
+  await using s = await setup();
+  await assert.rejects(
+    replay(s.transport, { replayTo: [] }),
+    (error: unknown) => error instanceof ConfigError && error.field === "replayTo",
+  );
+});
+
+Deno.test("replayDeadLetters() skips an envelope whose key or headers were cut, as truncated", async () => {
+  const valid = JSON.parse(envelopeRecord(original(4)).value as string);
+  await using s = await setup([
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...valid, key_truncated: true, key_size: 1 }) },
+    { topic: DLQ, key: "k", value: JSON.stringify({ ...valid, headers_truncated: true }) },
+  ]);
+  const report = await replay(s.transport);
+  assert.equal(report.skipped.truncated, 2);
+  assert.equal(s.transport.records(ORDERS).length, 0);
 });

@@ -25,7 +25,8 @@ import type {
   RecordHeaders,
 } from "../../pipeline/transport/transport.ts";
 import { isRecordAck } from "../../pipeline/transport/transport.ts";
-import { memoryIdempotencyStore } from "../../pipeline/idempotency.ts";
+import { partitionForKey } from "../../pipeline/transport/murmur2.ts";
+import { createStageState } from "../../pipeline/state_store.ts";
 import { createRecordHandler } from "../../pipeline/runner.ts";
 import { doubleStage, envelopes, json, keyText, numbersSpec, waitUntil } from "../_fixtures.ts";
 import type { NumHandler, NumValue } from "../_fixtures.ts";
@@ -50,6 +51,8 @@ interface HarnessOptions {
   readonly handle?: NumHandler;
   readonly retry?: RetryPolicy;
   readonly idempotent?: boolean;
+  /** A key for the stage (makes it keyed and idempotent), instead of `idempotent`'s. */
+  readonly keyOf?: (input: NumValue) => string;
   readonly autoAdvance?: boolean;
 }
 
@@ -75,7 +78,7 @@ async function withNumbers(
       });
       return handle(input, context);
     },
-    options.idempotent ? { idempotencyKey: ({ n }) => `n-${n}` } : {},
+    options.keyOf ? { key: options.keyOf } : options.idempotent ? { key: ({ n }) => `n-${n}` } : {},
   );
   const pipeline = definePipeline(numbersSpec({ stage, retry: options.retry ?? REFERENCE_RETRY }));
   const outcomes: StageOutcome[] = [];
@@ -377,9 +380,9 @@ Deno.test("runner: a fatal error in a retry tier is dead-lettered at once", asyn
 
 Deno.test("runner: a duplicate of a record that already has an outcome is skipped", async () => {
   await withNumbers({ idempotent: true }, async (h) => {
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
     assert.equal(h.calls.length, 1);
     assert.deepEqual(kinds(h.outcomes), ["output", "duplicate"]);
@@ -393,9 +396,9 @@ Deno.test("runner: a duplicate of a dead-lettered record is skipped too", async 
     idempotent: true,
     handle: () => Promise.reject(new RejectedError("no")),
   }, async (h) => {
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
-    await h.publish({ n: 1 }, "one");
+    await h.publish({ n: 1 }, "n-1");
     await h.drain();
     assert.deepEqual(kinds(h.outcomes), ["dead-lettered", "duplicate"]);
     assert.equal(h.transport.records("in.dlq").length, 1);
@@ -413,7 +416,7 @@ Deno.test("runner: an output send failure loses nothing and the record is paid o
       return { n: n * 2 };
     },
   }, async (h) => {
-    await h.publish({ n: 5 }, "five");
+    await h.publish({ n: 5 }, "n-5");
     await waitUntil("handler started", () => h.calls.length === 1);
     h.transport.failNextSends(1);
     open();
@@ -439,7 +442,7 @@ Deno.test({
         return { n: n * 2 };
       },
     }, async (h) => {
-      await h.publish({ n: 5 }, "five");
+      await h.publish({ n: 5 }, "n-5");
       await waitUntil("handler started", () => h.calls.length === 1);
       // As many failing sends as the policy has attempts: the broker is briefly unavailable.
       h.transport.failNextSends(REFERENCE_RETRY.attempts);
@@ -452,7 +455,10 @@ Deno.test({
   },
 });
 
-/** A producer whose every send waits until the test settles it. */
+/**
+ * A producer whose every send waits until the test settles it; state changelog writes are
+ * acknowledged at once (the record's outcome still waits for its output).
+ */
 function gatedProducer() {
   const sends: {
     records: readonly OutgoingRecord[];
@@ -461,6 +467,11 @@ function gatedProducer() {
   }[] = [];
   const producer: Producer = {
     send(records) {
+      if (records.every((r) => r.topic.endsWith("-changelog"))) {
+        return Promise.resolve(
+          records.map((r, i) => ({ topic: r.topic, partition: 0, offset: i })),
+        );
+      }
       return new Promise<DeliveryReport[]>((resolve, reject) => {
         sends.push({
           records,
@@ -488,7 +499,7 @@ function numberRecord(n: number, offset: number): ConsumedRecord {
 }
 
 /** A record handler over a gated producer, calling the stage directly (no transport). */
-function directHandler(options: { idempotent?: boolean } = {}) {
+async function directHandler(options: { idempotent?: boolean } = {}) {
   const { producer, sends } = gatedProducer();
   const handled: number[] = [];
   const stage = doubleStage(
@@ -496,17 +507,24 @@ function directHandler(options: { idempotent?: boolean } = {}) {
       handled.push(n);
       return Promise.resolve({ n: 2 * n });
     },
-    options.idempotent ? { idempotencyKey: ({ n }) => `n-${n}` } : {},
+    options.idempotent ? { key: ({ n }) => `k${n}` } : {},
   );
-  const node = definePipeline(numbersSpec({ stage })).stage("double");
+  const pipeline = definePipeline(numbersSpec({ stage }));
+  const node = pipeline.stage("double");
   const outcomes: StageOutcome[] = [];
-  const idempotency = memoryIdempotencyStore();
+  const clock = new FakeClock({ start: START, autoAdvance: true });
+  const transport = createEmbeddedTransport();
+  await transport.ensureTopics(pipeline.topics);
+  const state = node.changelog === undefined
+    ? undefined
+    : createStageState(transport, { changelog: node.changelog, clock });
+  await state?.listener.assigned([{ topic: "in", partition: 0 }], new AbortController().signal);
   const handler = createRecordHandler(node, {
     producer,
     group: "g",
-    clock: new FakeClock({ start: START, autoAdvance: true }),
+    clock,
     random: seededRandom(1),
-    idempotency,
+    state,
     onOutcome: (outcome) => outcomes.push(outcome),
   });
   const context: RecordContext = {
@@ -517,7 +535,7 @@ function directHandler(options: { idempotent?: boolean } = {}) {
     sends,
     handled,
     outcomes,
-    idempotency,
+    known: (key: string) => state?.get(0, key)?.outcome,
     handle: async (record: ConsumedRecord): Promise<RecordAck> => {
       const result = await handler(record, context);
       assert.ok(isRecordAck(result), "the runner hands records over with a RecordAck");
@@ -527,7 +545,7 @@ function directHandler(options: { idempotent?: boolean } = {}) {
 }
 
 Deno.test("runner: the handler resolves before its output is durable; the outcome is reported after", async () => {
-  const h = directHandler({ idempotent: true });
+  const h = await directHandler({ idempotent: true });
   const ack = await h.handle(numberRecord(1, 0));
   assert.equal(h.sends.length, 1, "the output send is queued");
   assert.deepEqual(
@@ -537,15 +555,15 @@ Deno.test("runner: the handler resolves before its output is durable; the outcom
     [JSON.stringify({ n: 2 })],
   );
   assert.deepEqual(h.outcomes, [], "no outcome while the output is not durable");
-  assert.equal(await h.idempotency.get("n-1"), undefined, "nothing remembered yet");
+  assert.equal(h.known("k1"), undefined, "nothing remembered yet");
   h.sends[0].resolve();
   await ack.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
-  assert.equal(await h.idempotency.get("n-1"), "output");
+  assert.equal(h.known("k1"), "output");
 });
 
 Deno.test("runner: a record whose key has an outcome on its way waits for it, then is a duplicate", async () => {
-  const h = directHandler({ idempotent: true });
+  const h = await directHandler({ idempotent: true });
   const first = await h.handle(numberRecord(1, 0));
   let secondHandedOver = false;
   const second = h.handle(numberRecord(1, 1)).then((ack) => {
@@ -567,20 +585,20 @@ Deno.test("runner: a record whose key has an outcome on its way waits for it, th
 });
 
 Deno.test("runner: a rejected durable leaves the key unknown, so the next record of it is handled", async () => {
-  const h = directHandler({ idempotent: true });
+  const h = await directHandler({ idempotent: true });
   const first = await h.handle(numberRecord(1, 0));
   const second = h.handle(numberRecord(1, 1));
   const failure = new Error("Injected failure: broker gone");
   h.sends[0].reject(failure);
   await assert.rejects(first.durable, (error) => error === failure);
   const secondAck = await second;
-  assert.equal(await h.idempotency.get("n-1"), undefined, "a failed outcome is not remembered");
+  assert.equal(h.known("k1"), undefined, "a failed outcome is not remembered");
   assert.deepEqual(h.handled, [1, 1], "handled again after the first outcome failed");
   assert.deepEqual(h.outcomes, [], "no outcome for the failed delivery");
   h.sends[1].resolve();
   await secondAck.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
-  assert.equal(await h.idempotency.get("n-1"), "output");
+  assert.equal(h.known("k1"), "output");
 });
 
 Deno.test("runner: a dead-lettered key is skipped when redelivered, handled again when replayed from the DLQ", async () => {
@@ -590,26 +608,119 @@ Deno.test("runner: a dead-lettered key is skipped when redelivered, handled agai
     handle: ({ n }) =>
       declined ? Promise.reject(new RejectedError("declined")) : Promise.resolve({ n: 2 * n }),
   }, async (h) => {
-    await h.publish({ n: 7 });
+    await h.publish({ n: 7 }, "n-7");
     await h.drain();
     assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered"]);
 
     declined = false;
     // A plain redelivery (a crash before the commit) must not turn a dead letter into a payment.
-    await h.publish({ n: 7 });
+    await h.publish({ n: 7 }, "n-7");
     await h.drain();
     assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered", "duplicate"]);
 
     // A replay from the DLQ is a deliberate second chance.
-    await h.publish({ n: 7 }, "k", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
+    await h.publish({ n: 7 }, "n-7", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
     await h.drain();
     assert.deepEqual(h.outcomes.map((o) => o.kind), ["dead-lettered", "duplicate", "output"]);
     assert.equal(h.transport.records("out").length, 1);
 
     // Once paid, even a replay is a duplicate.
-    await h.publish({ n: 7 }, "k", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
+    await h.publish({ n: 7 }, "n-7", { [HEADER.REPLAYED_FROM]: "in.dlq/0/0" });
     await h.drain();
     assert.equal(h.outcomes.at(-1)?.kind, "duplicate");
     assert.equal(h.transport.records("out").length, 1);
   });
+});
+
+Deno.test("runner: a retry-tier copy goes to its record's partition number, whatever its key hashes to", async () => {
+  const failures = new Map<number, number>();
+  await withNumbers({
+    autoAdvance: true,
+    retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 1000 }] }),
+    handle: ({ n }) => {
+      const seen = failures.get(n) ?? 0;
+      failures.set(n, seen + 1);
+      return seen === 0
+        ? Promise.reject(new RetryableError("Injected failure: first try"))
+        : Promise.resolve({ n: 2 * n });
+    },
+  }, async (h) => {
+    const key = "k";
+    const hashed = partitionForKey(new TextEncoder().encode(key), 2);
+    const other = 1 - hashed;
+    await h.running.producer.send([{
+      topic: "in",
+      key,
+      value: JSON.stringify({ n: 4 }),
+      partition: other,
+    }]);
+    await h.drain();
+    const [copy] = h.transport.records("in.retry.1");
+    assert.equal(copy.partition, other);
+    assert.deepEqual(h.transport.records("out").map(json), [{ n: 8 }]);
+  });
+});
+
+Deno.test("runner: a forged far-future x-retry-due-at waits at most the tier's delay", async () => {
+  await withNumbers({
+    autoAdvance: true,
+    retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 1000 }] }),
+  }, async (h) => {
+    await h.running.producer.send([{
+      topic: "in.retry.1",
+      key: "k",
+      value: JSON.stringify({ n: 3 }),
+      headers: {
+        [HEADER.RETRY_TIER]: "1",
+        [HEADER.RETRY_DUE_AT]: String(START + 365 * 24 * 3600 * 1000),
+      },
+    }]);
+    await h.drain();
+    assert.deepEqual(h.transport.records("out").map(json), [{ n: 6 }]);
+    assert.ok(h.clock.now() - START <= 1000, `waited ${h.clock.now() - START} ms`);
+  });
+});
+
+Deno.test("runner: a later record of a key parked in a retry tier follows it instead of overtaking it", async () => {
+  let firstTry = true;
+  await withNumbers({
+    retry: retryPolicy({ attempts: 1, tiers: [{ delayMs: 1000 }, { delayMs: 1000 }] }),
+    keyOf: ({ n }) => `k${Math.floor(n / 100)}`,
+    handle: ({ n }) => {
+      if (n === 101 && firstTry) {
+        firstTry = false;
+        return Promise.reject(new RetryableError("Injected failure: gateway 503"));
+      }
+      return Promise.resolve({ n: 2 * n });
+    },
+  }, async (h) => {
+    await h.publish({ n: 101 }, "k1");
+    await waitUntil("101 parked in tier 1", () => h.transport.records("in.retry.1").length === 1);
+    await h.publish({ n: 102 }, "k1");
+    // 101 waits out its tier delay on the fake clock; 102 follows it into the tier meanwhile.
+    await waitUntil(
+      "102 follows into tier 1",
+      () => h.transport.records("in.retry.1").length === 2,
+    );
+    assert.equal(h.transport.records("in.retry.1")[1].headers[HEADER.PARKED_BEHIND], "0");
+    h.clock.advance(1000);
+    await h.drain();
+    // The key's first record gets the key's outcome; the second, behind it, is a duplicate.
+    assert.deepEqual(h.transport.records("out").map(json), [{ n: 202 }]);
+    assert.deepEqual(
+      h.calls.map((c) => `${c.n}@${c.topic}`),
+      ["101@in", "101@in.retry.1"],
+    );
+    assert.deepEqual(
+      kinds(h.outcomes),
+      ["retry-scheduled", "retry-scheduled", "output", "duplicate"],
+    );
+  });
+});
+
+Deno.test("runner: a keyed record of a partition whose state is not restored here is refused, not handled as new", async () => {
+  const h = await directHandler({ idempotent: true });
+  const record = { ...numberRecord(1, 0), partition: 1 };
+  await assert.rejects(h.handle(record), RetryableError);
+  assert.deepEqual(h.handled, [], "not handled");
 });

@@ -37,6 +37,8 @@ export interface OrdersRunOptions {
   readonly concurrency?: number;
   readonly retry?: RetryPolicy;
   readonly declineAbove?: number;
+  /** The gateway to charge instead of the in-process simulation (e.g. the HTTP client). */
+  readonly gateway?: PaymentGateway;
 }
 
 /** Starts the orders pipeline in virtual time, runs `body`, and stops everything. */
@@ -46,7 +48,7 @@ export async function withOrders(
 ): Promise<void> {
   const transport = createEmbeddedTransport({ retryBackoffMs: 1 });
   const clock = new FakeClock({ start: Date.UTC(2025, 0, 1), autoAdvance: true });
-  const gateway = createPaymentGateway({
+  const gateway = options.gateway ?? createPaymentGateway({
     failureRate: options.failureRate ?? 0,
     seed: options.seed ?? 1,
     declineAbove: options.declineAbove,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { main } from "../../stages/app.ts";
+import { requires } from "../_permissions.ts";
 
 function capture() {
   const out: string[] = [];
@@ -11,22 +12,26 @@ function capture() {
   };
 }
 
-Deno.test("main() runs 200 orders on the embedded transport and prints one JSON summary", async () => {
-  const { out, err, io } = capture();
-  const code = await main(
-    ["--max-orders", "200", "--rate", "0", "--gateway-latency-ms", "0"],
-    {},
-    io,
-  );
-  assert.equal(code, 0, err.join("\n"));
-  assert.equal(out.length, 1);
-  const { summary } = JSON.parse(out[0]);
-  assert.equal(summary.generated, 200);
-  assert.equal(summary.published, 200);
-  assert.equal(summary.paid + summary.dead_lettered, 200);
-  assert.ok(summary.retries > 0);
-  assert.equal(summary.duplicates_skipped, 0);
-});
+Deno.test(
+  "main() runs 200 orders on the embedded transport and prints one JSON summary",
+  requires("net"),
+  async () => {
+    const { out, err, io } = capture();
+    const code = await main(
+      ["--max-orders", "200", "--rate", "0", "--gateway-latency-ms", "0"],
+      {},
+      io,
+    );
+    assert.equal(code, 0, err.join("\n"));
+    assert.equal(out.length, 1);
+    const { summary } = JSON.parse(out[0]);
+    assert.equal(summary.generated, 200);
+    assert.equal(summary.published, 200);
+    assert.equal(summary.paid + summary.dead_lettered, 200);
+    assert.ok(summary.retries > 0);
+    assert.equal(summary.duplicates_skipped, 0);
+  },
+);
 
 Deno.test("main() prints the options for --help and returns 0", async () => {
   const { out, io } = capture();

@@ -3,14 +3,13 @@ import { buildEnvelope } from "../../pipeline/dead_letter.ts";
 import { RetryableError, ValidationError } from "../../pipeline/errors.ts";
 import { HEADER } from "../../pipeline/headers.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../../pipeline/transport/kafka/mod.ts";
 import type {
   ConsumedRecord,
   OutgoingRecord,
   Transport,
 } from "../../pipeline/transport/transport.ts";
 import { main, NO_BROKER_MESSAGE } from "../../stages/dlq_replay.ts";
-import { brokerAvailable } from "../_broker.ts";
+import { brokerAvailable, loadKafkaTransport } from "../_broker.ts";
 
 const TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
@@ -111,7 +110,7 @@ Deno.test("dlq:replay prints would-be replays in a dry run, then replays and end
       group: "orders.dlq.replay",
       examined: 3,
       replayed: 2,
-      skipped: { filter: 1, truncated: 0, invalid: 0 },
+      skipped: { filter: 1, truncated: 0, invalid: 0, refused: 0 },
       dryRun: true,
       reachedEnd: true,
     });
@@ -139,6 +138,7 @@ Deno.test({
     const orders = `replay-test-orders-${suffix}`;
     const dlq = `replay-test-dlq-${suffix}`;
     const group = `replay-test-group-${suffix}`;
+    const { createKafkaTransport } = await loadKafkaTransport();
     const transport: Transport = createKafkaTransport(brokers!, { clientId: "replay-test" });
     try {
       await transport.ensureTopics([
@@ -207,4 +207,33 @@ Deno.test({
       await transport.close();
     }
   },
+});
+
+Deno.test("dlq:replay refuses a record whose original topic the pipeline does not read, naming it", async () => {
+  const transport = createEmbeddedTransport({ onError: () => {} });
+  await transport.ensureTopics([
+    { name: "orders", partitions: 3 },
+    { name: "payments", partitions: 3 },
+    { name: "orders.dlq", partitions: 1 },
+  ]);
+  const producer = await transport.producer();
+  await producer.send([dead("payments", "orders.dlq", 0), dead("orders", "orders.dlq", 1)]);
+  await producer.close();
+  try {
+    const run = capture();
+    assert.equal(await main(["--rate", "1000"], NO_OTEL, run.io, undefined, transport), 0);
+    assert.equal(transport.records("payments").length, 0);
+    assert.equal(transport.records("orders").length, 1);
+    assert.ok(
+      run.err.includes(
+        `error: Cannot replay orders.dlq/0/0 to "payments" as the pipeline does not read that ` +
+          `topic: it reads "orders"`,
+      ),
+      run.err.join("\n"),
+    );
+    const report = lastJson(run.out).replay as { skipped: { refused: number } };
+    assert.equal(report.skipped.refused, 1);
+  } finally {
+    await transport.close();
+  }
 });

@@ -5,6 +5,9 @@ import { createOrdersPipeline } from "../../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../../stages/payment_gateway.ts";
 import { envelopes, json, keyText } from "../_fixtures.ts";
 import { withOrders } from "./_orders.ts";
+import { DefinitionError } from "../../pipeline/errors.ts";
+import { parseConfig } from "../../pipeline/config.ts";
+import { ORDERS_CONFIG, retryPreset } from "../../stages/config.ts";
 
 const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -169,4 +172,55 @@ Deno.test("orders pipeline gives the same paid and dead-lettered sets for the sa
   assert.deepEqual(a, b);
   const c = await account(8, 300);
   assert.notDeepEqual(c.paid, a.paid);
+});
+
+Deno.test("createOrdersPipeline() declares every topic with the replication factor and min.insync.replicas given", () => {
+  const pipeline = createOrdersPipeline({
+    gateway: createPaymentGateway(),
+    replicationFactor: 3,
+    minInsyncReplicas: 2,
+    retry: retryPreset("tiered"),
+  });
+  assert.ok(pipeline.topics.length >= 5, "orders, payments, the DLQ and two retry tiers");
+  for (const topic of pipeline.topics) {
+    assert.equal(topic.replicationFactor, 3, topic.name);
+    assert.equal(topic.config?.["min.insync.replicas"], "2", topic.name);
+  }
+  const plain = createOrdersPipeline({ gateway: createPaymentGateway() });
+  for (const topic of plain.topics) {
+    assert.equal(topic.replicationFactor, 1, topic.name);
+    assert.equal(topic.config?.["min.insync.replicas"], undefined, topic.name);
+  }
+});
+
+Deno.test("createOrdersPipeline() refuses min.insync.replicas above the replication factor", () => {
+  assert.throws(
+    () =>
+      createOrdersPipeline({
+        gateway: createPaymentGateway(),
+        replicationFactor: 2,
+        minInsyncReplicas: 3,
+      }),
+    (error: unknown) =>
+      error instanceof DefinitionError &&
+      error.message ===
+        `Cannot define topic "orders" as 'min.insync.replicas' must be at most its ` +
+          `replication factor 2: current value is "3"`,
+  );
+});
+
+Deno.test("REPLICATION_FACTOR and MIN_INSYNC_REPLICAS are settings of the pipeline command", () => {
+  const { values } = parseConfig(ORDERS_CONFIG, {
+    env: { REPLICATION_FACTOR: "3", MIN_INSYNC_REPLICAS: "2" },
+    args: [],
+  });
+  assert.equal(values.replicationFactor, 3);
+  assert.equal(values.minInsyncReplicas, 2);
+  const flags = parseConfig(ORDERS_CONFIG, {
+    env: {},
+    args: ["--replication-factor", "2", "--min-insync-replicas", "1"],
+  });
+  assert.equal(flags.values.replicationFactor, 2);
+  assert.equal(flags.values.minInsyncReplicas, 1);
+  assert.equal(parseConfig(ORDERS_CONFIG, { env: {}, args: [] }).values.replicationFactor, 1);
 });

@@ -169,7 +169,7 @@ Deno.test("process-payment emits a PaymentProcessed matching its schema", async 
     "user.id": order.user_id,
     amount: order.amount,
   });
-  assert.equal(stage.idempotencyKey!(order), order.order_id);
+  assert.equal(stage.key!(order), order.order_id);
   assert.equal(stage.outputKey!(payment as never), order.order_id);
   assert.equal(stage.requireKey, true);
   assert.equal(stage.maxValueBytes, 64 * 1024);

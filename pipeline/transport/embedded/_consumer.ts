@@ -6,11 +6,18 @@
  */
 
 import { PipelineError } from "../../errors.ts";
-import type { Assignment, Consumer, IsolationLevel, RecordHandler } from "../transport.ts";
-import type { ConsumerGroup, GroupMember, TopicPartition } from "./_group.ts";
+import type {
+  Assignment,
+  Consumer,
+  IsolationLevel,
+  RebalanceListener,
+  RecordHandler,
+  TopicPartition,
+} from "../transport.ts";
+import type { ConsumerGroup, GroupMember } from "./_group.ts";
 import type { LogStore } from "./_log.ts";
 import { type HandlerErrorEvent, PartitionReader } from "./_partition_reader.ts";
-import { Semaphore } from "./_semaphore.ts";
+import { abortableDelay, Semaphore } from "./_semaphore.ts";
 
 /** What the transport hands a new consumer. */
 export interface EmbeddedConsumerOptions {
@@ -21,6 +28,7 @@ export interface EmbeddedConsumerOptions {
   readonly maxPendingPerPartition: number;
   readonly isolation: IsolationLevel;
   readonly retryBackoffMs: number;
+  readonly rebalanceListener?: RebalanceListener;
   readonly onError: (event: HandlerErrorEvent) => void;
   /** Called once the consumer has closed, so the transport forgets it. */
   readonly onClosed: (consumer: EmbeddedConsumer) => void;
@@ -36,6 +44,8 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
   readonly #options: EmbeddedConsumerOptions;
   readonly #slots: Semaphore;
   readonly #readers = new Map<string, PartitionReader>();
+  /** Per reader, the controller of the `assigned` call its partition waits for. */
+  readonly #restores = new Map<string, AbortController>();
   #handler: RecordHandler | undefined;
   #state: "created" | "running" | "closing" | "closed" = "created";
   #closed: Promise<void> | undefined;
@@ -92,14 +102,61 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
     return this.#stop(readers, "Partition revoked by a rebalance");
   }
 
+  /**
+   * Calls the listener for partitions newly owned, grouped by partition number (partition p of
+   * every subscribed topic is one task), again after a backoff while it rejects; resolves once
+   * it resolved or its signal was aborted (the partitions were lost).
+   */
+  #assigned(partitions: readonly TopicPartition[]): Map<string, Promise<void>> {
+    const ready = new Map<string, Promise<void>>();
+    const listener = this.#options.rebalanceListener;
+    if (listener === undefined) return ready;
+    const byNumber = Map.groupBy(partitions, (p) => p.partition);
+    for (const group of byNumber.values()) {
+      const controller = new AbortController();
+      const { signal } = controller;
+      const backoff = this.#options.retryBackoffMs;
+      const onError = this.#options.onError;
+      const groupId = this.#options.group.groupId;
+      const restored = (async function callAssigned() {
+        for (let attempt = 1; !signal.aborted; attempt++) {
+          try {
+            await listener.assigned(group, signal);
+            return;
+          } catch (error) {
+            if (signal.aborted) return;
+            onError({
+              error,
+              groupId,
+              topic: group[0].topic,
+              partition: group[0].partition,
+              offset: -1,
+              attempt,
+              retryInMs: backoff,
+            });
+            await abortableDelay(backoff, signal);
+          }
+        }
+      })();
+      for (const { topic, partition } of group) {
+        ready.set(keyOf(topic, partition), restored);
+        this.#restores.set(keyOf(topic, partition), controller);
+      }
+    }
+    return ready;
+  }
+
   /** @internal Called by the group: start reading the partitions this member newly owns. */
   assign(partitions: readonly TopicPartition[]): void {
     // A member closing may still be handed partitions by a rebalance queued before it left;
     // it leaves next, which hands them on.
     if (this.#state !== "running" || this.#handler === undefined) return;
-    for (const { topic, partition } of partitions) {
+    const fresh = partitions.filter(({ topic, partition }) =>
+      !this.#readers.has(keyOf(topic, partition))
+    );
+    const ready = this.#assigned(fresh);
+    for (const { topic, partition } of fresh) {
       const key = keyOf(topic, partition);
-      if (this.#readers.has(key)) continue;
       this.#readers.set(
         key,
         new PartitionReader({
@@ -109,6 +166,7 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           slots: this.#slots,
           retryBackoffMs: this.#options.retryBackoffMs,
           maxPending: this.#options.maxPendingPerPartition,
+          ready: ready.get(key),
           isolation: this.#options.isolation,
           onError: this.#options.onError,
         }),
@@ -117,7 +175,18 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
   }
 
   async #stop(readers: readonly PartitionReader[], reason: string): Promise<void> {
+    for (const reader of readers) {
+      this.#restores.get(keyOf(reader.topic, reader.partition))?.abort();
+    }
     await Promise.all(readers.map((reader) => reader.stop(reason)));
-    for (const reader of readers) this.#readers.delete(keyOf(reader.topic, reader.partition));
+    for (const reader of readers) {
+      this.#readers.delete(keyOf(reader.topic, reader.partition));
+      this.#restores.delete(keyOf(reader.topic, reader.partition));
+    }
+    if (readers.length > 0) {
+      this.#options.rebalanceListener?.revoked(
+        readers.map(({ topic, partition }) => ({ topic, partition })),
+      );
+    }
   }
 }

@@ -7,11 +7,9 @@
  * @module
  */
 
-/** A topic partition. */
-export interface TopicPartition {
-  readonly topic: string;
-  readonly partition: number;
-}
+import type { TopicPartition } from "../transport.ts";
+
+export type { TopicPartition } from "../transport.ts";
 
 /** What the coordinator needs from a member (the embedded consumer). */
 export interface GroupMember {

@@ -6,12 +6,14 @@
  * A handler that resolves with `void` completes its record at once. One that resolves with a
  * `RecordAck` lets the next record in while the first one's `durable` is pending; its offset is
  * committed once `durable` resolved and every earlier record is complete. When a `durable`
- * rejects, the reader forgets that record and every later one and moves its position back to
- * it (the embedded "seek"); completions of the forgotten records are ignored when they land.
+ * rejects, the reader forgets every pending record and moves its position back to the oldest of
+ * them (the embedded "seek"); completions of the forgotten records are ignored when they land.
+ * The tracking is the shared {@linkcode PartitionCheckpointer}.
  *
  * @module
  */
 
+import { PartitionCheckpointer } from "../checkpointer.ts";
 import { isRecordAck } from "../transport.ts";
 import type { IsolationLevel, RecordAck, RecordContext, RecordHandler } from "../transport.ts";
 import type { PartitionLog } from "./_log.ts";
@@ -45,20 +47,11 @@ export interface PartitionReaderOptions {
   readonly retryBackoffMs: number;
   /** Records delivered but not committed before the reader waits for the oldest. */
   readonly maxPending: number;
+  /** Resolves once the partition's state is restored: no record is delivered before. */
+  readonly ready?: Promise<void>;
   /** Which records of transactions the reader is given. */
   readonly isolation: IsolationLevel;
   readonly onError: (event: HandlerErrorEvent) => void;
-}
-
-/** A delivered record not yet committed, in offset order. */
-interface Pending {
-  readonly offset: number;
-  /** Complete: handled with `void`, or its `durable` resolved. */
-  done: boolean;
-  /** Forgotten by a rewind: its completion is ignored. */
-  discarded: boolean;
-  /** Settles when its `durable` settles (at once for a `void` record). */
-  readonly settled: Promise<void>;
 }
 
 /** Resolves when `promise` settles or `signal` aborts, whichever is first; never rejects. */
@@ -99,62 +92,32 @@ export class PartitionReader {
   async #deliver(options: PartitionReaderOptions): Promise<void> {
     const { log, group, handler, slots, retryBackoffMs, maxPending, isolation, onError } = options;
     const signal = this.#controller.signal;
+    if (options.ready !== undefined) await settledOrAborted(options.ready, signal);
     const context: RecordContext = { heartbeat: () => Promise.resolve(), signal };
     let position = group.committed(log.topic, log.partition) ?? 0;
     /** The offset that failed last, and how many times in a row. */
     let failedAt: number | undefined;
     let attempt = 0;
-    /** Delivered, not yet committed, in offset order; the head is never complete. */
-    const pending: Pending[] = [];
-    /** Every `durable` not settled yet, forgotten ones included: stopping waits for them. */
-    const unsettled = new Set<Promise<void>>();
     /** Set when a `durable` rejected: where delivery starts again. */
     let rewind: { offset: number; error: unknown } | undefined;
     /** Aborted on stop and on a rewind, to wake the loop from any wait. */
     let wake = new AbortController();
     const onStop = () => wake.abort();
     signal.addEventListener("abort", onStop, { once: true });
-
-    const commitPrefix = () => {
-      let next: number | undefined;
-      while (pending.length > 0 && pending[0].done) next = pending.shift()!.offset + 1;
-      if (next === undefined) return;
-      group.commit(log.topic, log.partition, next);
-      if (failedAt !== undefined && next > failedAt) failedAt = undefined;
-    };
-
-    const track = (offset: number, ack: RecordAck) => {
-      const entry: Pending = {
-        offset,
-        done: false,
-        discarded: false,
-        settled: ack.durable.then(
-          function durableResolved() {
-            if (entry.discarded) return;
-            entry.done = true;
-            commitPrefix();
-          },
-          function durableRejected(error: unknown) {
-            if (entry.discarded) return;
-            // This record and every later one are delivered again, from this record on.
-            for (const later of pending.splice(pending.indexOf(entry))) later.discarded = true;
-            if (rewind === undefined || offset < rewind.offset) rewind = { offset, error };
-            wake.abort();
-          },
-        ),
-      };
-      unsettled.add(entry.settled);
-      void entry.settled.finally(() => unsettled.delete(entry.settled));
-      pending.push(entry);
-    };
-
-    const forget = (result: void | RecordAck) => {
-      if (!isRecordAck(result)) return;
-      // Not tracked, but still awaited on stop so nothing is left running behind the reader.
-      const settled = result.durable.then(() => undefined, () => undefined);
-      unsettled.add(settled);
-      void settled.finally(() => unsettled.delete(settled));
-    };
+    /** Every `durable` not settled yet, dropped ones included: stopping waits for them. */
+    const unsettled = new Set<Promise<void>>();
+    const checkpointer = new PartitionCheckpointer({
+      unsettled,
+      onAdvance(next) {
+        group.commit(log.topic, log.partition, next);
+        if (failedAt !== undefined && next > failedAt) failedAt = undefined;
+      },
+      onRewind(from, _failed, error) {
+        // The partition is delivered again from the oldest record that was pending.
+        if (rewind === undefined || from < rewind.offset) rewind = { offset: from, error };
+        wake.abort();
+      },
+    });
 
     while (!signal.aborted) {
       if (rewind !== undefined) {
@@ -176,8 +139,8 @@ export class PartitionReader {
         await abortableDelay(retryBackoffMs, wake.signal);
         continue;
       }
-      if (pending.length >= maxPending) {
-        await settledOrAborted(pending[0].settled, wake.signal);
+      if (checkpointer.size >= maxPending) {
+        await settledOrAborted(checkpointer.oldestSettled(), wake.signal);
         continue;
       }
       await log.waitFor(position, wake.signal, isolation);
@@ -199,25 +162,14 @@ export class PartitionReader {
       } finally {
         slots.release();
       }
+      const ack = isRecordAck(result) ? result : undefined;
       if (rewind !== undefined) {
         // An earlier record failed meanwhile: this one is delivered again after it.
-        forget(result);
+        checkpointer.forget(ack);
         continue;
       }
       if (failure === undefined) {
-        if (isRecordAck(result)) {
-          track(position, result);
-        } else if (pending.length === 0) {
-          group.commit(log.topic, log.partition, position + 1);
-          if (failedAt === position) failedAt = undefined;
-        } else {
-          pending.push({
-            offset: position,
-            done: true,
-            discarded: false,
-            settled: Promise.resolve(),
-          });
-        }
+        checkpointer.track(position, ack);
         position++;
         continue;
       }

@@ -42,8 +42,8 @@ export interface AppendOptions {
 
 /**
  * Appends every record, or none: an unknown topic or an injected failure throws before
- * anything is written. Keyed records go to Kafka's partition for their key, unkeyed ones
- * round-robin per topic. Returns one report per record, in the order given.
+ * anything is written. A record that names its partition goes there, keyed records go to
+ * Kafka's partition for their key, unkeyed ones round-robin per topic. Returns one report per record, in the order given.
  */
 export function appendRecords(
   records: readonly OutgoingRecord[],
@@ -51,6 +51,19 @@ export function appendRecords(
 ): DeliveryReport[] {
   const { store, now, injectedFailure, roundRobin, txn } = options;
   const topics = records.map((record) => store.topic(record.topic, "produce to"));
+  records.forEach((record, i) => {
+    const count = topics[i].partitions.length;
+    if (
+      record.partition !== undefined &&
+      !(Number.isInteger(record.partition) && record.partition >= 0 && record.partition < count)
+    ) {
+      throw new PipelineError(
+        `Cannot send record to topic "${record.topic}" as 'partition' must be an integer ` +
+          `from 0 to ${count - 1}: current value is ${record.partition}`,
+        { topic: record.topic, field: "partition" },
+      );
+    }
+  });
   const failure = injectedFailure();
   if (failure !== undefined) throw failure;
   const timestamp = now();
@@ -58,7 +71,9 @@ export function appendRecords(
     const topic = topics[i];
     const key = toBytes(record.key);
     let partition: number;
-    if (key === null) {
+    if (record.partition !== undefined) {
+      partition = record.partition;
+    } else if (key === null) {
       const next = roundRobin.get(topic.name) ?? 0;
       roundRobin.set(topic.name, next + 1);
       partition = next % topic.partitions.length;

@@ -273,6 +273,7 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
           DEFAULT_MAX_PENDING_PER_PARTITION,
         isolation: consumerOptions.isolation ?? DEFAULT_ISOLATION,
         retryBackoffMs,
+        rebalanceListener: consumerOptions.rebalanceListener,
         onError: reportError,
         onClosed: (c) => consumers.delete(c),
       });
@@ -287,6 +288,35 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
         // The embedded log never truncates: every record is still there.
         const start = log.partitions.map((p) => ({ partition: p.partition, offset: 0 }));
         return Promise.resolve({ topic, end, start });
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
+
+    readPartitions(
+      topic: string,
+      partitions: readonly number[],
+      each: (record: ConsumedRecord) => void,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      try {
+        assertOpen("read partitions");
+        const log = store.topic(topic, "read");
+        for (const partition of partitions) {
+          const partitionLog = log.partitions[partition];
+          if (partitionLog === undefined) {
+            throw new PipelineError(
+              `Cannot read partition ${partition} of topic "${topic}": it has ${log.partitions.length}`,
+              { topic, partition },
+            );
+          }
+          const end = partitionLog.endOffset;
+          for (let offset = 0; offset < end; offset++) {
+            signal?.throwIfAborted();
+            each(partitionLog.read(offset)!);
+          }
+        }
+        return Promise.resolve();
       } catch (error) {
         return Promise.reject(error);
       }

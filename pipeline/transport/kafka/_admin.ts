@@ -7,12 +7,28 @@ import type { Admin } from "kafkajs";
 import { DefinitionError, PipelineError } from "../../errors.ts";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
 
+/** An existing topic that has less than its spec declares; the pipeline uses it as it is. */
+export interface TopicWarning {
+  /** The topic. */
+  readonly topic: string;
+  /** What it has less of. */
+  readonly field: "partitions" | "replicationFactor";
+  /** What the spec declares. */
+  readonly declared: number;
+  /** What the broker has (the replication factor: the fewest replicas of any partition). */
+  readonly actual: number;
+  /** The warning, for humans. */
+  readonly message: string;
+}
+
 /** Settings {@linkcode ensureTopics} needs from the transport options. */
 export interface EnsureTopicsSettings {
   /** The replication factor of topics whose spec sets none. */
   readonly replicationFactor: number;
   /** How long to wait for new topics to show up in metadata, in milliseconds. */
   readonly readyTimeout: number;
+  /** Receives a warning per existing topic with fewer partitions or replicas than declared. */
+  readonly onWarning: (warning: TopicWarning) => void;
 }
 
 function validateSpec(spec: TopicSpec): void {
@@ -51,9 +67,49 @@ async function topicsReady(admin: Admin, specs: readonly TopicSpec[]): Promise<b
   }
 }
 
+/** Compares existing topics with their specs and warns about each shortfall. */
+async function checkExisting(
+  admin: Admin,
+  specs: readonly TopicSpec[],
+  settings: EnsureTopicsSettings,
+): Promise<void> {
+  if (specs.length === 0) return;
+  const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.name) });
+  for (const spec of specs) {
+    const found = topics.find((topic) => topic.name === spec.name);
+    if (found === undefined || found.partitions.length === 0) continue;
+    const partitions = found.partitions.length;
+    if (partitions < spec.partitions) {
+      settings.onWarning({
+        topic: spec.name,
+        field: "partitions",
+        declared: spec.partitions,
+        actual: partitions,
+        message: `Topic "${spec.name}" exists with ${partitions} partition(s), fewer than the ` +
+          `${spec.partitions} declared: the pipeline uses it as it is, with at most ` +
+          `${partitions} worker(s) busy per stage reading it`,
+      });
+    }
+    const declared = spec.replicationFactor ?? settings.replicationFactor;
+    const replicas = Math.min(...found.partitions.map((partition) => partition.replicas.length));
+    if (replicas < declared) {
+      settings.onWarning({
+        topic: spec.name,
+        field: "replicationFactor",
+        declared,
+        actual: replicas,
+        message: `Topic "${spec.name}" exists with replication factor ${replicas}, below the ` +
+          `${declared} declared: a broker failure can lose or stall its records until its ` +
+          `partitions are reassigned`,
+      });
+    }
+  }
+}
+
 /**
- * Creates the topics that do not exist yet (existing ones are left alone), then waits until
- * every topic has a leader for each partition, so producers do not meet `UNKNOWN_TOPIC`.
+ * Creates the topics that do not exist yet (existing ones are left alone, with a warning for
+ * each that has fewer partitions or replicas than declared), then waits until every topic has
+ * a leader for each partition, so producers do not meet `UNKNOWN_TOPIC`.
  */
 export async function ensureTopics(
   admin: Admin,
@@ -64,6 +120,7 @@ export async function ensureTopics(
   if (specs.length === 0) return;
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !existing.has(spec.name));
+  await checkExisting(admin, specs.filter((spec) => existing.has(spec.name)), settings);
   if (missing.length > 0) {
     // Resolves false when another client created one of them first: that is fine.
     await admin.createTopics({

@@ -14,7 +14,8 @@
  *
  * Pipelined records: a handler resolving with a `RecordAck` lets `eachMessage` resolve at once,
  * so kafkajs hands over the partition's next record while the first one's `durable` is pending.
- * Each partition keeps its delivered-but-uncommitted records in offset order; only the longest
+ * Each partition keeps its delivered-but-uncommitted records in offset order in the shared
+ * `PartitionCheckpointer` (`../checkpointer.ts`, the embedded transport's too); only the longest
  * complete prefix becomes the completed offset, which the commits above then carry. A rejected
  * `durable` drops that record and every later one of the partition (their completions are
  * ignored when they land: the partition's rewind count changed), seeks the partition back to
@@ -44,6 +45,7 @@ import type {
   RecordContext,
   RecordHandler,
   RecordHeaders,
+  TopicPartition,
 } from "../transport.ts";
 import {
   DEFAULT_ISOLATION,
@@ -51,7 +53,9 @@ import {
   ISOLATION_LEVELS,
   isRecordAck,
 } from "../transport.ts";
+import { copartitionedAssigner } from "./_copartitioned_assigner.ts";
 import { toPipelineError } from "./_errors.ts";
+import { PartitionCheckpointer } from "../checkpointer.ts";
 import type { KafkaLogger } from "./_logger.ts";
 
 /** Settings the consumer takes from the transport options. */
@@ -83,25 +87,15 @@ interface Completed {
   readonly offset: number;
 }
 
-/** A delivered record of a partition, not yet committed. */
-interface PendingRecord {
-  readonly offset: number;
-  /** Complete: handled with `void`, or its `durable` resolved. */
-  done: boolean;
-  /** Dropped by a rewind: its completion is ignored. */
-  discarded: boolean;
-  /** Settles (never rejects) once its `durable` settled; at once for a `void` record. */
-  readonly settled: Promise<void>;
-}
-
 /** One partition's uncommitted records in the current generation. */
 interface PartitionAcks {
-  /** Delivered and not yet committed, in offset order; the head is never complete. */
-  readonly pending: PendingRecord[];
-  /** Bumped on each rewind: handlers that started before one have their result dropped. */
-  rewinds: number;
+  /** Tracks the delivered records and their durable prefix. */
+  readonly checkpointer: PartitionCheckpointer;
   /** After a rewind, the offset the partition was sought to: other records are skipped. */
   rewindTo?: number;
+  /** The offset rewound to last, and how many rewinds in a row went back to it. */
+  streakAt?: number;
+  streak?: number;
 }
 
 function partitionKey(topic: string, partition: number): string {
@@ -187,6 +181,7 @@ export async function openConsumer(
     sessionTimeout: settings.sessionTimeout,
     heartbeatInterval: settings.heartbeatInterval,
     retry: { ...settings.retry },
+    ...(options.copartitioned ? { partitionAssigners: [copartitionedAssigner] } : {}),
   });
   try {
     await consumer.connect();
@@ -213,12 +208,26 @@ export async function openConsumer(
   let closed: Promise<void> | undefined;
   const closeAbort = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
+  const listener = options.rebalanceListener;
+  /** Partitions paused after a rewind, resumed by these timers (cleared on close). */
+  const backoffTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Per partition of the current generation, resolves once the listener restored it. */
+  let restores = new Map<string, Promise<void>>();
+  let restoreAbort = new AbortController();
 
   function endGeneration(): void {
     epoch++;
+    restoreAbort.abort();
+    restores = new Map();
+    const lost: TopicPartition[] = Object.entries(owned).flatMap(([topic, partitions]) =>
+      partitions.map((partition) => ({ topic, partition }))
+    );
+    if (lost.length > 0) listener?.revoked(lost);
     owned = {};
     completed = new Map();
     failed = new Map();
+    // Completions of this generation's records are ignored from now on.
+    for (const state of acks.values()) state.checkpointer.discard();
     acks = new Map();
     for (const controller of partitionAborts.values()) controller.abort();
     partitionAborts = new Map();
@@ -282,7 +291,68 @@ export async function openConsumer(
     }
     owned = assignment;
     running = true;
+    if (listener !== undefined) startRestore(assignment);
   });
+
+  /**
+   * Calls the listener for every partition of the new generation (again after a backoff while
+   * it rejects); records of those partitions wait for it in `handle`, heartbeating.
+   */
+  function startRestore(assignment: Record<string, readonly number[]>): void {
+    restoreAbort = new AbortController();
+    const { signal } = restoreAbort;
+    const partitions: TopicPartition[] = Object.entries(assignment).flatMap(([topic, list]) =>
+      list.map((partition) => ({ topic, partition }))
+    );
+    if (partitions.length === 0) return;
+    const restored = (async function callAssigned() {
+      let delay = settings.retry.initialRetryTime ?? 300;
+      while (!signal.aborted) {
+        try {
+          await listener!.assigned(partitions, signal);
+          return;
+        } catch (error) {
+          if (signal.aborted) return;
+          settings.logger({
+            level: "error",
+            namespace: "Transport",
+            message: `Cannot restore the state of partitions of group "${groupId}": ` +
+              `${errorMessage(error)}; trying again in ${delay} ms`,
+            fields: {},
+          });
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              resolve();
+            }, { once: true });
+          });
+          delay = Math.min(delay * 2, settings.retry.maxRetryTime ?? 30000);
+        }
+      }
+    })();
+    for (const { topic, partition } of partitions) {
+      restores.set(partitionKey(topic, partition), restored);
+    }
+  }
+
+  /** Waits, heartbeating, until the partition's state is restored. */
+  async function untilRestored(
+    restored: Promise<void>,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    let done = false;
+    void restored.then(() => done = true);
+    while (!done) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        restored,
+        new Promise<void>((resolve) => timer = setTimeout(resolve, settings.heartbeatInterval)),
+      ]);
+      clearTimeout(timer);
+      if (!done) await heartbeat().catch(() => undefined);
+    }
+  }
   consumer.on(consumer.events.REBALANCING, function onRebalancing() {
     // Every handler has returned by now (kafkajs waits for the batches in hand), and the
     // old generation may still commit: once its pending records settle, save what is done,
@@ -314,93 +384,68 @@ export async function openConsumer(
     while (unsettled.size > 0) await Promise.allSettled([...unsettled]);
   }
 
-  function acksOf(key: string): PartitionAcks {
+  function acksOf(key: string, topic: string, partition: number): PartitionAcks {
     let state = acks.get(key);
     if (state === undefined) {
-      state = { pending: [], rewinds: 0 };
+      const created: PartitionAcks = {
+        checkpointer: new PartitionCheckpointer({
+          unsettled,
+          onAdvance(next, count) {
+            // The next commit carries it.
+            completed.set(key, { topic, partition, offset: next });
+            sinceCommit += count;
+            if (sinceCommit >= settings.commitThreshold) commitInBackground();
+          },
+          onRewind: (from, failed, error) => rewind(created, topic, partition, from, failed, error),
+        }),
+      };
+      state = created;
       acks.set(key, state);
     }
     return state;
   }
 
-  /** Marks the partition's complete prefix as completed (the next commit carries it). */
-  function advance(state: PartitionAcks, topic: string, partition: number): void {
-    let next: number | undefined;
-    let count = 0;
-    while (state.pending.length > 0 && state.pending[0].done) {
-      next = state.pending.shift()!.offset + 1;
-      count++;
-    }
-    if (next === undefined) return;
-    completed.set(partitionKey(topic, partition), { topic, partition, offset: next });
-    sinceCommit += count;
-    if (sinceCommit >= settings.commitThreshold) commitInBackground();
-  }
-
-  function awaitSettled(durable: Promise<void>): void {
-    const settled = durable.then(() => undefined, () => undefined);
-    unsettled.add(settled);
-    void settled.finally(() => unsettled.delete(settled));
-  }
-
-  /** Tracks a record whose outcome is on its way; commits follow its `durable`. */
-  function track(
-    state: PartitionAcks,
-    topic: string,
-    partition: number,
-    offset: number,
-    ack: RecordAck,
-  ): void {
-    const epochAtStart = epoch;
-    const entry: PendingRecord = {
-      offset,
-      done: false,
-      discarded: false,
-      settled: ack.durable.then(
-        function durableResolved() {
-          if (epoch !== epochAtStart || entry.discarded) return;
-          entry.done = true;
-          advance(state, topic, partition);
-        },
-        function durableRejected(error: unknown) {
-          if (epoch !== epochAtStart || entry.discarded) return;
-          rewind(state, topic, partition, entry, error);
-        },
-      ),
-    };
-    unsettled.add(entry.settled);
-    void entry.settled.finally(() => unsettled.delete(entry.settled));
-    state.pending.push(entry);
-  }
-
   /**
-   * Delivers the partition again from its oldest uncommitted record, dropping every pending
-   * record. Not from `entry` itself: a kafkajs seek that a rebalance leaves unused is applied in
-   * the next generation, so a seek must never skip a record that is not yet durable. Seeking to
-   * the head only ever re-delivers records (duplicates), never skips one.
+   * Delivers the partition again from `from`, its oldest uncommitted record (the checkpointer
+   * dropped every pending one): seeks back, pauses the partition, and resumes it after a backoff.
    */
   function rewind(
     state: PartitionAcks,
     topic: string,
     partition: number,
-    entry: PendingRecord,
+    from: number,
+    failed: number,
     error: unknown,
   ): void {
-    const from = state.pending[0]?.offset ?? entry.offset;
-    for (const dropped of state.pending.splice(0)) dropped.discarded = true;
-    state.rewinds++;
     state.rewindTo = from;
+    // Backs off, doubling while the same offset keeps failing: an outcome that cannot be made
+    // durable (a refused dead letter, a broker away) must not spin the partition.
+    state.streak = state.streakAt === from ? (state.streak ?? 0) + 1 : 1;
+    state.streakAt = from;
+    const backoffMs = Math.min(
+      (settings.retry.initialRetryTime ?? 300) * 2 ** (state.streak - 1),
+      settings.retry.maxRetryTime ?? 30_000,
+    );
     settings.logger({
       level: "warn",
       namespace: "Transport",
-      message: `Cannot complete record ${entry.offset} of topic "${topic}" partition ` +
+      message: `Cannot complete record ${failed} of topic "${topic}" partition ` +
         `${partition} in group "${groupId}": ${errorMessage(error)}; the partition is ` +
-        `delivered again from ${from}, its oldest uncommitted record`,
-      fields: { topic, partition, offset: entry.offset, from },
+        `delivered again from ${from}, its oldest uncommitted record, in ${backoffMs} ms`,
+      fields: { topic, partition, offset: failed, from, backoff_ms: backoffMs },
     });
     if (closing || !running) return;
     try {
       consumer.seek({ topic, partition, offset: String(from) });
+      consumer.pause([{ topic, partitions: [partition] }]);
+      const timer = setTimeout(function resumeAfterBackoff() {
+        backoffTimers.delete(timer);
+        // Resumed whatever the generation: kafkajs keeps a pause across rebalances, and a
+        // partition left paused would never be read again by this member.
+        if (closing) return;
+        consumer.resume([{ topic, partitions: [partition] }]);
+      }, backoffMs);
+      backoffTimers.add(timer);
     } catch (seekError) {
       // Not running any more: the partition's next owner starts at the committed offset.
       settings.logger({
@@ -419,12 +464,15 @@ export async function openConsumer(
     epochAtStart: number,
     heartbeat: () => Promise<void>,
   ): Promise<void> {
-    while (state.pending.length >= maxPending && epoch === epochAtStart) {
+    while (state.checkpointer.size >= maxPending && epoch === epochAtStart) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const beat = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), settings.heartbeatInterval);
       });
-      const timedOut = await Promise.race([state.pending[0].settled.then(() => false), beat]);
+      const timedOut = await Promise.race([
+        state.checkpointer.oldestSettled().then(() => false),
+        beat,
+      ]);
       clearTimeout(timer);
       if (timedOut) await heartbeat().catch(() => undefined);
     }
@@ -442,13 +490,21 @@ export async function openConsumer(
     const record = toRecord(topic, partition, message);
     const key = partitionKey(topic, partition);
     const epochAtStart = epoch;
-    const state = acksOf(key);
+    const restored = restores.get(key);
+    if (restored !== undefined) {
+      // No record of a partition is handled before its state is restored.
+      await untilRestored(restored, heartbeat);
+      // The generation ended while restoring: the next owner reads it from the committed offset.
+      if (epoch !== epochAtStart || closing) return;
+      restores.delete(key);
+    }
+    const state = acksOf(key, topic, partition);
     if (state.rewindTo !== undefined) {
       // Fetched before the partition was sought back: it comes round again after the seek.
       if (record.offset !== state.rewindTo) return;
       state.rewindTo = undefined;
     }
-    const rewindsAtStart = state.rewinds;
+    const rewindsAtStart = state.checkpointer.rewinds;
     const signal = partitionSignal(key);
     const context: RecordContext = {
       signal,
@@ -481,36 +537,22 @@ export async function openConsumer(
       );
     }
     const ack = isRecordAck(result) ? result : undefined;
-    if (epoch !== epochAtStart || state.rewinds !== rewindsAtStart) {
+    if (epoch !== epochAtStart || state.checkpointer.rewinds !== rewindsAtStart) {
       // An earlier record of the partition failed meanwhile: this one is delivered again.
-      if (ack !== undefined) awaitSettled(ack.durable);
+      state.checkpointer.forget(ack);
       return;
     }
     const lowestFailed = failed.get(key);
     if (lowestFailed !== undefined) {
       if (record.offset > lowestFailed) {
-        if (ack !== undefined) awaitSettled(ack.durable);
+        state.checkpointer.forget(ack);
         return;
       }
       failed.delete(key);
     }
-    if (ack !== undefined) {
-      track(state, topic, partition, record.offset, ack);
-      await belowBound(state, epochAtStart, heartbeat);
-      return;
-    }
-    if (state.pending.length > 0) {
-      // Complete, but behind a record still pending: committed with it.
-      state.pending.push({
-        offset: record.offset,
-        done: true,
-        discarded: false,
-        settled: Promise.resolve(),
-      });
-      return;
-    }
-    completed.set(key, { topic, partition, offset: record.offset + 1 });
-    if (++sinceCommit >= settings.commitThreshold) await commit().catch(() => undefined);
+    // Complete now (`void`), or once its `durable` resolves; committed with its prefix.
+    state.checkpointer.track(record.offset, ack);
+    if (ack !== undefined) await belowBound(state, epochAtStart, heartbeat);
   }
 
   async function run(eachRecord: RecordHandler): Promise<void> {
@@ -531,6 +573,8 @@ export async function openConsumer(
     closeAbort.abort();
     for (const controller of partitionAborts.values()) controller.abort();
     clearInterval(timer);
+    for (const backoff of backoffTimers) clearTimeout(backoff);
+    backoffTimers.clear();
     let failure: unknown;
     try {
       // Paused partitions are neither fetched nor handed over; kafkajs stops a batch at the

@@ -97,12 +97,14 @@ export function defaultKafkaLogger(record: KafkaLogRecord): void {
 
 /**
  * A kafkajs `logCreator` that passes each line to `logger`, with every occurrence of a secret
- * (the SASL password) and every secret-named field replaced.
+ * (SASL password, key password, OAuth client secret and tokens) and every secret-named field
+ * replaced. `secrets` is read at each line, so secrets added later (a new token) are redacted
+ * too.
  */
 export function createLogCreator(logger: KafkaLogger, secrets: readonly string[]): logCreator {
-  const nonEmpty = secrets.filter((secret) => secret.length > 0);
   return function kafkaLogCreator() {
     return function kafkaLog({ namespace, level, log }: LogEntry) {
+      const nonEmpty = secrets.filter((secret) => secret.length > 0);
       const { message, timestamp: _timestamp, logger: _name, ...fields } = log;
       logger({
         level: levelName(level),

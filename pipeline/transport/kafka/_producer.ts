@@ -2,11 +2,25 @@
  * The kafkajs producer behind {@linkcode Producer}: idempotent, acks=all, Kafka's murmur2
  * partitioning, one `sendBatch` per `send`, and one delivery report per record.
  *
+ * After a failed send the kafkajs producer is replaced by a new one (a new producer id, fresh
+ * sequence numbers) before anything else is sent. kafkajs rolls back the sequence numbers of
+ * every partition of a failed request, also of partitions the broker did write
+ * (`src/producer/sendMessages.js`); reused, it would send the next batch to such a partition
+ * with numbers the broker has seen, and the broker would acknowledge it as a duplicate without
+ * writing it. Sends are serialised, so none can start on the old producer after a failure.
+ * What the failed send carried is the caller's to send again (at-least-once).
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
 import kafkajs from "kafkajs";
-import type { Kafka, Message, PartitionerArgs, RecordMetadata } from "kafkajs";
+import type {
+  Kafka,
+  Message,
+  PartitionerArgs,
+  Producer as KafkaProducer,
+  RecordMetadata,
+} from "kafkajs";
 import { PipelineError } from "../../errors.ts";
 import type { DeliveryReport, OutgoingRecord, Producer } from "../transport.ts";
 import { toPipelineError } from "./_errors.ts";
@@ -70,34 +84,63 @@ function reportsFor(
   });
 }
 
+/** A producer of the transport, and how many kafkajs producers it has started. */
+export interface KafkaTransportProducer extends Producer {
+  /** kafkajs producers started so far: 1, plus one per send that failed. */
+  readonly generations: number;
+}
+
 /** Opens an idempotent kafkajs producer and connects it. */
-export async function openProducer(kafka: Kafka, brokers: readonly string[]): Promise<Producer> {
+export async function openProducer(
+  kafka: Kafka,
+  brokers: readonly string[],
+): Promise<KafkaTransportProducer> {
   const chosen = new WeakMap<Message, number>();
-  const producer = kafka.producer({
-    // No `retry` here: kafkajs 2.2.4 merges the client's retry settings into an object before
-    // its idempotent default (unbounded retries) is consulted, so sends retry 5 times with
-    // backoff (about 10 s) and then fail, which the runtime reports; setting `retries`
-    // explicitly would only add a startup warning.
-    idempotent: true,
-    // kafkajs serialises produce requests per broker for idempotence; one in flight keeps
-    // sequence numbers in order even if that changes.
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: recordingPartitioner(chosen),
-  });
-  try {
-    await producer.connect();
-  } catch (error) {
-    throw toPipelineError("Cannot connect the Kafka producer", brokers, error);
+  async function start(): Promise<KafkaProducer> {
+    const producer = kafka.producer({
+      // No `retry` here: kafkajs 2.2.4 merges the client's retry settings into an object before
+      // its idempotent default (unbounded retries) is consulted, so sends retry 5 times with
+      // backoff (about 10 s) and then fail, which the runtime reports; setting `retries`
+      // explicitly would only add a startup warning.
+      idempotent: true,
+      // kafkajs serialises produce requests per broker for idempotence; one in flight keeps
+      // sequence numbers in order even if that changes.
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: recordingPartitioner(chosen),
+    });
+    try {
+      await producer.connect();
+    } catch (error) {
+      throw toPipelineError("Cannot connect the Kafka producer", brokers, error);
+    }
+    return producer;
   }
+  let current = await start();
+  let generations = 1;
+  /** Set by a failed send: the next send starts a new producer first. */
+  let spoiled = false;
+  /** The last send's settling; each send waits for it (sends are serialised). */
+  let previous: Promise<unknown> = Promise.resolve();
   let closed: Promise<void> | undefined;
 
-  async function send(records: readonly OutgoingRecord[]): Promise<DeliveryReport[]> {
-    if (closed) throw new PipelineError("Cannot send records: the producer is closed");
-    if (records.length === 0) return [];
+  async function renew(): Promise<void> {
+    const old = current;
+    // The old producer's sequence numbers are unusable; a failure to say goodbye is not the
+    // next send's concern.
+    await old.disconnect().catch(() => undefined);
+    current = await start();
+    generations++;
+    spoiled = false;
+  }
+
+  async function sendNow(records: readonly OutgoingRecord[]): Promise<DeliveryReport[]> {
+    if (spoiled) await renew();
     const messages: Message[] = records.map((record) => ({
       key: toWire(record.key),
       value: toWire(record.value),
+      // kafkajs' default partitioner honours a message's own partition.
+      partition: record.partition,
       headers: record.headers ? { ...record.headers } : undefined,
     }));
     const byTopic = new Map<string, Message[]>();
@@ -108,11 +151,12 @@ export async function openProducer(kafka: Kafka, brokers: readonly string[]): Pr
     });
     let responses: RecordMetadata[];
     try {
-      responses = await producer.sendBatch({
+      responses = await current.sendBatch({
         acks: -1,
         topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })),
       });
     } catch (error) {
+      spoiled = true;
       const topics = [...byTopic.keys()].map((topic) => `"${topic}"`).join(", ");
       throw toPipelineError(`Cannot send records to ${topics}`, brokers, error, {
         topic: records[0].topic,
@@ -121,10 +165,26 @@ export async function openProducer(kafka: Kafka, brokers: readonly string[]): Pr
     return reportsFor(records, messages, chosen, responses);
   }
 
+  function send(records: readonly OutgoingRecord[]): Promise<DeliveryReport[]> {
+    if (closed) {
+      return Promise.reject(new PipelineError("Cannot send records: the producer is closed"));
+    }
+    if (records.length === 0) return Promise.resolve([]);
+    const sent = previous.then(() => sendNow(records));
+    previous = sent.catch(() => undefined);
+    return sent;
+  }
+
   function close(): Promise<void> {
-    closed ??= producer.disconnect();
+    closed ??= previous.then(() => current.disconnect());
     return closed;
   }
 
-  return { send, close };
+  return {
+    send,
+    close,
+    get generations(): number {
+      return generations;
+    },
+  };
 }

@@ -10,6 +10,10 @@
  *   batches, on rebalance and on close (at-least-once; see `_consumer.ts`).
  * - Unreachable brokers fail fast with a {@linkcode BrokerUnavailableError} naming
  *   `KAFKA_BROKERS`, instead of kafkajs's ~11 s of default retries.
+ * - Secured clusters: TLS and SASL (PLAIN, SCRAM, OAUTHBEARER client credentials) from the
+ *   `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and `KAFKA_SSL_*` variables (`./security.ts`);
+ *   a wrong password, an untrusted certificate or a protocol mismatch fails the first call
+ *   with a `KafkaSecurityError` naming the variable to fix, and no secret reaches a log line.
  *
  * @example
  * ```ts
@@ -26,9 +30,10 @@
  * @module
  */
 import kafkajs from "kafkajs";
-import type { Admin, Kafka, KafkaConfig, SASLOptions } from "kafkajs";
+import type { Admin, Kafka, KafkaConfig } from "kafkajs";
 import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
 import type {
+  ConsumedRecord,
   Consumer,
   ConsumerOptions,
   PartitionOffset,
@@ -40,19 +45,50 @@ import type {
   Transport,
 } from "../transport.ts";
 import { committedOffsets, endOffsets, ensureTopics } from "./_admin.ts";
+import type { TopicWarning } from "./_admin.ts";
+import { getLogger, isLoggingConfigured } from "../../log.ts";
 import { openConsumer } from "./_consumer.ts";
+import { readPartitions } from "./_read_partitions.ts";
 import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
 import { openProducer } from "./_producer.ts";
 import { openTransactionalProducer } from "./_transactional_producer.ts";
 import { dropTimeoutNegativeWarnings } from "./deno_warnings.ts";
+import {
+  describeSecurity,
+  kafkaClientSecurity,
+  kafkaSecurityFromEnv,
+  usesTls,
+} from "./security.ts";
+import { securityFailure } from "./_security_failure.ts";
+import type { KafkaSecurity } from "./security.ts";
 
 export { dropTimeoutNegativeWarnings };
 
 export type { KafkaLogger, KafkaLogLevel, KafkaLogRecord } from "./_logger.ts";
 export { defaultKafkaLogger };
+export type { TopicWarning };
+
+const topicLog = getLogger(["pipeline", "transport"]);
+
+/** The default of `onTopicWarning`: a warning log line, or stderr before logging is set up. */
+function logTopicWarning(warning: TopicWarning): void {
+  if (isLoggingConfigured()) {
+    topicLog.warn("{message}", { ...warning });
+  } else {
+    console.error(`warning: ${warning.message}`);
+  }
+}
 export { BrokerUnavailableError };
+export {
+  describeSecurity,
+  kafkaClientSecurity,
+  KafkaSecurityError,
+  kafkaSecurityFromEnv,
+  parseKafkaSecurity,
+} from "./security.ts";
+export type { KafkaClientSecurity, KafkaSecurity } from "./security.ts";
 
 /** Options for {@linkcode createKafkaTransport}. */
 export interface KafkaTransportOptions {
@@ -82,6 +118,12 @@ export interface KafkaTransportOptions {
    * @default 1
    */
   readonly replicationFactor?: number;
+  /**
+   * Receives a warning for each existing topic that has fewer partitions or replicas than its
+   * {@linkcode TopicSpec} declares (the topic is used as it is).
+   * @default a `pipeline.transport` warning log line (stderr when logging is not configured)
+   */
+  readonly onTopicWarning?: (warning: TopicWarning) => void;
   /**
    * How long `ensureTopics` waits for new topics to appear in the metadata, in milliseconds.
    * @default 30000
@@ -141,15 +183,18 @@ export interface KafkaTransportOptions {
    */
   readonly logLevel?: KafkaLogLevel;
   /**
-   * TLS: `true` for the system's trust store, or Node TLS options, passed to kafkajs as is.
-   * @default undefined (plaintext)
+   * TLS and SASL: how the client connects and authenticates (see `./security.ts`). Its
+   * secrets never reach the logger or an error message.
+   * @default kafkaSecurityFromEnv(): the `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and
+   *   `KAFKA_SSL_*` variables, read when the transport is created (PLAINTEXT when unset)
    */
-  readonly ssl?: KafkaConfig["ssl"];
+  readonly security?: KafkaSecurity;
   /**
-   * SASL authentication, passed to kafkajs as is. Its password never reaches the logger.
-   * @default undefined (none)
+   * How long the first connection (TCP, TLS handshake, SASL) may take before it is reported,
+   * in milliseconds: a listener that never answers the client's protocol fails in this time.
+   * @default 15000
    */
-  readonly sasl?: SASLOptions;
+  readonly firstConnectTimeout?: number;
 }
 
 /** Backoff settings for a consumer, as kafkajs takes them. */
@@ -219,14 +264,6 @@ function checkInteger(name: string, value: number, min = 1): number {
   return value;
 }
 
-function saslSecrets(sasl: SASLOptions | undefined): string[] {
-  if (sasl === undefined) return [];
-  // Every string but the mechanism name and the username is a secret (password, AWS keys).
-  return Object.entries(sasl)
-    .filter(([name, value]) => name !== "mechanism" && name !== "username" && value)
-    .flatMap(([, value]) => typeof value === "string" ? [value] : []);
-}
-
 /**
  * Creates the kafkajs transport. Nothing connects until the first call; a broker that cannot
  * be reached then fails that call with a {@linkcode BrokerUnavailableError} whose `field` is
@@ -253,6 +290,7 @@ export function createKafkaTransport(
     requestTimeout = 30000,
     connectRetries = 3,
     replicationFactor = 1,
+    onTopicWarning = logTopicWarning,
     topicReadyTimeout = 30000,
     transactionTimeout = 60000,
     commitInterval = 100,
@@ -263,10 +301,10 @@ export function createKafkaTransport(
     consumerRetry = {},
     logger = defaultKafkaLogger,
     logLevel = "warn",
-    ssl,
-    sasl,
+    firstConnectTimeout = 15000,
   } = options;
   const list = parseBrokers(brokers);
+  const security = options.security ?? kafkaSecurityFromEnv();
   dropTimeoutNegativeWarnings();
   checkInteger("connectionTimeout", connectionTimeout);
   checkInteger("requestTimeout", requestTimeout);
@@ -279,12 +317,14 @@ export function createKafkaTransport(
   checkInteger("fetchMaxWait", fetchMaxWait);
   checkInteger("sessionTimeout", sessionTimeout);
   checkInteger("heartbeatInterval", heartbeatInterval);
+  checkInteger("firstConnectTimeout", firstConnectTimeout);
   for (const [name, value] of Object.entries(consumerRetry)) {
     if (value !== undefined) {
       checkInteger(`consumerRetry.${name}`, value, name === "retries" ? 0 : 1);
     }
   }
 
+  const { ssl, sasl, secrets } = kafkaClientSecurity(security);
   const base: KafkaConfig = {
     brokers: list,
     clientId,
@@ -293,7 +333,7 @@ export function createKafkaTransport(
     ssl,
     sasl,
     logLevel: kafkaLevel(logLevel),
-    logCreator: createLogCreator(logger, saslSecrets(sasl)),
+    logCreator: createLogCreator(logger, secrets),
   };
   // Admin calls and the first connection retry briefly, so a missing broker is reported in
   // about a second; producers and consumers keep kafkajs's patient defaults once it answered.
@@ -306,14 +346,23 @@ export function createKafkaTransport(
   let connected: Promise<void> | undefined;
   let closed = false;
 
-  /** Connects the admin client once; a failure is reported and forgotten, so calls retry. */
+  /**
+   * Connects the admin client once, within `firstConnectTimeout`; a failure is reported (as a
+   * {@linkcode KafkaSecurityError} when the security settings are at fault) and forgotten, so
+   * calls retry.
+   */
   function reachable(): Promise<void> {
     if (closed) {
       return Promise.reject(new PipelineError("Cannot use the Kafka transport: it is closed"));
     }
-    connected ??= admin.connect().catch((error) => {
+    connected ??= connectWithin(admin, firstConnectTimeout).catch((error) => {
       connected = undefined;
-      throw brokerUnavailable(list, error);
+      if (error instanceof FirstConnectTimeout) {
+        // kafkajs may still be retrying; stop it so nothing connects behind our back.
+        admin.disconnect().catch(() => undefined);
+        throw firstConnectTimedOut(list, security, firstConnectTimeout);
+      }
+      throw securityFailure(error, security, list) ?? brokerUnavailable(list, error);
     });
     return connected;
   }
@@ -329,13 +378,20 @@ export function createKafkaTransport(
 
   return {
     kind: "kafka",
-    target: `kafka ${list.join(",")}`,
+    target: security.protocol === "PLAINTEXT"
+      ? `kafka ${list.join(",")}`
+      : `kafka ${list.join(",")} (${describeSecurity(security)})`,
     brokers: list,
     ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
       const names = topics.map((topic) => `"${topic.name}"`).join(", ");
       return adminCall(
         `Cannot create topics ${names}`,
-        () => ensureTopics(admin, topics, { replicationFactor, readyTimeout: topicReadyTimeout }),
+        () =>
+          ensureTopics(admin, topics, {
+            replicationFactor,
+            readyTimeout: topicReadyTimeout,
+            onWarning: onTopicWarning,
+          }),
         topics[0]?.name,
       );
     },
@@ -376,6 +432,15 @@ export function createKafkaTransport(
         topic,
       );
     },
+    async readPartitions(
+      topic: string,
+      partitions: readonly number[],
+      each: (record: ConsumedRecord) => void,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      await reachable();
+      await readPartitions(patient, admin, list, { clientId, topic, partitions, each, signal });
+    },
     committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
       return adminCall(
         `Cannot read the offsets group "${groupId}" committed on topic "${topic}"`,
@@ -394,4 +459,37 @@ export function createKafkaTransport(
       }
     },
   };
+}
+
+/** The first connection did not settle in time. */
+class FirstConnectTimeout extends Error {}
+
+/** `admin.connect()`, rejected with {@linkcode FirstConnectTimeout} after `timeoutMs`. */
+async function connectWithin(admin: Admin, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new FirstConnectTimeout()), timeoutMs);
+  });
+  try {
+    await Promise.race([admin.connect(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function firstConnectTimedOut(
+  brokers: readonly string[],
+  security: KafkaSecurity,
+  timeoutMs: number,
+): PipelineError {
+  const where = `"${brokers.join(",")}"`;
+  const hint = !usesTls(security.protocol)
+    ? `; a TLS listener may be waiting for a handshake: if so, set KAFKA_SECURITY_PROTOCOL ` +
+      `to SSL or SASL_SSL`
+    : "";
+  return new BrokerUnavailableError(
+    `Cannot connect to Kafka at ${where} given by ${BROKERS_FIELD} with ` +
+      `KAFKA_SECURITY_PROTOCOL "${security.protocol}": no answer within ${timeoutMs} ms${hint}`,
+    { field: BROKERS_FIELD },
+  );
 }

@@ -41,6 +41,7 @@ import type {
   RecordContext,
   RecordHandler,
   RecordHeaders,
+  TopicPartition,
 } from "../transport.ts";
 import {
   DEFAULT_ISOLATION,
@@ -49,7 +50,8 @@ import {
   isRecordAck,
 } from "../transport.ts";
 import { toPipelineError } from "./_errors.ts";
-import { OffsetBook, type PartitionBook, type PendingRecord } from "./_offsets.ts";
+import { OffsetBook, type PartitionBook } from "./_offsets.ts";
+import { COPARTITIONED_ASSIGNER, copartitionedAssigner } from "./_copartitioned_assigner.ts";
 
 /** A line the consumer reports (commit failures nobody awaits, rewinds). */
 export interface ConsumerLogLine {
@@ -105,7 +107,8 @@ function toBytes(data: Buffer | undefined | null): Uint8Array | null {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): ConsumedRecord {
+/** A fetched message as the transport hands it out. */
+export function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): ConsumedRecord {
   return {
     topic: message.topic,
     partition: message.partition,
@@ -157,8 +160,6 @@ interface Lane {
   readonly book: PartitionBook;
   readonly queue: Message<Buffer, Buffer, Buffer, Buffer>[];
   running: boolean;
-  /** Consecutive handler rejections, for the backoff. */
-  failures: number;
 }
 
 /** Opens a consumer group member; `run` joins the group. */
@@ -182,12 +183,24 @@ export function openConsumer(
     isolationLevel: options.isolation === "read_uncommitted"
       ? FetchIsolationLevels.READ_UNCOMMITTED
       : FetchIsolationLevels.READ_COMMITTED,
+    ...(options.copartitioned
+      ? {
+        protocols: [{ name: COPARTITIONED_ASSIGNER, version: 0 }],
+        partitionAssigner: copartitionedAssigner,
+      }
+      : {}),
   });
+  const listener = options.rebalanceListener;
+  /** Per partition of the current generation, resolves once the listener restored it. */
+  let restores = new Map<string, Promise<void>>();
+  let restoreAbort = new AbortController();
 
   /** Bumped whenever a generation ends; completions and lanes from older ones are void. */
   let epoch = 0;
   let owned: Record<string, readonly number[]> = {};
-  let book = new OffsetBook();
+  /** Every `durable` not settled yet, of any generation: close waits for them. */
+  const unsettled = new Set<Promise<void>>();
+  let book = new OffsetBook(rewind, unsettled);
   let lanes = new Map<PartitionBook, Lane>();
   let partitionAborts = new Map<PartitionBook, AbortController>();
   let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
@@ -196,8 +209,6 @@ export function openConsumer(
   let opening = 0;
   let active = 0;
   let resumeReading: (() => void) | undefined;
-  /** Every `durable` not settled yet, of any generation: close waits for them. */
-  const unsettled = new Set<Promise<void>>();
   const inFlight = new Set<Promise<void>>();
   let commitChain: Promise<void> = Promise.resolve();
   let handler: RecordHandler | undefined;
@@ -211,7 +222,16 @@ export function openConsumer(
 
   function endGeneration(): void {
     epoch++;
-    book = new OffsetBook();
+    restoreAbort.abort();
+    restores = new Map();
+    const lost: TopicPartition[] = Object.entries(owned).flatMap(([topic, partitions]) =>
+      partitions.map((partition) => ({ topic, partition }))
+    );
+    owned = {};
+    if (lost.length > 0) listener?.revoked(lost);
+    // Completions of this generation's records are ignored from now on.
+    book.discard();
+    book = new OffsetBook(rewind, unsettled);
     for (const controller of partitionAborts.values()) controller.abort();
     partitionAborts = new Map();
     for (const lane of lanes.values()) queued -= lane.queue.length;
@@ -272,56 +292,71 @@ export function openConsumer(
     );
   }
 
-  function rewind(partitionBook: PartitionBook, offset: number, error: unknown): void {
-    const from = partitionBook.rewind(offset);
+  /**
+   * The checkpointer dropped every pending record of the partition after a rejection: the
+   * stream is pointed back at `from`, its oldest uncommitted record, delivered again after a
+   * backoff that doubles while the same offset keeps failing.
+   */
+  function rewind(partitionBook: PartitionBook, from: number, offset: number, error: unknown) {
     const lane = lanes.get(partitionBook);
     if (lane) {
       queued -= lane.queue.length;
       lane.queue.length = 0;
       resumeReading?.();
     }
+    const backoffMs = partitionBook.backoff(
+      from,
+      settings.initialRetryTime,
+      settings.maxRetryTime,
+    );
     const { topic, partition } = partitionBook;
     warn(
       `Cannot complete record ${offset} of topic "${topic}" partition ${partition} in group ` +
         `"${groupId}": ${errorMessage(error)}; the partition is delivered again from ${from}, ` +
-        "its oldest uncommitted record",
-      { topic, partition, offset, from },
+        `its oldest uncommitted record, in ${backoffMs} ms`,
+      { topic, partition, offset, from, backoff_ms: backoffMs },
     );
     if (!closing) seek(partitionBook);
   }
 
-  /** Marks the partition's complete prefix as completed (the next commit carries it). */
-  function advance(partitionBook: PartitionBook, owner: OffsetBook): void {
-    const { count, next } = partitionBook.advance();
-    if (next === undefined) return;
-    owner.complete(partitionBook, next, count);
-    if (owner.sinceCommit >= settings.commitThreshold) commitInBackground();
-  }
-
-  function awaitSettled(durable: Promise<void>): void {
-    const settled = durable.then(() => undefined, () => undefined);
-    unsettled.add(settled);
-    void settled.finally(() => unsettled.delete(settled));
-  }
-
-  function track(partitionBook: PartitionBook, offset: number, ack: RecordAck): void {
-    const epochAtStart = epoch;
-    const owner = book;
-    const entry: PendingRecord = { offset, done: false, discarded: false, settled: undefined! };
-    entry.settled = ack.durable.then(
-      function durableResolved() {
-        if (epoch !== epochAtStart || entry.discarded) return;
-        entry.done = true;
-        advance(partitionBook, owner);
-      },
-      function durableRejected(error: unknown) {
-        if (epoch !== epochAtStart || entry.discarded) return;
-        rewind(partitionBook, entry.offset, error);
-      },
+  /**
+   * Calls the listener for every partition of the new generation (again after a backoff while
+   * it rejects); records of those partitions wait for it in `handle`. The client heartbeats on
+   * its own timer meanwhile.
+   */
+  function startRestore(assignment: Record<string, readonly number[]>): void {
+    restoreAbort = new AbortController();
+    const { signal } = restoreAbort;
+    const partitions: TopicPartition[] = Object.entries(assignment).flatMap(([topic, list]) =>
+      list.map((partition) => ({ topic, partition }))
     );
-    unsettled.add(entry.settled);
-    void entry.settled.finally(() => unsettled.delete(entry.settled));
-    partitionBook.pending.push(entry);
+    if (partitions.length === 0) return;
+    const restored = (async function callAssigned() {
+      let wait = settings.initialRetryTime;
+      while (!signal.aborted) {
+        try {
+          await listener!.assigned(partitions, signal);
+          return;
+        } catch (error) {
+          if (signal.aborted) return;
+          warn(
+            `Cannot restore the state of partitions of group "${groupId}": ` +
+              `${errorMessage(error)}; trying again in ${wait} ms`,
+          );
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, wait);
+            signal.addEventListener("abort", () => {
+              clearTimeout(timer);
+              resolve();
+            }, { once: true });
+          });
+          wait = Math.min(wait * 2, settings.maxRetryTime);
+        }
+      }
+    })();
+    for (const { topic, partition } of partitions) {
+      restores.set(`${topic}:${partition}`, restored);
+    }
   }
 
   /** Waits `ms`, or less if the consumer closes meanwhile. */
@@ -341,7 +376,16 @@ export function openConsumer(
     const partitionBook = lane.book;
     const record = toRecord(message);
     const epochAtStart = epoch;
-    const rewindsAtStart = partitionBook.rewinds;
+    const restored = restores.get(`${record.topic}:${record.partition}`);
+    if (restored !== undefined) {
+      // No record of a partition is handled before its state is restored.
+      await restored;
+      // The generation ended while restoring: the records are read again from the committed
+      // offsets in the next one.
+      if (epoch !== epochAtStart || closing) return;
+    }
+    const { checkpointer } = partitionBook;
+    const rewindsAtStart = checkpointer.rewinds;
     const context: RecordContext = {
       signal: partitionSignal(partitionBook),
       // The client heartbeats on its own timer, whatever the handlers do.
@@ -351,47 +395,35 @@ export function openConsumer(
     try {
       result = await handler!(record, context);
     } catch (error) {
-      if (closing || epoch !== epochAtStart || partitionBook.rewinds !== rewindsAtStart) return;
-      lane.failures++;
-      rewind(partitionBook, record.offset, error);
-      const wait = Math.min(
-        settings.initialRetryTime * 2 ** (lane.failures - 1),
-        settings.maxRetryTime,
-      );
-      await delay(wait);
+      if (closing || epoch !== epochAtStart || checkpointer.rewinds !== rewindsAtStart) return;
+      // A rejected handler is a record that cannot complete: the checkpointer rewinds the
+      // partition to its oldest uncommitted record, as for a rejected `durable`.
+      checkpointer.track(record.offset, { durable: Promise.reject(error) });
       return;
     }
-    lane.failures = 0;
     const ack = isRecordAck(result) ? result : undefined;
-    if (epoch !== epochAtStart || partitionBook.rewinds !== rewindsAtStart) {
+    if (epoch !== epochAtStart || checkpointer.rewinds !== rewindsAtStart) {
       // An earlier record of the partition failed meanwhile: this one is delivered again.
-      if (ack !== undefined) awaitSettled(ack.durable);
+      checkpointer.forget(ack);
       return;
     }
-    if (ack !== undefined) {
-      track(partitionBook, record.offset, ack);
-      while (partitionBook.pending.length >= maxPending && epoch === epochAtStart && !closing) {
-        await partitionBook.pending[0].settled;
-      }
-      return;
-    }
-    if (partitionBook.pending.length > 0) {
-      // Complete, but behind a record still pending: committed with it.
-      partitionBook.pending.push({
-        offset: record.offset,
-        done: true,
-        discarded: false,
-        settled: Promise.resolve(),
-      });
-      return;
-    }
-    book.complete(partitionBook, record.offset + 1, 1);
+    checkpointer.track(record.offset, ack);
     if (book.sinceCommit >= settings.commitThreshold) commitInBackground();
+    while (checkpointer.size >= maxPending && epoch === epochAtStart && !closing) {
+      await checkpointer.oldestSettled();
+    }
   }
 
   async function work(lane: Lane, epochAtStart: number): Promise<void> {
     try {
       while (lane.queue.length > 0 && !closing && epoch === epochAtStart) {
+        // After a rewind the partition waits its backoff before it is delivered again.
+        const wait = lane.book.notBefore - performance.now();
+        if (wait > 0) {
+          await delay(wait);
+          if (closing || epoch !== epochAtStart) break;
+          if (lane.queue.length === 0) break;
+        }
         const message = lane.queue.shift()!;
         queued--;
         if (queued < MAX_QUEUED / 2) resumeReading?.();
@@ -426,7 +458,7 @@ export function openConsumer(
     }
     let lane = lanes.get(partitionBook);
     if (lane === undefined) {
-      lane = { book: partitionBook, queue: [], running: false, failures: 0 };
+      lane = { book: partitionBook, queue: [], running: false };
       lanes.set(partitionBook, lane);
     }
     lane.queue.push(message);
@@ -501,6 +533,7 @@ export function openConsumer(
       }
     }
     owned = assignment;
+    if (listener !== undefined) startRestore(assignment);
     // The first join happens inside `run`, which opens the first stream itself.
     if (stream !== undefined && !closing) {
       openStream().catch((error) => {

@@ -1,30 +1,16 @@
 /**
- * The consumer's offset bookkeeping, kept apart so it can move onto a shared checkpointer: per
- * partition, the records delivered but not yet committed, in offset order, and the longest
- * complete prefix ready to commit. Semantics as in the kafkajs consumer
- * (`../kafka/_consumer.ts`):
- * - a record is complete once its handler resolved with `void`, or its `durable` resolved;
- * - only the longest complete prefix of a partition is committed (offset + 1 of its last
- *   record), never past a record still pending;
- * - a rejected `durable` (or handler) rewinds the partition: every pending record is dropped
- *   (their completions are ignored when they land) and the partition is delivered again from its
- *   oldest uncommitted record;
+ * The consumer's offset bookkeeping on the shared `PartitionCheckpointer` (`../checkpointer.ts`,
+ * the one the kafkajs and embedded transports use): per partition, a checkpointer tracks the
+ * records delivered but not yet committed and reports the longest complete prefix; this module
+ * adds what only the platformatic consumer needs:
+ * - where a rewound partition must be read again from (records fetched before the seek are
+ *   skipped until the sought offset comes round), and the doubling backoff before it is;
+ * - the completed offset of every partition of the generation, ready for the next commit;
  * - a new generation (rebalance) forgets everything: its records are delivered again.
  *
  * @module
  */
-
-/** A delivered record of a partition, not yet committed. */
-export interface PendingRecord {
-  /** The record's offset. */
-  readonly offset: number;
-  /** Complete: handled with `void`, or its `durable` resolved. */
-  done: boolean;
-  /** Dropped by a rewind: its completion is ignored. */
-  discarded: boolean;
-  /** Settles (never rejects) once its `durable` settled; at once for a `void` record. */
-  settled: Promise<void>;
-}
+import { PartitionCheckpointer } from "../checkpointer.ts";
 
 /** A partition's next offset to commit. */
 export interface CompletedOffset {
@@ -36,29 +22,57 @@ export interface CompletedOffset {
   readonly offset: number;
 }
 
+/** What a partition tells its consumer: a rewind to act on. */
+export type RewindHandler = (
+  book: PartitionBook,
+  from: number,
+  failed: number,
+  error: unknown,
+) => void;
+
 /** One partition's uncommitted records in the current generation. */
 export class PartitionBook {
   /** The topic. */
   readonly topic: string;
   /** The partition. */
   readonly partition: number;
-  /** Delivered and not yet committed, in offset order; the head is never complete. */
-  readonly pending: PendingRecord[] = [];
-  /** Bumped on each rewind: handlers that started before one have their result dropped. */
-  rewinds = 0;
-  /** After a rewind, the offset the partition was sought to: other records are skipped. */
+  /** The shared checkpointer tracking this partition's delivered records. */
+  readonly checkpointer: PartitionCheckpointer;
+  /** After a rewind: the only offset accepted next (the partition's oldest uncommitted one). */
   rewindTo: number | undefined;
-  /** The next offset to deliver; records below it (fetched twice) are skipped. */
+  /** The offset expected next from the stream; lower ones are duplicates of a re-fetch. */
   expected = 0;
+  /** Consecutive rewinds at the same offset, for the doubling backoff. */
+  streak = 0;
+  /** The offset of the last rewind. */
+  streakAt: number | undefined;
+  /** No record of the partition is handled before this time (`performance.now()`). */
+  notBefore = 0;
 
-  constructor(topic: string, partition: number) {
+  /** Creates a partition's book, reporting to `owner` and rewinds to `onRewind`. */
+  constructor(
+    topic: string,
+    partition: number,
+    owner: OffsetBook,
+    onRewind: RewindHandler,
+    unsettled: Set<Promise<void>>,
+  ) {
     this.topic = topic;
     this.partition = partition;
+    this.checkpointer = new PartitionCheckpointer({
+      unsettled,
+      onAdvance: (next, count) => owner.complete(this, next, count),
+      onRewind: (from, failed, error) => {
+        this.rewindTo = from;
+        this.expected = from;
+        onRewind(this, from, failed, error);
+      },
+    });
   }
 
   /**
-   * Whether a fetched record is to be delivered: not below the next expected offset and, after a
-   * rewind, only once the sought offset comes round again.
+   * Whether a fetched record is the one to deliver next: after a rewind only the sought offset
+   * is (records fetched before the seek come round again), and never one delivered already.
    */
   accepts(offset: number): boolean {
     if (this.rewindTo !== undefined) {
@@ -71,49 +85,48 @@ export class PartitionBook {
   }
 
   /**
-   * Drops every pending record and returns the offset to deliver the partition again from: the
-   * oldest pending record, or `offset` when none is pending.
+   * The backoff before the partition is delivered again from `from`, doubling while the same
+   * offset keeps failing: an outcome that cannot be made durable must not spin the partition.
    */
-  rewind(offset: number): number {
-    const from = this.pending[0]?.offset ?? offset;
-    for (const dropped of this.pending.splice(0)) dropped.discarded = true;
-    this.rewinds++;
-    this.rewindTo = from;
-    this.expected = from;
-    return from;
-  }
-
-  /** Pops the complete prefix; returns how many records it held and the next offset. */
-  advance(): { count: number; next: number | undefined } {
-    let next: number | undefined;
-    let count = 0;
-    while (this.pending.length > 0 && this.pending[0].done) {
-      next = this.pending.shift()!.offset + 1;
-      count++;
-    }
-    return { count, next };
+  backoff(from: number, initialMs: number, maxMs: number): number {
+    this.streak = this.streakAt === from ? this.streak + 1 : 1;
+    this.streakAt = from;
+    const ms = Math.min(initialMs * 2 ** (this.streak - 1), maxMs);
+    this.notBefore = performance.now() + ms;
+    return ms;
   }
 }
 
-/** Every partition's book, and the completed offsets the next commit carries. */
+/** Every partition's book of one generation, and their offsets ready to commit. */
 export class OffsetBook {
   #partitions = new Map<string, PartitionBook>();
   #completed = new Map<string, CompletedOffset>();
+  readonly #onRewind: RewindHandler;
+  readonly #unsettled: Set<Promise<void>>;
   /** Records completed since the last commit snapshot. */
   sinceCommit = 0;
+
+  /**
+   * Creates a generation's book; rewinds go to `onRewind`, unsettled `durable`s to
+   * `unsettled` (shared across generations, so close can wait for them).
+   */
+  constructor(onRewind: RewindHandler, unsettled: Set<Promise<void>>) {
+    this.#onRewind = onRewind;
+    this.#unsettled = unsettled;
+  }
 
   /** The book of a partition, created on first use. */
   partition(topic: string, partition: number): PartitionBook {
     const key = `${topic}\0${partition}`;
     let book = this.#partitions.get(key);
     if (book === undefined) {
-      book = new PartitionBook(topic, partition);
+      book = new PartitionBook(topic, partition, this, this.#onRewind, this.#unsettled);
       this.#partitions.set(key, book);
     }
     return book;
   }
 
-  /** Records `next` as the partition's offset to commit. */
+  /** Records that the partition's complete prefix now ends before `next`. */
   complete(book: PartitionBook, next: number, count: number): void {
     this.#completed.set(`${book.topic}\0${book.partition}`, {
       topic: book.topic,
@@ -123,7 +136,7 @@ export class OffsetBook {
     this.sinceCommit += count;
   }
 
-  /** Whether anything is waiting to be committed. */
+  /** Whether there is anything to commit. */
   get hasCompleted(): boolean {
     return this.#completed.size > 0;
   }
@@ -134,7 +147,7 @@ export class OffsetBook {
     return [...this.#completed.values()];
   }
 
-  /** Forgets the offsets of a snapshot that were committed (unless completed further since). */
+  /** Forgets the committed entries, unless a later completion replaced them meanwhile. */
   committed(snapshot: readonly CompletedOffset[]): void {
     for (const entry of snapshot) {
       const key = `${entry.topic}\0${entry.partition}`;
@@ -142,8 +155,8 @@ export class OffsetBook {
     }
   }
 
-  /** Every partition's pending records, for close to wait on. */
-  pendingSettled(): Promise<void>[] {
-    return [...this.#partitions.values()].flatMap((book) => book.pending.map((p) => p.settled));
+  /** Drops every partition's pending records (the generation ended): completions are ignored. */
+  discard(): void {
+    for (const book of this.#partitions.values()) book.checkpointer.discard();
   }
 }

@@ -72,7 +72,19 @@ export class Placement {
       const key = toBuffer(record.key);
       const count = this.#counts.get(record.topic)!;
       let partition: number;
-      if (key === undefined) {
+      if (record.partition !== undefined) {
+        if (
+          !(Number.isInteger(record.partition) && record.partition >= 0 &&
+            record.partition < count)
+        ) {
+          throw new PipelineError(
+            `Cannot send record to topic "${record.topic}" as 'partition' must be an integer ` +
+              `from 0 to ${count - 1}: current value is ${record.partition}`,
+            { topic: record.topic, field: "partition" },
+          );
+        }
+        partition = record.partition;
+      } else if (key === undefined) {
         const next = this.#roundRobin.get(record.topic) ?? 0;
         this.#roundRobin.set(record.topic, next + 1);
         partition = next % count;

@@ -35,6 +35,7 @@ import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors
 import type { KafkaLogger } from "../kafka/mod.ts";
 import { defaultKafkaLogger, parseBrokers } from "../kafka/mod.ts";
 import type {
+  ConsumedRecord,
   Consumer,
   ConsumerOptions,
   PartitionOffset,
@@ -49,6 +50,7 @@ import { committedOffsets, endOffsets, ensureTopics, groupCoordinator } from "./
 import { type ClientBase, openConsumer } from "./_consumer.ts";
 import { brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { openProducer } from "./_producer.ts";
+import { readPartitions } from "./_read_partitions.ts";
 import { openTransactionalProducer } from "./_transactional_producer.ts";
 
 export { BrokerUnavailableError };
@@ -325,6 +327,19 @@ export function createPlatformaticTransport(
         () => committedOffsets(admin, groupId, topic),
         topic,
       );
+    },
+    async readPartitions(
+      topic: string,
+      partitions: readonly number[],
+      each: (record: ConsumedRecord) => void,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      const offsets = await adminCall(
+        `Cannot read the end offsets of topic "${topic}"`,
+        () => endOffsets(admin, topic),
+        topic,
+      );
+      await readPartitions(base, list, offsets, { topic, partitions, each, signal });
     },
     async close(): Promise<void> {
       if (closed) return;

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { brokerAvailable } from "../../_broker.ts";
+import { brokerAvailable, loadKafkaTransport } from "../../_broker.ts";
 import { ConfigError } from "../../../pipeline/errors.ts";
 import { createPublisher } from "../../../pipeline/publisher.ts";
 import { retryPolicy } from "../../../pipeline/retry.ts";
@@ -21,7 +21,6 @@ import type {
   SupervisorSpec,
   WorkerOutcome,
 } from "../../../pipeline/supervisor/mod.ts";
-import { createKafkaTransport } from "../../../pipeline/transport/kafka/mod.ts";
 import type { KafkaTransport } from "../../../pipeline/transport/kafka/mod.ts";
 import type { ConsumedRecord, Consumer } from "../../../pipeline/transport/transport.ts";
 import type { OrderPlaced } from "../../../stages/events.ts";
@@ -32,6 +31,8 @@ import type { WorkerPipelineOptions } from "../../../stages/worker_pipeline.ts";
 
 const { brokers = "", ignoreReason } = brokerAvailable();
 const ignore = ignoreReason !== undefined;
+// kafkajs reads the environment when it loads: loaded only for the broker tests.
+const kafka = ignore ? undefined : await loadKafkaTransport();
 const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
 const WORKER_PIPELINE = new URL("../../../stages/worker_pipeline.ts", import.meta.url).href;
 const CRASHING_PIPELINE = new URL("./_crashing_pipeline.ts", import.meta.url).href;
@@ -40,7 +41,7 @@ const decoder = new TextDecoder();
 let scenarios = 0;
 
 function quietTransport(): KafkaTransport {
-  return createKafkaTransport(brokers, { logger: () => {} });
+  return kafka!.createKafkaTransport(brokers, { logger: () => {} });
 }
 
 /** Unique topics and group for one test, a fast retry policy, a seeded gateway. */
@@ -360,7 +361,10 @@ Deno.test({
       const done = new Set(first.outcomes.map((o) => `${o.partition}/${o.offset}`));
       const again = second.outcomes.filter((o) => done.has(`${o.partition}/${o.offset}`));
       assert.deepEqual(again, []);
-      assert.equal(second.outcomes.filter((o) => o.kind === "duplicate").length, 0);
+      // The second run's members join one after the other: records the first of them handled
+      // before the second joined may be delivered again to their new owner if the rebalance
+      // refused their commit. The state knows their keys: they are skipped as duplicates, never
+      // charged again (the ledger above), and none is a record the first run completed.
       assert.equal(first.settled() + second.settled(), 1000);
     } finally {
       await stopAll(supervisor);

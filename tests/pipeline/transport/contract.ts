@@ -49,6 +49,12 @@ export interface TransportContractOptions {
    * @default true
    */
   readonly sanitize?: boolean;
+  /**
+   * The backoff the transport under test is configured to wait before delivering a record
+   * again whose handler or `durable` rejected, in milliseconds.
+   * @default 100
+   */
+  readonly redeliveryBackoffMs?: number;
 }
 
 const encoder = new TextEncoder();
@@ -175,7 +181,8 @@ export function transportContract(
   open: () => Promise<OpenedTransport>,
   options: TransportContractOptions = {},
 ): void {
-  const { ignore = false, timeoutMs = 30_000, sanitize = true } = options;
+  const { ignore = false, timeoutMs = 30_000, sanitize = true, redeliveryBackoffMs = 100 } =
+    options;
 
   function contractTest(behaviour: string, body: (scope: Scope) => Promise<void>): void {
     Deno.test({
@@ -633,6 +640,41 @@ export function transportContract(
     }
   });
 
+  contractTest("a record with a partition goes to that partition, whatever its key", async (s) => {
+    const topic = await s.topic(3);
+    const producer = await s.producer();
+    const key = "same-key";
+    const hashed = partitionForKey(encoder.encode(key), 3);
+    const chosen = (hashed + 1) % 3;
+    const [report] = await producer.send([{ topic, key, value: "v", partition: chosen }]);
+    assert.equal(report.partition, chosen);
+    const seen: ConsumedRecord[] = [];
+    await s.transport.readPartitions(topic, [chosen], (record) => seen.push(record));
+    assert.deepEqual(seen.map((r) => [r.partition, text(r.key), text(r.value)]), [
+      [chosen, key, "v"],
+    ]);
+  });
+
+  contractTest(
+    "readPartitions reads only the partitions asked for, to their end now",
+    async (s) => {
+      const topic = await s.topic(3);
+      const producer = await s.producer();
+      await producer.send(
+        range(9).map((i) => ({ topic, key: `k${i}`, value: `${i}`, partition: i % 3 })),
+      );
+      const seen: ConsumedRecord[] = [];
+      await s.transport.readPartitions(topic, [0, 2], (record) => seen.push(record));
+      assert.deepEqual(
+        seen.map((r) => `${r.partition}:${r.offset}:${text(r.value)}`).sort(),
+        ["0:0:0", "0:1:3", "0:2:6", "2:0:2", "2:1:5", "2:2:8"],
+      );
+      // An empty partition is read at once.
+      const empty = await s.topic(1);
+      await s.transport.readPartitions(empty, [0], () => assert.fail("no record expected"));
+    },
+  );
+
   /** A key of `topic` that lands on `partition` (of `partitions`). */
   function keyFor(partition: number, partitions: number, prefix = "key"): string {
     for (let i = 0; i < 10_000; i++) {
@@ -818,4 +860,81 @@ export function transportContract(
     await s.waitUntil("every record read", () => reader.seen.length >= 3);
     assert.deepEqual(values(reader.seen), ["1", "2", "3"]);
   });
+
+  contractTest(
+    "a copartitioned group keeps partition p of every topic on one member",
+    async (s) => {
+      const input = await s.topic(4);
+      const tier = await s.topic(4);
+      const groupId = uniqueName("group");
+      const options = { groupId, topics: [input, tier], copartitioned: true };
+      const first = await s.reader(options);
+      const second = await s.reader(options);
+      await s.waitUntil(
+        "both members own partitions of both topics",
+        () =>
+          [first, second].every((r) =>
+            partitionsOf(r.consumer, input).length === 2 &&
+            partitionsOf(r.consumer, tier).length === 2
+          ),
+      );
+      for (const reader of [first, second]) {
+        assert.deepEqual(partitionsOf(reader.consumer, input), partitionsOf(reader.consumer, tier));
+      }
+    },
+  );
+
+  contractTest("records of an assigned partition wait for the rebalance listener", async (s) => {
+    const topic = await s.topic(1);
+    const groupId = uniqueName("group");
+    const producer = await s.producer();
+    await producer.send([{ topic, key: "k", value: "v" }]);
+    const restoring = deferred();
+    const assigned: number[][] = [];
+    const reader = await s.reader({
+      groupId,
+      topics: [topic],
+      rebalanceListener: {
+        assigned(partitions) {
+          assigned.push(partitions.map((p) => p.partition));
+          return restoring.promise;
+        },
+        revoked() {},
+      },
+    });
+    await s.waitUntil("the listener is told", () => assigned.length > 0);
+    // Long enough for a fetch to have delivered the record, were it not held back.
+    const until = Date.now() + 500;
+    await s.waitUntil("half a second passed", () => Date.now() >= until);
+    assert.equal(reader.seen.length, 0, "no record before the partition is restored");
+    restoring.resolve();
+    await s.waitUntil("the record is delivered once restored", () => reader.seen.length === 1);
+    assert.deepEqual(assigned[0], [0]);
+  });
+
+  contractTest(
+    "a record whose durable keeps rejecting is delivered again after a backoff, not in a hot loop",
+    async (s) => {
+      const topic = await s.topic(1);
+      const groupId = uniqueName("group");
+      const producer = await s.producer();
+      await producer.send([{ topic, key: "k", value: "refused" }]);
+      const deliveredAt: number[] = [];
+      const reader = await s.reader({ groupId, topics: [topic] }, () => {
+        deliveredAt.push(performance.now());
+        return Promise.resolve({
+          durable: Promise.reject(new Error("Injected failure: dead letter refused")),
+        });
+      });
+      await s.waitUntil("four deliveries", () => deliveredAt.length >= 4);
+      await reader.consumer.close();
+      const gaps = deliveredAt.slice(1).map((at, i) => at - deliveredAt[i]);
+      // Timers may fire a little early; a hot loop redelivers in a few milliseconds.
+      const least = redeliveryBackoffMs * 0.8;
+      assert.ok(
+        gaps.every((gap) => gap >= least),
+        `redelivered faster than the ${redeliveryBackoffMs} ms backoff: gaps ${gaps.join(", ")} ms`,
+      );
+    },
+  );
 }

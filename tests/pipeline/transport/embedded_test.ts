@@ -12,7 +12,7 @@ transportContract("embedded", () => {
   // Handler failures are expected in the contract; the embedded-only tests check reporting.
   const transport = createEmbeddedTransport({ retryBackoffMs: 5, onError: () => {} });
   return Promise.resolve({ transport });
-});
+}, { redeliveryBackoffMs: 5 });
 
 const decoder = new TextDecoder();
 

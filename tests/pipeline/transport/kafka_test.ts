@@ -5,30 +5,39 @@
  *
  * Broker tests need `KAFKA_BROKERS` (see `tests/_broker.ts`) and are ignored without it. The
  * independent-client test needs `kcat` (Debian package `kcat`) on the PATH; under CI
- * (`CI=true`) a missing kcat fails it.
+ * (`CI=true`) a missing kcat fails it. kafkajs reads the environment when it loads, so it and
+ * the transport are loaded only when this test process may read it (not under plain
+ * `deno test`, where every test here is ignored).
  *
  * @module
  */
 import assert from "node:assert/strict";
-import kafkajs from "kafkajs";
 import { BrokerUnavailableError, ConfigError, FatalError } from "../../../pipeline/errors.ts";
-import {
-  createKafkaTransport,
-  type KafkaLogRecord,
-  type KafkaTransport,
+import type {
+  KafkaLogRecord,
+  KafkaTransport,
+  KafkaTransportOptions,
 } from "../../../pipeline/transport/kafka/mod.ts";
 import { partitionForKey } from "../../../pipeline/transport/murmur2.ts";
 import type { ConsumedRecord, OutgoingRecord } from "../../../pipeline/transport/transport.ts";
-import { brokerAvailable } from "../../_broker.ts";
+import { brokerAvailable, loadKafkaTransport } from "../../_broker.ts";
+import { granted, requires } from "../../_permissions.ts";
+import { IN_CI } from "../../_pipeline_process.ts";
 import { transportContract } from "./contract.ts";
 
-const { Kafka, KafkaJSError, ConfigResourceTypes } = kafkajs;
+const kafkaTransport = granted("env") ? await loadKafkaTransport() : undefined;
+const kafkajs = granted("env") ? (await import("kafkajs")).default : undefined;
+
+/** The transport under test; only tests that may load kafkajs call it. */
+function createKafkaTransport(brokers: string, options?: KafkaTransportOptions): KafkaTransport {
+  return kafkaTransport!.createKafkaTransport(brokers, options);
+}
 
 const brokers = brokerAvailable().brokers ?? "";
 const noBroker = brokers === "";
 const kcatMissing = !hasKcat();
 // CI must install kcat (`apt-get install -y kcat`): there a missing kcat fails the test.
-const kcatRequired = Deno.env.get("CI") === "true";
+const kcatRequired = IN_CI;
 const TIMEOUT_MS = 30_000;
 
 const encoder = new TextEncoder();
@@ -107,61 +116,73 @@ async function readAll(
 transportContract(
   "kafka",
   () => Promise.resolve({ transport: quietTransport() }),
-  { ignore: noBroker, timeoutMs: TIMEOUT_MS },
+  // kafkajs's consumer retry starts at 300 ms (`consumerRetry.initialRetryTime`).
+  { ignore: noBroker, timeoutMs: TIMEOUT_MS, redeliveryBackoffMs: 300 },
 );
 
-Deno.test("createKafkaTransport() refuses a malformed KAFKA_BROKERS naming the variable", () => {
-  for (const value of ["", " , ", "localhost", "127.0.0.1:99999", "a:1,b"]) {
-    assert.throws(
-      () => createKafkaTransport(value),
-      (error: unknown) => {
-        assert.ok(error instanceof ConfigError, `${JSON.stringify(value)}: ${error}`);
-        assert.equal(error.field, "KAFKA_BROKERS");
-        assert.match(error.message, /^Cannot use KAFKA_BROKERS as ".*"/);
-        return true;
-      },
-    );
-  }
-  const transport = createKafkaTransport(" 127.0.0.1:9092 , [::1]:9093 ");
-  assert.equal(transport.kind, "kafka");
-  assert.equal(transport.target, "kafka 127.0.0.1:9092,[::1]:9093");
-  assert.deepEqual(transport.brokers, ["127.0.0.1:9092", "[::1]:9093"]);
-});
-
-Deno.test("kafka transport: an unreachable broker fails within 5 s naming KAFKA_BROKERS", async () => {
-  const broker = `127.0.0.1:${closedPort()}`;
-  const password = "pa55-w0rd-never-logged";
-  const logs: KafkaLogRecord[] = [];
-  const transport = createKafkaTransport(broker, {
-    sasl: { mechanism: "plain", username: "pipeline", password },
-    logger: (record) => logs.push(record),
-  });
-  try {
-    for (const call of [() => transport.producer(), () => transport.endOffsets("orders")]) {
-      const started = Date.now();
-      await assert.rejects(call, (error: unknown) => {
-        assert.ok(error instanceof BrokerUnavailableError, String(error));
-        assert.equal(error.retriable, true);
-        assert.equal(error.field, "KAFKA_BROKERS");
-        assert.equal(
-          error.message,
-          `Cannot reach Kafka broker at "${broker}" given by KAFKA_BROKERS: ` +
-            "connect ECONNREFUSED; start one with 'deno task broker' or point KAFKA_BROKERS " +
-            "at a running broker",
-        );
-        assert.ok(error.cause instanceof KafkaJSError, "the kafkajs error is the cause");
-        return true;
-      });
-      const elapsed = Date.now() - started;
-      assert.ok(elapsed < 5_000, `failed after ${elapsed} ms`);
+Deno.test(
+  "createKafkaTransport() refuses a malformed KAFKA_BROKERS naming the variable",
+  requires("env"),
+  () => {
+    for (const value of ["", " , ", "localhost", "127.0.0.1:99999", "a:1,b"]) {
+      assert.throws(
+        () => createKafkaTransport(value),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError, `${JSON.stringify(value)}: ${error}`);
+          assert.equal(error.field, "KAFKA_BROKERS");
+          assert.match(error.message, /^Cannot use KAFKA_BROKERS as ".*"/);
+          return true;
+        },
+      );
     }
-    assert.ok(logs.length > 0, "kafkajs reported the failed connections");
-    assert.ok(logs.every((record) => record.level === "error" || record.level === "warn"));
-    assert.ok(!JSON.stringify(logs).includes(password), "the SASL password is never logged");
-  } finally {
-    await transport.close();
-  }
-});
+    const transport = createKafkaTransport(" 127.0.0.1:9092 , [::1]:9093 ");
+    assert.equal(transport.kind, "kafka");
+    assert.equal(transport.target, "kafka 127.0.0.1:9092,[::1]:9093");
+    assert.deepEqual(transport.brokers, ["127.0.0.1:9092", "[::1]:9093"]);
+  },
+);
+
+Deno.test(
+  "kafka transport: an unreachable broker fails within 5 s naming KAFKA_BROKERS",
+  requires("env", "net"),
+  async () => {
+    const broker = `127.0.0.1:${closedPort()}`;
+    const password = "pa55-w0rd-never-logged";
+    const logs: KafkaLogRecord[] = [];
+    const transport = createKafkaTransport(broker, {
+      security: {
+        protocol: "SASL_PLAINTEXT",
+        sasl: { mechanism: "PLAIN", username: "pipeline", password },
+      },
+      logger: (record) => logs.push(record),
+    });
+    try {
+      for (const call of [() => transport.producer(), () => transport.endOffsets("orders")]) {
+        const started = Date.now();
+        await assert.rejects(call, (error: unknown) => {
+          assert.ok(error instanceof BrokerUnavailableError, String(error));
+          assert.equal(error.retriable, true);
+          assert.equal(error.field, "KAFKA_BROKERS");
+          assert.equal(
+            error.message,
+            `Cannot reach Kafka broker at "${broker}" given by KAFKA_BROKERS: ` +
+              "connect ECONNREFUSED; start one with 'deno task broker' or point KAFKA_BROKERS " +
+              "at a running broker",
+          );
+          assert.ok(error.cause instanceof kafkajs!.KafkaJSError, "the kafkajs error is the cause");
+          return true;
+        });
+        const elapsed = Date.now() - started;
+        assert.ok(elapsed < 5_000, `failed after ${elapsed} ms`);
+      }
+      assert.ok(logs.length > 0, "kafkajs reported the failed connections");
+      assert.ok(logs.every((record) => record.level === "error" || record.level === "warn"));
+      assert.ok(!JSON.stringify(logs).includes(password), "the SASL password is never logged");
+    } finally {
+      await transport.close();
+    }
+  },
+);
 
 Deno.test({
   name: "kafka transport: delivery reports give each record's own offset across partitions",
@@ -236,13 +257,16 @@ Deno.test({
       // Already there: left as it is, even with a different spec.
       await transport.ensureTopics([{ name: topic, partitions: 2 }]);
       assert.equal((await transport.endOffsets(topic)).end.length, 5);
-      const admin = new Kafka({ brokers: transport.brokers.slice(), logCreator: () => () => {} })
+      const admin = new kafkajs!.Kafka({
+        brokers: transport.brokers.slice(),
+        logCreator: () => () => {},
+      })
         .admin();
       await admin.connect();
       try {
         const { resources } = await admin.describeConfigs({
           includeSynonyms: false,
-          resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+          resources: [{ type: kafkajs!.ConfigResourceTypes.TOPIC, name: topic }],
         });
         const entry = resources[0].configEntries.find((e) => e.configName === "retention.ms");
         assert.equal(entry?.configValue, "3600000");

@@ -1,0 +1,106 @@
+/**
+ * Reading partitions of a topic to their end without joining the caller's group: what a member
+ * restoring state from a changelog needs. kafkajs has no group-less consumer, so the reader is
+ * a consumer in a group of its own (`<clientId>.restore.<uuid>`) that never commits; it takes
+ * every partition of the topic and keeps only the records of the partitions asked for, up to
+ * their end offsets at the time of the call.
+ *
+ * @module
+ */
+import type { Admin, Kafka, KafkaMessage } from "kafkajs";
+import { PipelineError } from "../../errors.ts";
+import type { ConsumedRecord, RecordHeaders } from "../transport.ts";
+import { toPipelineError } from "./_errors.ts";
+
+function toRecord(topic: string, partition: number, message: KafkaMessage): ConsumedRecord {
+  const headers: RecordHeaders = {};
+  for (const [name, raw] of Object.entries(message.headers ?? {})) {
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    if (value !== undefined) headers[name] = value.toString();
+  }
+  return {
+    topic,
+    partition,
+    offset: Number(message.offset),
+    key: message.key === null || message.key === undefined ? null : new Uint8Array(message.key),
+    value: message.value === null ? null : new Uint8Array(message.value),
+    headers,
+    timestamp: Number(message.timestamp),
+  };
+}
+
+/** Reads `partitions` of `topic` from their start to their end offsets now. */
+export async function readPartitions(
+  kafka: Kafka,
+  admin: Admin,
+  brokers: readonly string[],
+  request: {
+    readonly clientId: string;
+    readonly topic: string;
+    readonly partitions: readonly number[];
+    readonly each: (record: ConsumedRecord) => void;
+    readonly signal?: AbortSignal;
+  },
+): Promise<void> {
+  const { topic, each, signal } = request;
+  signal?.throwIfAborted();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  /** Per partition still to read, the offset to read up to (exclusive). */
+  const ends = new Map<number, number>();
+  for (const partition of request.partitions) {
+    const found = offsets.find((o) => o.partition === partition);
+    if (found === undefined) {
+      throw new PipelineError(
+        `Cannot read partition ${partition} of topic "${topic}": no such partition`,
+        { topic, partition },
+      );
+    }
+    if (Number(found.high) > Number(found.low)) ends.set(partition, Number(found.high));
+  }
+  if (ends.size === 0) return;
+  const consumer = kafka.consumer({
+    groupId: `${request.clientId}.restore.${crypto.randomUUID()}`,
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 16 * 1024 * 1024,
+    maxBytes: 64 * 1024 * 1024,
+  });
+  let finish!: () => void;
+  let fail!: (error: unknown) => void;
+  const finished = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  const onAbort = () => fail(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  consumer.on(consumer.events.CRASH, (event) => fail(event.payload.error));
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: 1,
+      // deno-lint-ignore require-await -- kafkajs awaits eachBatch; the work here is synchronous.
+      async eachBatch({ batch }) {
+        const end = ends.get(batch.partition);
+        if (end === undefined) return;
+        for (const message of batch.messages) {
+          if (Number(message.offset) >= end) break;
+          each(toRecord(topic, batch.partition, message));
+        }
+        // An empty batch's last offset is the high watermark - 1: compacted tails count too.
+        if (Number(batch.lastOffset()) + 1 >= end) {
+          ends.delete(batch.partition);
+          if (ends.size === 0) finish();
+        }
+      },
+    });
+    await finished;
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    throw toPipelineError(`Cannot read topic "${topic}" to its end`, brokers, error, { topic });
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    await consumer.disconnect().catch(() => undefined);
+  }
+}
