@@ -21,7 +21,11 @@ import {
   createPlatformaticTransport,
   type PlatformaticTransport,
 } from "../../../pipeline/transport/platformatic/mod.ts";
-import type { ConsumedRecord, OutgoingRecord } from "../../../pipeline/transport/transport.ts";
+import type {
+  ConsumedRecord,
+  Consumer,
+  OutgoingRecord,
+} from "../../../pipeline/transport/transport.ts";
 import { brokerAvailable } from "../../_broker.ts";
 import { transportContract } from "./contract.ts";
 
@@ -456,4 +460,82 @@ Deno.test("createPlatformaticTransport() refuses a SASL mechanism it cannot map"
     sasl: { mechanism: "scram-sha-512", username: "pipeline", password: "secret" },
   });
   assert.equal(transport.kind, "kafka");
+});
+
+Deno.test({
+  name: "platformatic transport: a copartitioned group keeps partition p of every topic on one " +
+    "member where round-robin would not (3 partitions, 2 members)",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport, defer) => {
+      const [input, tier] = [unique("cop-in"), unique("cop-tier")];
+      await transport.ensureTopics([
+        { name: input, partitions: 3, replicationFactor: 1 },
+        { name: tier, partitions: 3, replicationFactor: 1 },
+      ]);
+      const groupId = unique("cop-group");
+      const members: Consumer[] = [];
+      for (let i = 0; i < 2; i++) {
+        const consumer = await transport.consumer({
+          groupId,
+          topics: [input, tier],
+          copartitioned: true,
+        });
+        defer(() => consumer.close());
+        await consumer.run(() => Promise.resolve());
+        members.push(consumer);
+      }
+      const owned = (consumer: Consumer, topic: string) =>
+        [...(consumer.assignment().partitions[topic] ?? [])].sort((a, b) => a - b);
+      await waitUntil(
+        "every partition of both topics owned, by both members",
+        () =>
+          members.every((m) => owned(m, input).length > 0) &&
+          members.reduce((n, m) => n + owned(m, input).length + owned(m, tier).length, 0) === 6,
+      );
+      for (const member of members) assert.deepEqual(owned(member, tier), owned(member, input));
+      assert.deepEqual(members.map((m) => owned(m, input)).sort(), [[0, 1], [2]]);
+    }),
+});
+
+Deno.test({
+  name: "platformatic transport: readPartitions ends at a partition whose last offsets are " +
+    "transaction markers or aborted records",
+  ignore: noBroker,
+  fn: () =>
+    withTransport(async (transport, defer) => {
+      const topic = unique("read-marker");
+      await transport.ensureTopics([{ name: topic, partitions: 1, replicationFactor: 1 }]);
+      const producer = await transport.transactionalProducer({ transactionalId: unique("txn") });
+      defer(() => producer.close());
+      const transaction = await producer.begin();
+      await transaction.send([{ topic, key: "k", value: "a" }, { topic, key: "k", value: "b" }]);
+      await transaction.commit();
+      // Two records and the commit marker: the end offset (3) is past the last record (1).
+      // The coordinator writes the marker after the commit resolved.
+      await waitUntil(
+        "the commit marker written",
+        async () => (await transport.endOffsets(topic)).end[0].offset === 3,
+      );
+      const seen: ConsumedRecord[] = [];
+      await transport.readPartitions(topic, [0], (record) => seen.push(record));
+      assert.deepEqual(seen.map((r) => decoder.decode(r.value as Uint8Array)), ["a", "b"]);
+      // Only an aborted transaction: no record is ever fetched, the fetch position passes the end.
+      const aborted = unique("read-aborted");
+      await transport.ensureTopics([{ name: aborted, partitions: 1, replicationFactor: 1 }]);
+      const abort = await producer.begin();
+      await abort.send([{ topic: aborted, key: "k", value: "x" }]);
+      await abort.abort();
+      await waitUntil(
+        "the abort marker written",
+        async () => (await transport.endOffsets(aborted)).end[0].offset === 2,
+      );
+      // Bounded: a reader waiting for a record that never comes fails instead of hanging.
+      await transport.readPartitions(
+        aborted,
+        [0],
+        () => assert.fail("no record expected"),
+        AbortSignal.timeout(TIMEOUT_MS),
+      );
+    }),
 });
