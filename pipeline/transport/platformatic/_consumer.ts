@@ -7,13 +7,21 @@
  * at most one record of a partition is in a handler at once, and at most
  * `partitionConcurrency` partitions are handled at the same time.
  *
- * Offsets (see `_offsets.ts`, the same semantics as the kafkajs consumer): the longest complete
- * prefix of each partition is committed every `commitInterval` ms or `commitThreshold` records,
- * when the group starts rebalancing (once that generation's pending records settled, if the
- * group has not moved on), and on close. A rejected `durable` or handler rewinds the partition
- * to its oldest uncommitted record: the stream's next fetch position is set back, and records
- * fetched before that are skipped until the sought offset comes round again (`PartitionBook`).
- * A handler rejection is delivered again after a backoff (`retry`, doubling).
+ * Offsets (see `_offsets.ts`, on the shared `PartitionCheckpointer` of `../checkpointer.ts`,
+ * which the kafkajs and embedded transports use too): the longest complete prefix of each
+ * partition is committed every `commitInterval` ms or `commitThreshold` records, when the group
+ * starts rebalancing (once that generation's pending records settled, if the group has not moved
+ * on), and on close. A rejected `durable` or handler rewinds the partition to its oldest
+ * uncommitted record: the stream's next fetch position is set back, records fetched before that
+ * are skipped until the sought offset comes round again (`PartitionBook`), and the partition is
+ * delivered again after a backoff (`initialRetryTime`, doubling while the same offset keeps
+ * failing, up to `maxRetryTime`).
+ *
+ * A `rebalanceListener` is told of every partition of each new generation; no record of them is
+ * handled before its `assigned` resolved (called again after a backoff while it rejects), and
+ * `revoked` hears of the partitions of the generation that ended. `copartitioned` installs a
+ * partition assigner of our own (`_copartitioned_assigner.ts`, through the client's
+ * `partitionAssigner` and `protocols` options): partition p of every topic on one member.
  *
  * Rebalances: each join starts a new generation: the records in flight of the old one are
  * forgotten (their completions ignored), a new stream is opened (it starts at the committed
