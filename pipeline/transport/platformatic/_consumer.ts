@@ -504,7 +504,12 @@ export function openConsumer(
       await delay(Math.min(settings.initialRetryTime * 10, settings.maxRetryTime));
       if (closing || epoch !== epochAtStart) return;
       // Whatever the failed stream had in hand is delivered again from the committed offsets.
+      // The member keeps its partitions (no join follows), so their state is restored again
+      // (the listener was told they were revoked) before any record of them is handled.
+      const kept = owned;
       endGeneration();
+      owned = kept;
+      if (listener !== undefined) startRestore(kept);
       void openStream();
     }
   }

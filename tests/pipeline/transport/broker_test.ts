@@ -10,13 +10,20 @@ import { parseConfig } from "../../../pipeline/config.ts";
 import { ConfigError } from "../../../pipeline/errors.ts";
 import { createBrokerTransport } from "../../../pipeline/transport/broker.ts";
 import { REPLAY_CONFIG } from "../../../stages/dlq_replay.ts";
+import { requires } from "../../_permissions.ts";
+
+/** Loading kafkajs reads the environment, @platformatic/kafka reads a WebAssembly file. */
+const needsClients = requires("env", "read");
 
 Deno.test("dlq:replay honours KAFKA_CLIENT too", () => {
   const replay = parseConfig(REPLAY_CONFIG, { args: [], env: { KAFKA_CLIENT: "platformatic" } });
   assert.equal(replay.values.kafkaClient, "platformatic");
 });
 
-Deno.test("createBrokerTransport() opens the transport on the chosen client", async () => {
+Deno.test({
+  name: "createBrokerTransport() opens the transport on the chosen client",
+  ...needsClients,
+}, async () => {
   const kafkajs = await createBrokerTransport("127.0.0.1:9092");
   const platformatic = await createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
   try {
@@ -35,7 +42,10 @@ Deno.test("createBrokerTransport() opens the transport on the chosen client", as
   );
 });
 
-Deno.test("createBrokerTransport() refuses platformatic on a secured cluster it cannot serve", async () => {
+Deno.test({
+  name: "createBrokerTransport() refuses platformatic on a secured cluster it cannot serve",
+  ...needsClients,
+}, async () => {
   const before = Deno.env.get("KAFKA_SECURITY_PROTOCOL");
   Deno.env.set("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
   try {
