@@ -2,6 +2,10 @@
  * `deno task bench`: how much the pipeline costs over raw kafkajs, and its end-to-end latency.
  *
  * Against the broker in `KAFKA_BROKERS` (default `127.0.0.1:9092`), in one run:
+ * 0. the Kafka clients side by side (unless `--skip-clients`): the payment stage's job over
+ *    the same N orders as a raw kafkajs loop, a raw @platformatic/kafka loop, and the pipeline
+ *    on each client, each in its own process: records/s, CPU µs per record, peak RSS, and the
+ *    ratio to the fastest raw loop (`_clients.ts`);
  * 1. raw kafkajs: produce N order records and consume them all in a group (records/s);
  * 2. the orders pipeline (failure rate 0, zero-latency gateway) on the same N records:
  *    publish, pay, emit, commit, until drained (records/s), and the ratio pipeline/raw;
@@ -24,11 +28,16 @@ import type { RunningPipeline } from "../pipeline/run.ts";
 import type { StageOutcome } from "../pipeline/runner.ts";
 import type { TopicSpec, Transport } from "../pipeline/transport/transport.ts";
 import { createEmbeddedTransport } from "../pipeline/transport/embedded/mod.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
+import {
+  createBrokerTransport,
+  type KafkaClientName,
+  parseKafkaClient,
+} from "../pipeline/transport/broker.ts";
 import type { OrderPlaced } from "../stages/events.ts";
 import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
+import { type ClientRow, compareClients, describeClients } from "./_clients.ts";
 import { profileTransport } from "./_profiled_transport.ts";
 import type { TransportProfile } from "./_profiled_transport.ts";
 import { rawKafkaSecurity, runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
@@ -39,7 +48,8 @@ import type { Percentiles } from "./_stats.ts";
 const USAGE = `Usage: deno task bench [options]
 
 Benchmarks the orders pipeline against raw kafkajs on the broker in KAFKA_BROKERS
-(default 127.0.0.1:9092; start one with 'deno task broker'). Not a test: prints a table and
+(default 127.0.0.1:9092; start one with 'deno task broker'). The pipeline phases 1 to 4 run
+on the client KAFKA_CLIENT names (kafkajs by default); phase 0 runs both. Not a test: prints a table and
 writes bench/results/<date>-<broker>.json plus a line in bench/results/README.md.
 
 Options:
@@ -54,6 +64,8 @@ Options:
   --coalesce             experiment: merge concurrent producer sends into one request
   --transform            also time raw kafkajs consume->produce->commit, outputs awaited
                          per record (the runner's shape) and per fetched batch
+  --skip-clients         leave out the client comparison (raw loop and pipeline on kafkajs
+                         and on @platformatic/kafka, one process each)
   --skip-embedded        leave out the embedded transport line
   --skip-latency         leave out the latency phase
   --keep-topics          do not delete the run's topics at the end
@@ -63,6 +75,8 @@ Options:
 /** The settings of one run. */
 interface BenchConfig {
   readonly brokers: string;
+  /** The client of phases 1 to 4 (`KAFKA_CLIENT`); phase 0 runs both. */
+  readonly client: KafkaClientName;
   readonly records: number;
   readonly rate: number;
   readonly latencyRecords: number;
@@ -73,6 +87,7 @@ interface BenchConfig {
   readonly commitPollMs: number;
   readonly coalesce: boolean;
   readonly transform: boolean;
+  readonly skipClients: boolean;
   readonly skipEmbedded: boolean;
   readonly skipLatency: boolean;
   readonly keepTopics: boolean;
@@ -104,6 +119,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       "commit-poll-ms": { type: "string" },
       coalesce: { type: "boolean", default: false },
       transform: { type: "boolean", default: false },
+      "skip-clients": { type: "boolean", default: false },
       "skip-embedded": { type: "boolean", default: false },
       "skip-latency": { type: "boolean", default: false },
       "keep-topics": { type: "boolean", default: false },
@@ -119,6 +135,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
   const cores = navigator.hardwareConcurrency ?? 2;
   return {
     brokers: Deno.env.get("KAFKA_BROKERS")?.trim() || "127.0.0.1:9092",
+    client: parseKafkaClient(Deno.env.get("KAFKA_CLIENT")),
     records: positiveInt("--records", values.records, 20_000),
     rate,
     latencyRecords: positiveInt("--latency-records", values["latency-records"], rate * 10),
@@ -129,6 +146,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     commitPollMs: positiveInt("--commit-poll-ms", values["commit-poll-ms"], 20),
     coalesce: values.coalesce,
     transform: values.transform,
+    skipClients: values["skip-clients"],
     skipEmbedded: values["skip-embedded"],
     skipLatency: values["skip-latency"],
     keepTopics: values["keep-topics"],
@@ -469,6 +487,37 @@ function describeProfile(profile: TransportProfile): string[] {
   return lines;
 }
 
+const CLIENTS_END = "<!-- clients table end -->";
+
+/** Adds the client comparison's rows to their table (created above the main one if missing). */
+function withClientRows(
+  text: string,
+  rows: readonly ClientRow[] | undefined,
+  date: Date,
+  config: BenchConfig,
+  file: string,
+): string {
+  if (rows === undefined) return text;
+  if (!text.includes(CLIENTS_END)) {
+    const header = "## Kafka clients\n\nThe payment stage's job over the same orders, one " +
+      "process per variant (`deno task bench`, phase 0): a raw loop per client (consume a " +
+      "batch, decode, encode, produce, await, commit) and the pipeline on each client.\n\n" +
+      "| date | broker | records | variant | records/s | CPU µs/record | peak RSS MiB | " +
+      "x fastest raw | file |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" +
+      `${CLIENTS_END}\n\n## Pipeline runs\n\n`;
+    // The main table (`deno fmt` may have padded its header): the clients' goes above it.
+    const at = text.search(/^\| date\s+\| broker\s+\| records\s+\| raw/m);
+    text = at < 0 ? text + header : text.slice(0, at) + header + text.slice(at);
+  }
+  const name = file.slice(config.out.length + 1);
+  const lines = rows.map((row) =>
+    `| ${date.toISOString()} | ${config.brokers} | ${row.records} | ${row.variant} | ` +
+    `${row.recordsPerSecond} | ${row.cpuUsPerRecord} | ${row.peakRssMiB} | ` +
+    `${row.ratioToFastestRaw} | [${name}](${name}) |\n`
+  ).join("");
+  return text.replace(CLIENTS_END, lines + CLIENTS_END);
+}
+
 async function writeResults(config: BenchConfig, results: Record<string, unknown>, date: Date) {
   await Deno.mkdir(config.out, { recursive: true });
   const stamp = date.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
@@ -487,6 +536,7 @@ async function writeResults(config: BenchConfig, results: Record<string, unknown
       "committed p50/p95/p99 ms | file |\n| --- | --- | --- | --- | --- | --- | --- | --- | " +
       "--- | --- | --- |\n";
   }
+  text = withClientRows(text, results.clients as ClientRow[] | undefined, date, config, file);
   const raw = results.raw as RawBaselineResult;
   const kafka = results.pipeline as PipelineThroughput;
   const embedded = results.embedded as PipelineThroughput | undefined;
@@ -519,6 +569,20 @@ async function bench(config: BenchConfig): Promise<void> {
       (config.coalesce ? ", coalescing sends (experiment)" : ""),
   );
   try {
+    let clients: ClientRow[] | undefined;
+    if (!config.skipClients) {
+      clients = await compareClients({
+        brokers,
+        records: orders.map((order) => ({ key: order.order_id, value: JSON.stringify(order) })),
+        partitions: config.partitions,
+        suffix,
+        timeoutMs: config.phaseTimeoutMs,
+        topicsUsed,
+        say,
+      });
+      console.log(["", "Kafka clients, the payment stage's job:", ...describeClients(clients)]
+        .join("\n"));
+    }
     say("1/4 raw kafkajs produce + consume ...");
     const raw = await runRawBaseline({
       brokers,
@@ -553,7 +617,10 @@ async function bench(config: BenchConfig): Promise<void> {
 
     say("2/4 pipeline on kafka ...");
     const pipeline = await pipelineThroughput(
-      createKafkaTransport(config.brokers, { clientId: "bench-pipeline" }),
+      await createBrokerTransport(config.brokers, {
+        clientId: "bench-pipeline",
+        client: config.client,
+      }),
       `${suffix}-tp`,
       orders,
       config,
@@ -576,7 +643,10 @@ async function bench(config: BenchConfig): Promise<void> {
     if (!config.skipLatency) {
       say(`4/4 latency: ${config.latencyRecords} orders at ${config.rate}/s ...`);
       latency = await latencyPhase(
-        createKafkaTransport(config.brokers, { clientId: "bench-latency" }),
+        await createBrokerTransport(config.brokers, {
+          clientId: "bench-latency",
+          client: config.client,
+        }),
         `${suffix}-lat`,
         config,
         topicsUsed,
@@ -641,6 +711,7 @@ async function bench(config: BenchConfig): Promise<void> {
         loadavg: Deno.loadavg(),
       },
       config: { ...config, out: undefined },
+      clients,
       raw,
       ...(config.transform ? { rawTransform: transforms } : {}),
       pipeline,

@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import kafkajs from "kafkajs";
 import { dropTimeoutNegativeWarnings } from "../infra/kafka/kafkajs_warning.ts";
 import { errorMessage } from "../pipeline/errors.ts";
-import { createKafkaTransport } from "../pipeline/transport/kafka/mod.ts";
+import { createBrokerTransport, parseKafkaClient } from "../pipeline/transport/broker.ts";
 import type { OutgoingRecord } from "../pipeline/transport/transport.ts";
 import { describePercentiles, percentiles, round } from "./_stats.ts";
 import type { Percentiles } from "./_stats.ts";
@@ -110,7 +110,11 @@ async function main(): Promise<void> {
   const output = `bench-txn-out-${stamp}`;
   const input = `bench-txn-in-${stamp}`;
   const group = `bench-txn-${stamp}`;
-  const transport = createKafkaTransport(brokers, { clientId: "transactions-bench" });
+  // KAFKA_CLIENT chooses the client, as for every command.
+  const transport = await createBrokerTransport(brokers, {
+    clientId: "transactions-bench",
+    client: parseKafkaClient(Deno.env.get("KAFKA_CLIENT")),
+  });
   const results: PhaseResult[] = [];
   try {
     await transport.ensureTopics([
@@ -118,7 +122,7 @@ async function main(): Promise<void> {
       { name: input, partitions: 1 },
     ]);
     console.log(
-      `Transactional throughput on kafka ${brokers}: records of ~200 B to ${partitions} ` +
+      `Transactional throughput on ${transport.target}: records of ~200 B to ${partitions} ` +
         `partitions, each phase at most ${maxRecords} records or ${maxSeconds} s`,
     );
     for (const size of sizes) {

@@ -56,6 +56,8 @@ import { setupTelemetry } from "./telemetry/setup.ts";
 import type { ParentingMode, Telemetry } from "./telemetry/mod.ts";
 import type { LagSample } from "./telemetry/metrics.ts";
 import { createEmbeddedTransport } from "./transport/embedded/mod.ts";
+import { createBrokerTransport } from "./transport/broker.ts";
+import { type KafkaClientName, parseKafkaClient } from "./transport/kafka_client.ts";
 import type { Producer, Transport } from "./transport/transport.ts";
 
 const log = getLogger(["pipeline", "service"]);
@@ -94,6 +96,11 @@ export interface ServiceOptions {
    * @default unset
    */
   readonly brokers?: string;
+  /**
+   * The Kafka client of the broker transport, here and in the workers.
+   * @default `KAFKA_CLIENT` from `env`, else "kafkajs"
+   */
+  readonly kafkaClient?: KafkaClientName;
   /**
    * The transport of this process (tests); when given, stages run in this process on it.
    * @default kafka on `brokers`, else a new embedded transport
@@ -230,6 +237,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     serviceName,
     serviceVersion,
     env = Deno.env.toObject(),
+    kafkaClient = parseKafkaClient(env.KAFKA_CLIENT),
     health,
     parenting = "parent",
     logLevel = "info",
@@ -263,12 +271,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   try {
     const inProcess = options.transport !== undefined || brokers === undefined;
-    // kafkajs is imported here, not at the top: it reads the environment when it loads, and a
-    // program that runs on the embedded transport must load without that permission.
+    // The Kafka client is imported on first use: kafkajs reads the environment when it loads,
+    // and a program that runs on the embedded transport must load without that permission.
     const transport = options.transport ??
       (brokers === undefined
         ? createEmbeddedTransport()
-        : (await import("./transport/kafka/mod.ts")).createKafkaTransport(brokers));
+        : await createBrokerTransport(brokers, { client: kafkaClient }));
     if (options.transport === undefined) cleanups.push(() => transport.close());
 
     let supervisor: Supervisor | undefined;
@@ -327,7 +335,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     } else {
       supervisor = await startSupervisor({
         pipeline: options.pipeline,
-        transport: { kind: "kafka", brokers: brokers! },
+        transport: { kind: "kafka", brokers: brokers!, options: { client: kafkaClient } },
         stages: stageWorkers(pipeline, options.workers),
         telemetry: {
           serviceName: options.workerServiceName ?? serviceName,

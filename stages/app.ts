@@ -34,6 +34,7 @@ import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
+import type { KafkaClientName } from "../pipeline/transport/kafka_client.ts";
 
 /** The settings of a run. */
 export type OrdersConfig = ConfigValues<typeof ORDERS_CONFIG>;
@@ -130,6 +131,7 @@ export async function runOrdersApp(
           inProcessPipelineOptions(config, { concurrency: workers, gateway: gateway.settings }),
         ),
       brokers: options.transport === undefined ? config.brokers : undefined,
+      kafkaClient: config.kafkaClient as KafkaClientName,
       transport: options.transport,
       workers,
       serviceName: SERVICE.ORDER,

@@ -7,6 +7,7 @@
  */
 import { setting } from "../pipeline/config.ts";
 import { HEALTH_CONFIG } from "../pipeline/service_config.ts";
+import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS } from "../pipeline/transport/kafka_client.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 
@@ -20,6 +21,14 @@ export const ORDERS_CONFIG = {
     env: "KAFKA_BROKERS",
     description:
       "Comma-separated Kafka-API brokers (host:port); unset runs on the embedded in-process transport",
+  }),
+  kafkaClient: setting({
+    type: "string",
+    env: "KAFKA_CLIENT",
+    default: DEFAULT_KAFKA_CLIENT,
+    choices: KAFKA_CLIENTS,
+    description:
+      "Kafka client of the broker transport: kafkajs or platformatic (@platformatic/kafka)",
   }),
   ordersTopic: setting({
     type: "string",
@@ -231,6 +240,7 @@ const C = ORDERS_CONFIG;
  */
 export const PAYMENTS_CONFIG = {
   brokers: C.brokers,
+  kafkaClient: C.kafkaClient,
   ordersTopic: C.ordersTopic,
   paymentsTopic: C.paymentsTopic,
   dlqTopic: C.dlqTopic,
@@ -265,6 +275,7 @@ export const PAYMENTS_CONFIG = {
 /** Every setting of `deno task orders`, the Order Service: it publishes only. */
 export const ORDER_SERVICE_CONFIG = {
   brokers: C.brokers,
+  kafkaClient: C.kafkaClient,
   ordersTopic: C.ordersTopic,
   paymentsTopic: C.paymentsTopic,
   dlqTopic: C.dlqTopic,

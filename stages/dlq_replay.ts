@@ -23,6 +23,8 @@ import { replayDeadLetters } from "../pipeline/replay.ts";
 import type { ReplayProgress, ReplayReport } from "../pipeline/replay.ts";
 import { setupTelemetry } from "../pipeline/telemetry/mod.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
+import { createBrokerTransport } from "../pipeline/transport/broker.ts";
+import { parseKafkaClient } from "../pipeline/transport/kafka_client.ts";
 import { ORDERS_CONFIG } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
@@ -36,6 +38,7 @@ export const REPLAY_SERVICE = "dlq-replay";
 /** Every setting of `deno task dlq:replay`. */
 export const REPLAY_CONFIG = {
   brokers: ORDERS_CONFIG.brokers,
+  kafkaClient: ORDERS_CONFIG.kafkaClient,
   ordersTopic: ORDERS_CONFIG.ordersTopic,
   dlqTopic: setting({
     type: "string",
@@ -166,10 +169,10 @@ export async function runReplay(
   let transport = options.transport;
   if (transport === undefined) {
     if (config.brokers === undefined) throw new PipelineError(NO_BROKER_MESSAGE);
-    // Imported here, not at the top: kafkajs reads the environment when it loads, and the
-    // command's tests on the embedded transport run without that permission.
-    const { createKafkaTransport } = await import("../pipeline/transport/kafka/mod.ts");
-    transport = createKafkaTransport(config.brokers, { clientId: REPLAY_SERVICE });
+    transport = await createBrokerTransport(config.brokers, {
+      clientId: REPLAY_SERVICE,
+      client: parseKafkaClient(config.kafkaClient),
+    });
   }
   const telemetry = await setupTelemetry({ serviceName: REPLAY_SERVICE, env });
   if (telemetry.mode !== "off") io.stderr(`telemetry: ${telemetry.mode} export`);

@@ -23,6 +23,7 @@ import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
+import type { KafkaClientName } from "../pipeline/transport/kafka_client.ts";
 
 /** The settings of the Order Service. */
 export type OrderServiceConfig = ConfigValues<typeof ORDER_SERVICE_CONFIG>;
@@ -70,6 +71,7 @@ export async function runOrderService(
     build: () =>
       createOrdersPipeline({ ...pipelineOptions(settings, 1), gateway: createPaymentGateway() }),
     brokers: config.brokers,
+    kafkaClient: config.kafkaClient as KafkaClientName,
     consume: false,
     serviceName: SERVICE.ORDER,
     serviceVersion: SERVICE_VERSION,

@@ -34,6 +34,7 @@ import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
 import { KAFKA_SECURITY_HELP } from "../pipeline/transport/kafka/security.ts";
+import type { KafkaClientName } from "../pipeline/transport/kafka_client.ts";
 
 /** The settings of the Payment Service. */
 export type PaymentsConfig = ConfigValues<typeof PAYMENTS_CONFIG>;
@@ -92,6 +93,7 @@ export async function runPaymentService(
           inProcessPipelineOptions(config, { concurrency: workers, gateway: gateway.settings }),
         ),
       brokers: config.brokers,
+      kafkaClient: config.kafkaClient as KafkaClientName,
       workers,
       serviceName: SERVICE.PAYMENT,
       serviceVersion: SERVICE_VERSION,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KafkaTransportOptions } from "../transport/kafka/mod.ts";
+import type { BrokerTransportOptions } from "../transport/broker.ts";
 import type { OutcomeKind } from "../runner.ts";
 import type { MemberState } from "../health.ts";
 import type { MetricFamily } from "../telemetry/prometheus.ts";
@@ -22,7 +22,7 @@ export interface PipelineModuleSpec {
 /** A transport every worker can open on its own. */
 export type TransportSpec =
   | {
-    /** The kafkajs transport. */
+    /** A broker transport, on the client `options.client` names (kafkajs by default). */
     readonly kind: "kafka";
     /** The `KAFKA_BROKERS` value. */
     readonly brokers: string;
@@ -31,7 +31,7 @@ export type TransportSpec =
      * supervisor fills in `security` (from the environment unless given), so every worker
      * connects with the same TLS and SASL settings as the parent.
      */
-    readonly options?: Omit<KafkaTransportOptions, "logger">;
+    readonly options?: Omit<BrokerTransportOptions, "logger">;
   }
   | {
     /** The embedded transport: refused, its logs cannot be shared across workers. */

@@ -16,7 +16,7 @@ import { startStageMember } from "../run.ts";
 import { buildPipeline } from "../pipeline_module.ts";
 import type { StageMember } from "../run.ts";
 import type { StageOutcome } from "../runner.ts";
-import { createKafkaTransport } from "../transport/kafka/mod.ts";
+import { createBrokerTransport } from "../transport/broker.ts";
 import type { Producer, Transport } from "../transport/transport.ts";
 import { toWorkerError } from "./_protocol.ts";
 import { setupTelemetry } from "../telemetry/mod.ts";
@@ -80,7 +80,7 @@ async function start(message: StartMessage): Promise<void> {
     );
   }
   const options = message.transport.options ?? {};
-  transport = createKafkaTransport(message.transport.brokers, {
+  transport = await createBrokerTransport(message.transport.brokers, {
     ...options,
     clientId: `${options.clientId ?? "orders-pipeline"}-${message.worker}`,
   });

@@ -32,6 +32,7 @@ import { ConfigError, PipelineError } from "../errors.ts";
 import type { Readiness } from "../health.ts";
 import { buildPipeline } from "../pipeline_module.ts";
 import type { MetricFamily } from "../telemetry/prometheus.ts";
+import { createBrokerTransport } from "../transport/broker.ts";
 // Only the settings parser: the transport (and kafkajs, which reads the environment when it
 // loads) is imported where a Kafka run needs it.
 import { kafkaSecurityFromEnv } from "../transport/kafka/security.ts";
@@ -327,10 +328,9 @@ export async function startSupervisor(
   const pipeline = await buildPipeline(spec.pipeline);
   const counts = workerCounts(pipeline, spec.stages);
 
-  // Imported here, not at the top: kafkajs reads the environment when it loads, and a
-  // program that runs its stages in-process must load without that permission.
-  const { createKafkaTransport } = await import("../transport/kafka/mod.ts");
-  const admin = createKafkaTransport(transportSpec.brokers, transportSpec.options);
+  const admin = await createBrokerTransport(transportSpec.brokers, {
+    ...transportSpec.options,
+  });
   try {
     await admin.ensureTopics(pipeline.topics);
   } finally {

@@ -67,6 +67,7 @@ import type { KafkaSecurity } from "./security.ts";
 export { dropTimeoutNegativeWarnings };
 
 export type { KafkaLogger, KafkaLogLevel, KafkaLogRecord } from "./_logger.ts";
+export { defaultKafkaLogger };
 export type { TopicWarning };
 
 const topicLog = getLogger(["pipeline", "transport"]);
@@ -225,8 +226,13 @@ export interface KafkaTransport extends Transport {
 
 const BROKER_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[^\s:,\[\]]+):(\d{1,5})$/;
 
-/** Splits and checks a comma-separated `KAFKA_BROKERS` value. */
-function parseBrokers(value: string): string[] {
+/**
+ * Splits and checks a comma-separated `KAFKA_BROKERS` value (shared with the platformatic
+ * transport).
+ *
+ * @throws {ConfigError} naming `KAFKA_BROKERS` when an entry is not `host:port`.
+ */
+export function parseBrokers(value: string): string[] {
   const brokers = value.split(",").map((broker) => broker.trim()).filter((broker) => broker);
   if (brokers.length === 0) {
     throw new ConfigError(

@@ -415,3 +415,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "startSupervisor() runs its workers on @platformatic/kafka when the spec names it",
+  ignore,
+  async fn() {
+    const { name, options, spec, pipeline } = scenario(13);
+    // The workers run on @platformatic/kafka; the ledger reads with kafkajs, another client.
+    const platformaticSpec: SupervisorSpec = {
+      ...spec,
+      transport: { kind: "kafka", brokers, options: { client: "platformatic" } },
+    };
+    const transport = quietTransport();
+    const seen = recorder();
+    const ledger = new Ledger(transport, options, `${name}-ledger`);
+    let supervisor: Supervisor | undefined;
+    try {
+      supervisor = await startSupervisor(platformaticSpec, seen.options);
+      const ids = await publishOrders(transport, options, 300, 13);
+      await ledger.start();
+      await waitUntil("every order settled", () => ledger.settled(ids), 90_000);
+      await waitUntilDrained(pipeline, transport, { timeoutMs: 30_000 });
+      await waitUntil("ledger caught up", () => ledger.caughtUp());
+      ledger.assertExactlyOnce(ids);
+      const report = await supervisor.stop(20_000);
+      supervisor = undefined;
+      assert.deepEqual(report.terminated, []);
+      assert.equal(seen.settled(), 300);
+      assert.deepEqual(seen.events.filter((e) => e.type === "crash"), []);
+    } finally {
+      await stopAll(supervisor);
+      await ledger.close();
+      await transport.close();
+    }
+  },
+});

@@ -1,0 +1,351 @@
+/**
+ * The @platformatic/kafka transport: the {@linkcode Transport} contract on a maintained,
+ * pure-TypeScript Kafka client, against any Kafka-API broker given by `KAFKA_BROKERS`. Chosen
+ * over the kafkajs one with `KAFKA_CLIENT=platformatic` (see `../factory.ts`).
+ *
+ * - Producer: idempotent, acks=all, Kafka's murmur2 partitioning computed once per record
+ *   (where the Java client and kafkajs put a key), one delivery report per record; a failed
+ *   request starts a fresh producer id (`_producer.ts`).
+ * - Transactional producer: client transactions with zombie fencing by transactional id,
+ *   fencing reported as {@linkcode ProducerFencedError} (`_transactional_producer.ts`).
+ * - Consumer: `autocommit: false`, `read_committed` unless asked otherwise, pipelined
+ *   `RecordAck`s bounded by `maxPendingPerPartition`, the durable prefix committed in batches,
+ *   on rebalance and on close (`_consumer.ts`, bookkeeping in `_offsets.ts`). The client
+ *   heartbeats on its own timer, so slow handlers keep their membership.
+ * - Unreachable brokers fail fast with a {@linkcode BrokerUnavailableError} naming
+ *   `KAFKA_BROKERS`.
+ *
+ * @example
+ * ```ts ignore
+ * import { createPlatformaticTransport } from "./mod.ts";
+ * const transport = createPlatformaticTransport("127.0.0.1:9092");
+ * await transport.ensureTopics([{ name: "orders", partitions: 3 }]);
+ * const producer = await transport.producer();
+ * const [report] = await producer.send([{ topic: "orders", key: "o-1", value: "{}" }]);
+ * console.log(report.partition, report.offset);
+ * await producer.close();
+ * await transport.close();
+ * ```
+ *
+ * @module
+ */
+import { Admin, type SASLOptions as PlatformaticSasl } from "@platformatic/kafka";
+import type { SASLOptions } from "kafkajs";
+import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
+import type { KafkaLogger } from "../kafka/mod.ts";
+import { defaultKafkaLogger, parseBrokers } from "../kafka/mod.ts";
+import type {
+  ConsumedRecord,
+  Consumer,
+  ConsumerOptions,
+  PartitionOffset,
+  Producer,
+  TopicOffsets,
+  TopicSpec,
+  TransactionalProducer,
+  TransactionalProducerOptions,
+  Transport,
+} from "../transport.ts";
+import { committedOffsets, endOffsets, ensureTopics, groupCoordinator } from "./_admin.ts";
+import { type ClientBase, openConsumer } from "./_consumer.ts";
+import { brokerUnavailable, toPipelineError } from "./_errors.ts";
+import { openProducer } from "./_producer.ts";
+import { readPartitions } from "./_read_partitions.ts";
+import { openTransactionalProducer } from "./_transactional_producer.ts";
+
+export { BrokerUnavailableError };
+
+/** Options for {@linkcode createPlatformaticTransport}. */
+export interface PlatformaticTransportOptions {
+  /**
+   * The client id the broker sees in its logs and quotas.
+   * @default "orders-pipeline"
+   */
+  readonly clientId?: string;
+  /**
+   * How long to wait for a TCP connection to a broker, in milliseconds.
+   * @default 1000
+   */
+  readonly connectionTimeout?: number;
+  /**
+   * How long to wait for a broker to answer a request, in milliseconds.
+   * @default 30000
+   */
+  readonly requestTimeout?: number;
+  /**
+   * How many times to retry the first connection before reporting the broker unreachable.
+   * @default 3
+   */
+  readonly connectRetries?: number;
+  /**
+   * The replication factor of topics whose {@linkcode TopicSpec} sets none.
+   * @default 1
+   */
+  readonly replicationFactor?: number;
+  /**
+   * How long `ensureTopics` waits for new topics to appear in the metadata, in milliseconds.
+   * @default 30000
+   */
+  readonly topicReadyTimeout?: number;
+  /**
+   * How long the transaction coordinator lets a transaction stay open before it aborts it (and
+   * fences its producer), in milliseconds.
+   * @default 60000
+   */
+  readonly transactionTimeout?: number;
+  /**
+   * Consumers commit completed offsets at least this often, in milliseconds.
+   * @default 100
+   */
+  readonly commitInterval?: number;
+  /**
+   * Consumers commit as soon as this many records completed since their last commit.
+   * @default 500
+   */
+  readonly commitThreshold?: number;
+  /**
+   * How long a consumer's fetch waits on the broker for new records, in milliseconds.
+   * @default 500
+   */
+  readonly fetchMaxWait?: number;
+  /**
+   * How long the group waits for a silent member before it hands the member's partitions to
+   * the others, in milliseconds.
+   * @default 10000
+   */
+  readonly sessionTimeout?: number;
+  /**
+   * How often a consumer heartbeats, in milliseconds; a third of `sessionTimeout` or less.
+   * @default 3000
+   */
+  readonly heartbeatInterval?: number;
+  /**
+   * The backoff after a handler rejected: the first delay and the longest, in milliseconds
+   * (each next one doubles). `retries` is accepted for symmetry with kafkajs and ignored: the
+   * record is delivered again until it succeeds.
+   * @default { initialRetryTime: 300, maxRetryTime: 30000 }
+   */
+  readonly consumerRetry?: {
+    readonly retries?: number;
+    readonly initialRetryTime?: number;
+    readonly maxRetryTime?: number;
+  };
+  /**
+   * Receives the consumer's warnings (commit failures nobody awaits, rewinds).
+   * @default the kafkajs transport's logger: JSON lines through the framework's logger
+   */
+  readonly logger?: KafkaLogger;
+  /**
+   * TLS: `true` for the system's trust store, or Node TLS options.
+   * @default undefined (plaintext)
+   */
+  readonly ssl?: boolean | Record<string, unknown>;
+  /**
+   * SASL authentication, in kafkajs's shape (`plain`, `scram-sha-256`, `scram-sha-512`).
+   * @default undefined (none)
+   */
+  readonly sasl?: SASLOptions;
+}
+
+/** A {@linkcode Transport} backed by @platformatic/kafka. */
+export interface PlatformaticTransport extends Transport {
+  /** Always `"kafka"`: the same broker kind as the kafkajs transport. */
+  readonly kind: "kafka";
+  /** The bootstrap brokers, parsed from the `KAFKA_BROKERS` value. */
+  readonly brokers: readonly string[];
+}
+
+function checkInteger(name: string, value: number, min = 1): number {
+  if (!Number.isInteger(value) || value < min) {
+    const kind = min === 0 ? "a non-negative integer" : "a positive integer";
+    throw new ConfigError(
+      `Cannot create the Kafka transport as '${name}' must be ${kind}: current value is ${value}`,
+      { field: name },
+    );
+  }
+  return value;
+}
+
+function toSasl(sasl: SASLOptions | undefined): PlatformaticSasl | undefined {
+  if (sasl === undefined) return undefined;
+  const mechanisms: Record<string, PlatformaticSasl["mechanism"]> = {
+    "plain": "PLAIN",
+    "scram-sha-256": "SCRAM-SHA-256",
+    "scram-sha-512": "SCRAM-SHA-512",
+  };
+  const mechanism = mechanisms[sasl.mechanism];
+  if (mechanism === undefined || !("username" in sasl) || !("password" in sasl)) {
+    throw new ConfigError(
+      `Cannot create the Kafka transport as SASL mechanism "${sasl.mechanism}" is not supported ` +
+        `with KAFKA_CLIENT=platformatic: use one of ${Object.keys(mechanisms).join(", ")}`,
+      { field: "sasl" },
+    );
+  }
+  return { mechanism, username: sasl.username, password: sasl.password };
+}
+
+/**
+ * Creates the @platformatic/kafka transport. Nothing connects until the first call; a broker
+ * that cannot be reached then fails that call with a {@linkcode BrokerUnavailableError} whose
+ * `field` is `KAFKA_BROKERS`.
+ *
+ * @param brokers The comma-separated `KAFKA_BROKERS` value, e.g. `127.0.0.1:9092`.
+ * @param options Timeouts, commit batching, logging, TLS and SASL.
+ * @throws {ConfigError} when `brokers` or an option is malformed.
+ */
+export function createPlatformaticTransport(
+  brokers: string,
+  options: PlatformaticTransportOptions = {},
+): PlatformaticTransport {
+  const {
+    clientId = "orders-pipeline",
+    connectionTimeout = 1000,
+    requestTimeout = 30000,
+    connectRetries = 3,
+    replicationFactor = 1,
+    topicReadyTimeout = 30000,
+    transactionTimeout = 60000,
+    commitInterval = 100,
+    commitThreshold = 500,
+    fetchMaxWait = 500,
+    sessionTimeout = 10000,
+    heartbeatInterval = 3000,
+    consumerRetry = {},
+    logger = defaultKafkaLogger,
+    ssl,
+    sasl,
+  } = options;
+  const list = parseBrokers(brokers);
+  checkInteger("connectionTimeout", connectionTimeout);
+  checkInteger("requestTimeout", requestTimeout);
+  checkInteger("connectRetries", connectRetries, 0);
+  checkInteger("replicationFactor", replicationFactor);
+  checkInteger("topicReadyTimeout", topicReadyTimeout);
+  checkInteger("transactionTimeout", transactionTimeout);
+  checkInteger("commitInterval", commitInterval);
+  checkInteger("commitThreshold", commitThreshold);
+  checkInteger("fetchMaxWait", fetchMaxWait);
+  checkInteger("sessionTimeout", sessionTimeout);
+  checkInteger("heartbeatInterval", heartbeatInterval);
+  const { initialRetryTime = 300, maxRetryTime = 30000 } = consumerRetry;
+  checkInteger("consumerRetry.initialRetryTime", initialRetryTime);
+  checkInteger("consumerRetry.maxRetryTime", maxRetryTime);
+
+  const base: ClientBase = {
+    clientId,
+    bootstrapBrokers: list,
+    connectTimeout: connectionTimeout,
+    requestTimeout,
+    timeout: requestTimeout,
+    retries: 5,
+    retryDelay: 200,
+    ...(ssl === undefined || ssl === false ? {} : { tls: ssl === true ? {} : ssl }),
+    ...(sasl === undefined ? {} : { sasl: toSasl(sasl) }),
+  };
+  // Admin calls retry briefly, so a missing broker is reported in about a second.
+  const admin = new Admin({ ...base, retries: connectRetries, retryDelay: 100 });
+  let connected: Promise<void> | undefined;
+  let closed = false;
+
+  function reachable(): Promise<void> {
+    if (closed) {
+      return Promise.reject(new PipelineError("Cannot use the Kafka transport: it is closed"));
+    }
+    connected ??= admin.metadata({ topics: [] }).then(() => undefined, (error) => {
+      connected = undefined;
+      throw brokerUnavailable(list, error);
+    });
+    return connected;
+  }
+
+  async function adminCall<T>(what: string, call: () => Promise<T>, topic?: string): Promise<T> {
+    await reachable();
+    try {
+      return await call();
+    } catch (error) {
+      throw toPipelineError(what, list, error, { topic });
+    }
+  }
+
+  return {
+    kind: "kafka",
+    target: `kafka ${list.join(",")} (platformatic)`,
+    brokers: list,
+    ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
+      const names = topics.map((topic) => `"${topic.name}"`).join(", ");
+      return adminCall(
+        `Cannot create topics ${names}`,
+        () => ensureTopics(admin, topics, { replicationFactor, readyTimeout: topicReadyTimeout }),
+        topics[0]?.name,
+      );
+    },
+    async producer(): Promise<Producer> {
+      await reachable();
+      return openProducer(base as Parameters<typeof openProducer>[0], list);
+    },
+    async transactionalProducer(
+      producerOptions: TransactionalProducerOptions,
+    ): Promise<TransactionalProducer> {
+      const { transactionalId } = producerOptions;
+      if (typeof transactionalId !== "string" || transactionalId.length === 0) {
+        throw new ConfigError(
+          "Cannot open a transactional producer as 'transactionalId' must be a non-empty " +
+            `string: current value is ${JSON.stringify(transactionalId)}`,
+          { field: "transactionalId" },
+        );
+      }
+      await reachable();
+      return openTransactionalProducer(base as Parameters<typeof openProducer>[0], list, {
+        transactionalId,
+        transactionTimeout,
+        groupCoordinator: (groupId) => groupCoordinator(admin, groupId),
+      });
+    },
+    async consumer(consumerOptions: ConsumerOptions): Promise<Consumer> {
+      await reachable();
+      return openConsumer(base, list, consumerOptions, {
+        commitInterval,
+        commitThreshold,
+        fetchMaxWait,
+        sessionTimeout,
+        heartbeatInterval,
+        initialRetryTime,
+        maxRetryTime,
+        logger: (line) => logger({ ...line, namespace: "Transport" }),
+      });
+    },
+    endOffsets(topic: string): Promise<TopicOffsets> {
+      return adminCall(
+        `Cannot read the end offsets of topic "${topic}"`,
+        () => endOffsets(admin, topic),
+        topic,
+      );
+    },
+    committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
+      return adminCall(
+        `Cannot read the offsets group "${groupId}" committed on topic "${topic}"`,
+        () => committedOffsets(admin, groupId, topic),
+        topic,
+      );
+    },
+    async readPartitions(
+      topic: string,
+      partitions: readonly number[],
+      each: (record: ConsumedRecord) => void,
+      signal?: AbortSignal,
+    ): Promise<void> {
+      const offsets = await adminCall(
+        `Cannot read the end offsets of topic "${topic}"`,
+        () => endOffsets(admin, topic),
+        topic,
+      );
+      await readPartitions(base, list, offsets, { topic, partitions, each, signal });
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      connected = undefined;
+      await admin.close().catch(() => undefined);
+    },
+  };
+}

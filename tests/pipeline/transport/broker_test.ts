@@ -1,0 +1,70 @@
+/**
+ * `createBrokerTransport` opens the transport on the chosen client, and every command's config
+ * carries `KAFKA_CLIENT`. No broker needed (nothing connects until the first call), but
+ * loading kafkajs reads `NODE_ENV`: run with `--allow-env`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { parseConfig } from "../../../pipeline/config.ts";
+import { ConfigError } from "../../../pipeline/errors.ts";
+import { createBrokerTransport } from "../../../pipeline/transport/broker.ts";
+import { REPLAY_CONFIG } from "../../../stages/dlq_replay.ts";
+import { requires } from "../../_permissions.ts";
+
+/** Loading kafkajs reads the environment, @platformatic/kafka reads a WebAssembly file. */
+const needsClients = requires("env", "read");
+
+Deno.test("dlq:replay honours KAFKA_CLIENT too", () => {
+  const replay = parseConfig(REPLAY_CONFIG, { args: [], env: { KAFKA_CLIENT: "platformatic" } });
+  assert.equal(replay.values.kafkaClient, "platformatic");
+});
+
+Deno.test({
+  name: "createBrokerTransport() opens the transport on the chosen client",
+  ...needsClients,
+}, async () => {
+  const kafkajs = await createBrokerTransport("127.0.0.1:9092");
+  const platformatic = await createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
+  try {
+    assert.equal(kafkajs.kind, "kafka");
+    assert.equal(kafkajs.target, "kafka 127.0.0.1:9092");
+    assert.equal(platformatic.kind, "kafka");
+    assert.equal(platformatic.target, "kafka 127.0.0.1:9092 (platformatic)");
+    assert.deepEqual(platformatic.brokers, ["127.0.0.1:9092"]);
+  } finally {
+    await kafkajs.close();
+    await platformatic.close();
+  }
+  await assert.rejects(
+    () => createBrokerTransport("127.0.0.1:9092", { client: "rdkafka" as "kafkajs" }),
+    (error: unknown) => error instanceof ConfigError && error.field === "KAFKA_CLIENT",
+  );
+});
+
+Deno.test({
+  name: "createBrokerTransport() refuses platformatic on a secured cluster it cannot serve",
+  ...needsClients,
+}, async () => {
+  const before = Deno.env.get("KAFKA_SECURITY_PROTOCOL");
+  Deno.env.set("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
+  try {
+    await assert.rejects(
+      () => createBrokerTransport("127.0.0.1:9092", { client: "platformatic" }),
+      (error: unknown) =>
+        error instanceof ConfigError && error.field === "KAFKA_SECURITY_PROTOCOL" &&
+        /use KAFKA_CLIENT=kafkajs on a secured cluster/.test(error.message),
+    );
+  } finally {
+    if (before === undefined) Deno.env.delete("KAFKA_SECURITY_PROTOCOL");
+    else Deno.env.set("KAFKA_SECURITY_PROTOCOL", before);
+  }
+  const plaintext = await createBrokerTransport(
+    "127.0.0.1:9092",
+    {
+      client: "platformatic",
+      security: { protocol: "PLAINTEXT" },
+    } as Parameters<typeof createBrokerTransport>[1],
+  );
+  await plaintext.close();
+});
