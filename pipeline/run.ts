@@ -11,6 +11,8 @@ import { systemClock } from "./clock.ts";
 import type { Pipeline, ResolvedStageNode } from "./definition.ts";
 import { errorMessage, PipelineError } from "./errors.ts";
 import { getLogger } from "./log.ts";
+import { processingGuarantee } from "./guarantee.ts";
+import type { ProcessingGuarantee } from "./guarantee.ts";
 import { createStageState } from "./state_store.ts";
 import type { RestoreEvent, StageState } from "./state_store.ts";
 import type { Instrumentation } from "./instrumentation.ts";
@@ -61,6 +63,11 @@ export interface StageMemberOptions {
    * @default 1000
    */
   readonly maxPendingPerPartition?: number;
+  /**
+   * The processing guarantee (`PROCESSING_GUARANTEE`); `exactly_once` is refused for now.
+   * @default "at_least_once"
+   */
+  readonly guarantee?: ProcessingGuarantee;
 }
 
 /** One running member of a stage's consumer group. */
@@ -87,6 +94,8 @@ export async function startStageMember(
   node: ResolvedStageNode,
   options: StageMemberOptions,
 ): Promise<StageMember> {
+  // Refused before anything starts: a member never runs with a guarantee it cannot keep.
+  processingGuarantee(options.guarantee);
   const topics = [node.input, ...node.retryTopics];
   const { transport } = options;
   const clock = options.clock ?? systemClock;
@@ -211,6 +220,7 @@ export async function startPipeline(
   options: StartPipelineOptions,
 ): Promise<RunningPipeline> {
   const { transport } = options;
+  processingGuarantee(options.guarantee);
   await transport.ensureTopics(pipeline.topics);
   const producer = await transport.producer();
   const members: StageMember[] = [];

@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { processingGuarantee } from "../pipeline/guarantee.ts";
+import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { helpText, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
 import type { Clock } from "../pipeline/clock.ts";
@@ -82,6 +84,8 @@ export function parseOrdersConfig(
     io.stdout(helpText(ORDERS_CONFIG, USAGE));
     return undefined;
   }
+  // Refused here, before a topic, a gateway or a worker is started.
+  processingGuarantee(parsed.values.guarantee);
   return parsed.values;
 }
 
@@ -164,6 +168,7 @@ export async function runOrdersApp(
         timeoutMs: config.gatewayTimeoutMs,
       },
       workers: paymentWorkers,
+      guarantee: config.guarantee as ProcessingGuarantee,
       logLevel: config.logLevel as LogLevel,
       parenting: config.traceParenting as ParentingMode,
       clock,

@@ -6,6 +6,7 @@
  * @module
  */
 import { setting } from "../pipeline/config.ts";
+import { GUARANTEE_CONFIG } from "../pipeline/guarantee.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 
@@ -143,6 +144,7 @@ export const ORDERS_CONFIG = {
     description:
       "How long the payment stage remembers an order's outcome (its state entry), in ms: a redelivery within it is skipped as a duplicate; memory holds the order ids of this window",
   }),
+  ...GUARANTEE_CONFIG,
   maxOrders: setting({
     type: "integer",
     env: "MAX_ORDERS",

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import type { Clock } from "../pipeline/clock.ts";
 import type { Pipeline } from "../pipeline/definition.ts";
 import type { Instrumentation } from "../pipeline/instrumentation.ts";
@@ -44,6 +45,11 @@ export interface EngineOptions {
   readonly gateway: { readonly url: string; readonly timeoutMs: number };
   /** Payment workers. */
   readonly workers: number;
+  /**
+   * The processing guarantee of every member (`PROCESSING_GUARANTEE`).
+   * @default "at_least_once"
+   */
+  readonly guarantee?: ProcessingGuarantee;
   /** How the workers' process spans relate to the producer's span. */
   readonly parenting?: "parent" | "link";
   /** The lowest level of the workers' JSON log lines. */
@@ -71,6 +77,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
       clock: options.clock,
       instrumentation: options.instrumentation,
       onOutcome: options.onOutcome,
+      guarantee: options.guarantee,
     });
     return {
       pipeline,
@@ -92,6 +99,7 @@ export async function startEngine(options: EngineOptions): Promise<Engine> {
     },
     transport: { kind: "kafka", brokers: options.brokers },
     stages: { [PROCESS_PAYMENT]: { workers: options.workers } },
+    guarantee: options.guarantee,
     telemetry: {
       serviceName: SERVICE.PAYMENT,
       serviceVersion: SERVICE_VERSION,

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ProcessingGuarantee } from "../guarantee.ts";
 import type { KafkaTransportOptions } from "../transport/kafka/mod.ts";
 import type { OutcomeKind } from "../runner.ts";
 
@@ -81,6 +82,8 @@ export interface StartMessage {
   readonly flushAt: number;
   /** Telemetry of the worker; omitted, the worker records nothing. */
   readonly telemetry?: WorkerTelemetrySpec;
+  /** The processing guarantee of the worker's member; omitted, `at_least_once`. */
+  readonly guarantee?: ProcessingGuarantee;
 }
 
 /** How a worker sets up its own telemetry (each worker exports its own, from `OTEL_*`). */

@@ -118,6 +118,7 @@ async function start(message: StartMessage): Promise<void> {
     producer,
     onOutcome: report,
     instrumentation: telemetry?.instrumentation,
+    guarantee: message.guarantee,
   });
   post({ type: "started" });
 }

@@ -61,3 +61,29 @@ Deno.test("main() returns 2 naming an unknown flag", async () => {
     `error: Cannot use argument "--max-order" as it is not a known flag: see --help`,
   ]);
 });
+
+Deno.test("main() refuses PROCESSING_GUARANTEE=exactly_once before it starts anything", async () => {
+  for (
+    const [args, env] of [
+      [["--guarantee", "exactly_once", "--max-orders", "1"], {}],
+      [["--max-orders", "1"], { PROCESSING_GUARANTEE: "exactly_once" }],
+    ] as const
+  ) {
+    const { out, err, io } = capture();
+    assert.equal(await main([...args], { ...env }, io), 2);
+    assert.deepEqual(out, []);
+    assert.equal(err.length, 1, err.join("\n"));
+    assert.match(
+      err[0],
+      /^error: Cannot run with 'PROCESSING_GUARANTEE' "exactly_once" as it is not available yet/,
+    );
+  }
+});
+
+Deno.test("main() names the choices of an unknown PROCESSING_GUARANTEE", async () => {
+  const { err, io } = capture();
+  assert.equal(await main([], { PROCESSING_GUARANTEE: "at_most_once" }, io), 2);
+  assert.deepEqual(err, [
+    `error: Cannot use PROCESSING_GUARANTEE as it must be one of "at_least_once", "exactly_once": current value is "at_most_once"`,
+  ]);
+});
