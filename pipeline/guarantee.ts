@@ -5,9 +5,9 @@
  * - `at_least_once` (the default): a record's outcome (outputs, retry-tier copy or dead letter,
  *   and its key's state entry) is durable before its offset is committed; a crash between the
  *   two redelivers it, and the keyed stage's state skips the key it already settled.
- * - `exactly_once`: outcome, state entry and input offset in one Kafka transaction per task.
- *   Not available yet: asking for it is refused with a {@linkcode ConfigError} rather than
- *   running a half-made mode (see the README, "Processing guarantees").
+ * - `exactly_once`: a record's outcome, its state entry and its input offset commit in one
+ *   Kafka transaction per task (see `_task_transactions.ts`). Not yet for stages with retry
+ *   tiers: refused with a {@linkcode ConfigError}.
  *
  * @module
  */
@@ -23,9 +23,6 @@ export type ProcessingGuarantee = typeof PROCESSING_GUARANTEES[number];
 /** The default processing guarantee. */
 export const DEFAULT_PROCESSING_GUARANTEE: ProcessingGuarantee = "at_least_once";
 
-/** The guarantees a member can run with today. */
-export const AVAILABLE_PROCESSING_GUARANTEES: readonly ProcessingGuarantee[] = ["at_least_once"];
-
 /** The processing guarantee setting, to spread into a command's config spec. */
 export const GUARANTEE_CONFIG = {
   guarantee: setting({
@@ -35,17 +32,20 @@ export const GUARANTEE_CONFIG = {
     default: DEFAULT_PROCESSING_GUARANTEE,
     choices: PROCESSING_GUARANTEES,
     description:
-      "at_least_once: outcomes durable before offsets are committed, duplicates skipped by key; exactly_once (not available yet, refused): outcomes, state and offsets in one transaction",
+      "at_least_once: outcomes durable before offsets are committed, duplicates skipped by key; exactly_once: outcomes, state entries and input offsets in one transaction per input partition (not with retry tiers)",
   }),
 } as const;
 
 /**
- * Checks that a member can run with `value` and returns it as a {@linkcode ProcessingGuarantee}.
+ * Checks that a member of `node` (any member when omitted) can run with `value`, and returns it
+ * as a {@linkcode ProcessingGuarantee}.
  *
- * @throws {ConfigError} for an unknown guarantee, or one not available yet (`exactly_once`)
+ * @throws {ConfigError} for an unknown guarantee, or `exactly_once` for a stage with retry
+ * tiers (not available yet: see the README, "Processing guarantees")
  */
 export function processingGuarantee(
   value: string = DEFAULT_PROCESSING_GUARANTEE,
+  node?: { readonly stage: { readonly name: string }; readonly retryTopics: readonly string[] },
 ): ProcessingGuarantee {
   if (!(PROCESSING_GUARANTEES as readonly string[]).includes(value)) {
     throw new ConfigError(
@@ -55,12 +55,13 @@ export function processingGuarantee(
     );
   }
   const guarantee = value as ProcessingGuarantee;
-  if (!AVAILABLE_PROCESSING_GUARANTEES.includes(guarantee)) {
+  if (guarantee === "exactly_once" && node !== undefined && node.retryTopics.length > 0) {
     throw new ConfigError(
-      `Cannot run with 'PROCESSING_GUARANTEE' "${guarantee}" as it is not available yet: ` +
-        `the transactional transport exists, the per-task transactions in the runtime do not; ` +
-        `use "at_least_once" (keyed stages skip the keys they already settled)`,
-      { field: "PROCESSING_GUARANTEE" },
+      `Cannot run stage "${node.stage.name}" with 'PROCESSING_GUARANTEE' "exactly_once" as it ` +
+        `has retry tiers (${node.retryTopics.join(", ")}): tiers written in transactions end ` +
+        `in control records that its group's committed offsets never pass, so it would never ` +
+        `drain; use in-place retries or "at_least_once"`,
+      { field: "PROCESSING_GUARANTEE", stage: node.stage.name },
     );
   }
   return guarantee;

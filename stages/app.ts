@@ -20,6 +20,7 @@ import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import type { OrderPlaced } from "./events.ts";
 import { createOrderGenerator } from "./generate_order.ts";
 import { PUBLISH_ORDER } from "./orders_pipeline.ts";
+import { PROCESS_PAYMENT } from "./process_payment.ts";
 import { SummaryCounter } from "./summary.ts";
 import { startGatewayService } from "./gateway_service.ts";
 import type { GatewayService } from "./gateway_service.ts";
@@ -85,7 +86,12 @@ export function parseOrdersConfig(
     return undefined;
   }
   // Refused here, before a topic, a gateway or a worker is started.
-  processingGuarantee(parsed.values.guarantee);
+  processingGuarantee(parsed.values.guarantee, {
+    stage: { name: PROCESS_PAYMENT },
+    retryTopics: retryPreset(parsed.values.retry).tiers.map((_, i) =>
+      `${parsed.values.ordersTopic}.retry.${i + 1}`
+    ),
+  });
   return parsed.values;
 }
 

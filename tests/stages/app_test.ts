@@ -62,11 +62,11 @@ Deno.test("main() returns 2 naming an unknown flag", async () => {
   ]);
 });
 
-Deno.test("main() refuses PROCESSING_GUARANTEE=exactly_once before it starts anything", async () => {
+Deno.test("main() refuses PROCESSING_GUARANTEE=exactly_once with retry tiers before it starts anything", async () => {
   for (
     const [args, env] of [
-      [["--guarantee", "exactly_once", "--max-orders", "1"], {}],
-      [["--max-orders", "1"], { PROCESSING_GUARANTEE: "exactly_once" }],
+      [["--guarantee", "exactly_once", "--retry", "tiered", "--max-orders", "1"], {}],
+      [["--max-orders", "1"], { PROCESSING_GUARANTEE: "exactly_once", RETRY_POLICY: "tiered" }],
     ] as const
   ) {
     const { out, err, io } = capture();
@@ -75,7 +75,7 @@ Deno.test("main() refuses PROCESSING_GUARANTEE=exactly_once before it starts any
     assert.equal(err.length, 1, err.join("\n"));
     assert.match(
       err[0],
-      /^error: Cannot run with 'PROCESSING_GUARANTEE' "exactly_once" as it is not available yet/,
+      /^error: Cannot run stage "process-payment" with 'PROCESSING_GUARANTEE' "exactly_once" as it has retry tiers \(orders\.retry\.1, orders\.retry\.2\)/,
     );
   }
 });
