@@ -16,6 +16,7 @@ export * from "./dead_letter.ts";
 export * from "./definition.ts";
 export * from "./describe.ts";
 export * from "./errors.ts";
+export * from "./guarantee.ts";
 export * from "./headers.ts";
 export * from "./state_store.ts";
 export * from "./instrumentation.ts";

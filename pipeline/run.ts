@@ -11,6 +11,8 @@ import { systemClock } from "./clock.ts";
 import type { Pipeline, ResolvedStageNode } from "./definition.ts";
 import { errorMessage, PipelineError } from "./errors.ts";
 import { getLogger } from "./log.ts";
+import { processingGuarantee } from "./guarantee.ts";
+import type { ProcessingGuarantee } from "./guarantee.ts";
 import { createStageState } from "./state_store.ts";
 import type { RestoreEvent, StageState } from "./state_store.ts";
 import type { Instrumentation } from "./instrumentation.ts";
@@ -22,9 +24,11 @@ import type {
   ConsumerStatus,
   Producer,
   RebalanceListener,
+  RecordHandler,
   Transport,
 } from "./transport/transport.ts";
 import type { MemberState } from "./health.ts";
+import { TaskTransactions } from "./_task_transactions.ts";
 
 const log = getLogger(["pipeline", "run"]);
 /** How often a member expires state entries past their retention. */
@@ -77,7 +81,28 @@ export interface StageMemberOptions {
    * @default none
    */
   readonly onState?: (state: MemberState, detail?: string) => void;
+  /**
+   * The processing guarantee (`PROCESSING_GUARANTEE`); `exactly_once` is refused for stages
+   * with retry tiers.
+   * @default "at_least_once"
+   */
+  readonly guarantee?: ProcessingGuarantee;
+  /**
+   * Exactly-once mode: a task's transaction commits once it holds this many records.
+   * @default 500
+   */
+  readonly transactionMaxRecords?: number;
+  /**
+   * Exactly-once mode: a task's transaction commits this long after its first record, in ms.
+   * @default 100
+   */
+  readonly transactionLingerMs?: number;
 }
+
+/** The default of {@linkcode StageMemberOptions.transactionMaxRecords}. */
+export const DEFAULT_TRANSACTION_MAX_RECORDS = 500;
+/** The default of {@linkcode StageMemberOptions.transactionLingerMs}. */
+export const DEFAULT_TRANSACTION_LINGER_MS = 100;
 
 /** One running member of a stage's consumer group. */
 export interface StageMember {
@@ -103,6 +128,8 @@ export async function startStageMember(
   node: ResolvedStageNode,
   options: StageMemberOptions,
 ): Promise<StageMember> {
+  // Refused before anything starts: a member never runs with a guarantee it cannot keep.
+  const guarantee = processingGuarantee(options.guarantee, node);
   const topics = [node.input, ...node.retryTopics];
   const { transport } = options;
   const clock = options.clock ?? systemClock;
@@ -164,15 +191,35 @@ export async function startStageMember(
       options.onRestore?.(event);
     },
   });
-  // Partitions revoked while restoring are no longer waited for.
-  const listener: RebalanceListener | undefined = state === undefined ? undefined : {
-    assigned: (partitions, signal) => state.listener.assigned(partitions, signal),
-    revoked(partitions) {
-      for (const { partition } of partitions) restoring.delete(partition);
-      state.listener.revoked(partitions);
-      reportAssigned();
-    },
-  };
+  const tasks = guarantee !== "exactly_once" ? undefined : new TaskTransactions({
+    transport,
+    group: node.group,
+    input: node.input,
+    maxRecords: options.transactionMaxRecords ?? DEFAULT_TRANSACTION_MAX_RECORDS,
+    lingerMs: options.transactionLingerMs ?? DEFAULT_TRANSACTION_LINGER_MS,
+  });
+  const listener: RebalanceListener | undefined = state === undefined && tasks === undefined
+    ? undefined
+    : {
+      async assigned(partitions, signal) {
+        // The task's producer first: opening it fences the previous owner, whose open
+        // transaction (changelog entries included) is aborted before the restore reads.
+        await tasks?.assign(partitions.map((p) => p.partition));
+        await state?.listener.assigned(partitions, signal);
+      },
+      revoked(partitions) {
+        // Partitions revoked while restoring are no longer waited for.
+        for (const { partition } of partitions) restoring.delete(partition);
+        state?.listener.revoked(partitions);
+        tasks?.revoke(partitions.map((p) => p.partition)).catch((error: unknown) =>
+          log.warn("Cannot close the transactions of revoked tasks: {error_reason}", {
+            stage: node.stage.name,
+            error_reason: errorMessage(error),
+          })
+        );
+        reportAssigned();
+      },
+    };
   const consumer = await transport.consumer({
     onStatus,
     groupId: node.group,
@@ -183,14 +230,17 @@ export async function startStageMember(
     // Partition p of the input and of every tier is one task, owning partition p's state.
     copartitioned: true,
     rebalanceListener: listener,
+    // In the exactly-once mode the offsets are committed with the tasks' transactions.
+    commitOffsets: tasks === undefined,
   });
   // The member's own batching over the shared producer, which its owner closes.
   const producer = batchingProducer(options.producer, {
     ...options.batching,
     closeProducer: false,
   });
-  const handler = createRecordHandler(node, {
+  const inner = createRecordHandler(node, {
     producer,
+    producerFor: tasks === undefined ? undefined : (record) => tasks.producerFor(record),
     group: node.group,
     clock,
     random: options.random ?? Math.random,
@@ -198,10 +248,21 @@ export async function startStageMember(
     onOutcome: options.onOutcome,
     instrumentation: options.instrumentation,
   });
+  const handler: RecordHandler = tasks === undefined ? inner : async (record, context) => {
+    let ok = false;
+    try {
+      const result = await inner(record, context);
+      ok = true;
+      return result;
+    } finally {
+      tasks.settled(record, ok);
+    }
+  };
   try {
     await consumer.run(handler);
   } catch (error) {
     await consumer.close().catch(() => undefined);
+    await tasks?.close();
     await producer.close();
     throw error;
   }
@@ -220,9 +281,11 @@ export async function startStageMember(
   let closed: Promise<void> | undefined;
   async function closeMember(): Promise<void> {
     clearInterval(expiry);
+    tasks?.drain();
     try {
       await consumer.close();
     } finally {
+      await tasks?.close();
       await producer.close();
     }
   }
@@ -281,6 +344,7 @@ export async function startPipeline(
   options: StartPipelineOptions,
 ): Promise<RunningPipeline> {
   const { transport } = options;
+  for (const node of pipeline.stages) processingGuarantee(options.guarantee, node);
   await transport.ensureTopics(pipeline.topics);
   const producer = await transport.producer();
   const members: StageMember[] = [];

@@ -73,6 +73,12 @@ export interface StageOutcome {
 export interface RecordHandlerOptions {
   /** The producer outputs, retries and dead letters are sent with. */
   readonly producer: Producer;
+  /**
+   * The producer a record's sends (outputs, retry copy, dead letter, state entry) go to instead
+   * of `producer`: its task's transaction in the exactly-once mode.
+   * @default every record's sends go to `producer`
+   */
+  readonly producerFor?: (record: ConsumedRecord) => Producer;
   /** The consumer group, for telemetry. */
   readonly group: string;
   /**
@@ -154,11 +160,15 @@ export function createRecordHandler(
   const pendingKeys = new Map<string, Promise<void>>();
 
   /** Queues a record on the producer in a `send` span; resolves once it is acknowledged. */
-  function send(record: OutgoingRecord, key: string | undefined): Promise<void> {
+  function send(
+    via: Producer,
+    record: OutgoingRecord,
+    key: string | undefined,
+  ): Promise<void> {
     const headers = { ...record.headers };
     // Called, not awaited: the span starts and the trace context is injected right now.
     return telemetry.traceSend(record.topic, headers, { key, stage: stage.name }, async () => {
-      await producer.send([{ ...record, headers }]);
+      await via.send([{ ...record, headers }]);
       telemetry.metrics.sent(record.topic);
     });
   }
@@ -174,12 +184,13 @@ export function createRecordHandler(
     record: ConsumedRecord,
     context: RecordContext,
   ): Promise<RecordAck> {
+    const out = options.producerFor?.(record) ?? producer;
     /** The changelog write of the record's key's new entry, if it has one, as a send. */
     const stateSends = (entry: StateEntry | null | undefined): Promise<void>[] =>
       entry === undefined || state === undefined || keyText === undefined
         ? []
         // Not traced as a `send` span: a state write is bookkeeping, not a message.
-        : [producer.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
+        : [out.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
       // Capped at now plus the tier's delay: a forged or skewed due time must not hold the
@@ -262,7 +273,7 @@ export function createRecordHandler(
           },
         });
         telemetry.recordError(error);
-        await durable([...stateSends(entry), send(dead, keyText)]);
+        await durable([...stateSends(entry), send(out, dead, keyText)]);
         if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
@@ -282,7 +293,7 @@ export function createRecordHandler(
 
       /** Queues a copy of the record to retry tier `target` (1-based); resolves once durable. */
       const forward = (target: number, attempts: number, extra: RecordHeaders) =>
-        send({
+        send(out, {
           topic: node.retryTopics[target - 1],
           // Same partition number: partition p of the input and of every tier is one task,
           // owned by one member with partition p's state.
@@ -522,7 +533,7 @@ export function createRecordHandler(
           await durable([
             ...stateSends(after),
             ...encoded.map((output) =>
-              send(output, typeof output.key === "string" ? output.key : undefined)
+              send(out, output, typeof output.key === "string" ? output.key : undefined)
             ),
           ]);
           if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);

@@ -31,6 +31,7 @@
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import type { Pipeline } from "./definition.ts";
+import type { ProcessingGuarantee } from "./guarantee.ts";
 import { errorMessage, PipelineError } from "./errors.ts";
 import { Readiness, watchBroker } from "./health.ts";
 import type { MemberState } from "./health.ts";
@@ -101,6 +102,11 @@ export interface ServiceOptions {
    * @default `KAFKA_CLIENT` from `env`, else "kafkajs"
    */
   readonly kafkaClient?: KafkaClientName;
+  /**
+   * The processing guarantee of every member, here and in the workers.
+   * @default "at_least_once"
+   */
+  readonly guarantee?: ProcessingGuarantee;
   /**
    * The transport of this process (tests); when given, stages run in this process on it.
    * @default kafka on `brokers`, else a new embedded transport
@@ -312,6 +318,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     } else if (inProcess) {
       running = await startPipeline(pipeline, {
         transport,
+        guarantee: options.guarantee,
         clock,
         instrumentation,
         members: typeof options.workers === "number"
@@ -336,6 +343,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       supervisor = await startSupervisor({
         pipeline: options.pipeline,
         transport: { kind: "kafka", brokers: brokers!, options: { client: kafkaClient } },
+        guarantee: options.guarantee,
         stages: stageWorkers(pipeline, options.workers),
         telemetry: {
           serviceName: options.workerServiceName ?? serviceName,

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { processingGuarantee } from "../pipeline/guarantee.ts";
+import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { helpText, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
 import type { Clock } from "../pipeline/clock.ts";
@@ -15,10 +17,11 @@ import { startService } from "../pipeline/service.ts";
 import type { RunningService } from "../pipeline/service.ts";
 import { healthEndpoint } from "../pipeline/service_config.ts";
 import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
+import { PROCESS_PAYMENT } from "./process_payment.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import type { CommandIo } from "../pipeline/command.ts";
-import { ORDERS_CONFIG } from "./config.ts";
+import { ORDERS_CONFIG, retryPreset } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { freshSeed, publishOrders } from "./_order_source.ts";
 import {
@@ -90,6 +93,13 @@ export function parseOrdersConfig(
     io.stdout(helpText(ORDERS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
     return undefined;
   }
+  // Refused here, before a topic, a gateway or a worker is started.
+  processingGuarantee(parsed.values.guarantee, {
+    stage: { name: PROCESS_PAYMENT },
+    retryTopics: retryPreset(parsed.values.retry).tiers.map((_, i) =>
+      `${parsed.values.ordersTopic}.retry.${i + 1}`
+    ),
+  });
   return parsed.values;
 }
 
@@ -139,6 +149,7 @@ export async function runOrdersApp(
       serviceVersion: SERVICE_VERSION,
       env,
       health: healthEndpoint(config),
+      guarantee: config.guarantee as ProcessingGuarantee,
       parenting: config.traceParenting as ParentingMode,
       logLevel: config.logLevel as LogLevel,
       clock,

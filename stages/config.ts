@@ -8,6 +8,7 @@
 import { setting } from "../pipeline/config.ts";
 import { HEALTH_CONFIG } from "../pipeline/service_config.ts";
 import { DEFAULT_KAFKA_CLIENT, KAFKA_CLIENTS } from "../pipeline/transport/kafka_client.ts";
+import { GUARANTEE_CONFIG } from "../pipeline/guarantee.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../pipeline/retry.ts";
 import type { RetryPolicy } from "../pipeline/retry.ts";
 
@@ -153,6 +154,7 @@ export const ORDERS_CONFIG = {
     description:
       "How long the payment stage remembers an order's outcome (its state entry), in ms: a redelivery within it is skipped as a duplicate; memory holds the order ids of this window",
   }),
+  ...GUARANTEE_CONFIG,
   maxOrders: setting({
     type: "integer",
     env: "MAX_ORDERS",
@@ -256,6 +258,7 @@ export const PAYMENTS_CONFIG = {
   gatewayLatencyMs: C.gatewayLatencyMs,
   retry: C.retry,
   stateRetentionMs: C.stateRetentionMs,
+  guarantee: C.guarantee,
   seed: C.seed,
   traceParenting: C.traceParenting,
   logLevel: C.logLevel,

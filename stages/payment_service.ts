@@ -17,7 +17,10 @@ import { healthEndpoint } from "../pipeline/service_config.ts";
 import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
 import type { CommandIo } from "../pipeline/command.ts";
 import { runCommand } from "../pipeline/command.ts";
-import { PAYMENTS_CONFIG } from "./config.ts";
+import { PAYMENTS_CONFIG, retryPreset } from "./config.ts";
+import { PROCESS_PAYMENT } from "./process_payment.ts";
+import { processingGuarantee } from "../pipeline/guarantee.ts";
+import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { freshSeed } from "./_order_source.ts";
 import {
@@ -94,6 +97,7 @@ export async function runPaymentService(
         ),
       brokers: config.brokers,
       kafkaClient: config.kafkaClient as KafkaClientName,
+      guarantee: config.guarantee as ProcessingGuarantee,
       workers,
       serviceName: SERVICE.PAYMENT,
       serviceVersion: SERVICE_VERSION,
@@ -151,6 +155,13 @@ export async function main(
       io.stdout(helpText(PAYMENTS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
+    // Refused here, before a topic, a gateway or a worker is started.
+    processingGuarantee(parsed.values.guarantee, {
+      stage: { name: PROCESS_PAYMENT },
+      retryTopics: retryPreset(parsed.values.retry).tiers.map((_, i) =>
+        `${parsed.values.ordersTopic}.retry.${i + 1}`
+      ),
+    });
     config = parsed.values;
   } catch (error) {
     io.stderr(`error: ${errorMessage(error)}`);

@@ -5,6 +5,7 @@
  * @module
  */
 import type { BrokerTransportOptions } from "../transport/broker.ts";
+import type { ProcessingGuarantee } from "../guarantee.ts";
 import type { OutcomeKind } from "../runner.ts";
 import type { MemberState } from "../health.ts";
 import type { MetricFamily } from "../telemetry/prometheus.ts";
@@ -83,6 +84,8 @@ export interface StartMessage {
   readonly flushAt: number;
   /** Telemetry of the worker; omitted, the worker records nothing. */
   readonly telemetry?: WorkerTelemetrySpec;
+  /** The processing guarantee of the worker's member; omitted, `at_least_once`. */
+  readonly guarantee?: ProcessingGuarantee;
 }
 
 /** How a worker sets up its own telemetry (each worker exports its own, from `OTEL_*`). */

@@ -119,6 +119,7 @@ async function start(message: StartMessage): Promise<void> {
         scope.close();
       }
     },
+    guarantee: message.guarantee,
   });
   post({ type: "started" });
 }

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import type { ProcessingGuarantee } from "../guarantee.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import type { Pipeline } from "../definition.ts";
@@ -84,6 +85,11 @@ export interface SupervisorSpec {
    * @default no telemetry in workers
    */
   readonly telemetry?: WorkerTelemetrySpec;
+  /**
+   * The processing guarantee every worker's member runs with (`PROCESSING_GUARANTEE`).
+   * @default "at_least_once"
+   */
+  readonly guarantee?: ProcessingGuarantee;
 }
 
 /** A worker crashed, failed to start, or could not be drained. */
@@ -435,6 +441,7 @@ export async function startSupervisor(
       flushEveryMs,
       flushAt,
       telemetry: spec.telemetry,
+      guarantee: spec.guarantee,
     };
     worker.postMessage(start);
   }

@@ -246,6 +246,13 @@ export interface ConsumerOptions {
    * @default "read_committed"
    */
   readonly isolation?: IsolationLevel;
+  /**
+   * Whether the member commits the offsets of completed records itself. `false` when something
+   * else commits them (the exactly-once mode sends them with its transactions): the member then
+   * only tracks its position, and a new member starts from what was committed.
+   * @default true
+   */
+  readonly commitOffsets?: boolean;
 }
 
 /** A partition of a topic. */
@@ -461,8 +468,8 @@ export interface Transport {
   /**
    * Reads partitions of a topic without a consumer group, from their log start to their end
    * offsets at the time of the call, calling `each` for every record in offset order per
-   * partition; resolves once every partition was read to that end. For restoring state from a
-   * changelog topic.
+   * partition; resolves once every partition was read to that end. Reads as `read_committed`:
+   * records of aborted transactions are skipped. For restoring state from a changelog topic.
    */
   readPartitions(
     topic: string,

@@ -139,13 +139,18 @@ async function runKcat(
   return decoder.decode(output.stdout);
 }
 
-/** Every record of `topic` from the beginning to its current end, read by kcat. */
+/**
+ * Every record of `topic` from the beginning to its current end, read by kcat (librdkafka's
+ * default isolation, `read_committed`, unless `options.isolation` says otherwise).
+ */
 export async function readTopic(
   kcat: string,
   brokers: string,
   topic: string,
+  options: { readonly isolation?: "read_committed" | "read_uncommitted" } = {},
 ): Promise<KcatRecord[]> {
   const text = await runKcat(kcat, [
+    ...(options.isolation === undefined ? [] : ["-X", `isolation.level=${options.isolation}`]),
     "-C",
     "-b",
     brokers,

@@ -115,3 +115,29 @@ Deno.test(
     assert.match(err.at(-1)!, /^gateway ledger: 1010 charge\(s\) for /);
   },
 );
+
+Deno.test("main() refuses PROCESSING_GUARANTEE=exactly_once with retry tiers before it starts anything", async () => {
+  for (
+    const [args, env] of [
+      [["--guarantee", "exactly_once", "--retry", "tiered", "--max-orders", "1"], {}],
+      [["--max-orders", "1"], { PROCESSING_GUARANTEE: "exactly_once", RETRY_POLICY: "tiered" }],
+    ] as const
+  ) {
+    const { out, err, io } = capture();
+    assert.equal(await main([...args], { ...env }, io), 2);
+    assert.deepEqual(out, []);
+    assert.equal(err.length, 1, err.join("\n"));
+    assert.match(
+      err[0],
+      /^error: Cannot run stage "process-payment" with 'PROCESSING_GUARANTEE' "exactly_once" as it has retry tiers \(orders\.retry\.1, orders\.retry\.2\)/,
+    );
+  }
+});
+
+Deno.test("main() names the choices of an unknown PROCESSING_GUARANTEE", async () => {
+  const { err, io } = capture();
+  assert.equal(await main([], { PROCESSING_GUARANTEE: "at_most_once" }, io), 2);
+  assert.deepEqual(err, [
+    `error: Cannot use PROCESSING_GUARANTEE as it must be one of "at_least_once", "exactly_once": current value is "at_most_once"`,
+  ]);
+});

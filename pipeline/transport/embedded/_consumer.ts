@@ -28,6 +28,7 @@ export interface EmbeddedConsumerOptions {
   readonly partitionConcurrency: number;
   readonly maxPendingPerPartition: number;
   readonly isolation: IsolationLevel;
+  readonly commitOffsets: boolean;
   readonly retryBackoffMs: number;
   readonly rebalanceListener?: RebalanceListener;
   readonly onError: (event: HandlerErrorEvent) => void;
@@ -176,6 +177,7 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           maxPending: this.#options.maxPendingPerPartition,
           ready: ready.get(key),
           isolation: this.#options.isolation,
+          commitOffsets: this.#options.commitOffsets,
           onError: this.#options.onError,
         }),
       );

@@ -51,6 +51,8 @@ export interface PartitionReaderOptions {
   readonly ready?: Promise<void>;
   /** Which records of transactions the reader is given. */
   readonly isolation: IsolationLevel;
+  /** Whether the reader commits completed offsets to its group. */
+  readonly commitOffsets: boolean;
   readonly onError: (event: HandlerErrorEvent) => void;
 }
 
@@ -109,7 +111,7 @@ export class PartitionReader {
     const checkpointer = new PartitionCheckpointer({
       unsettled,
       onAdvance(next) {
-        group.commit(log.topic, log.partition, next);
+        if (options.commitOffsets) group.commit(log.topic, log.partition, next);
         if (failedAt !== undefined && next > failedAt) failedAt = undefined;
       },
       onRewind(from, _failed, error) {

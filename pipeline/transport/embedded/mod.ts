@@ -272,6 +272,7 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
         maxPendingPerPartition: consumerOptions.maxPendingPerPartition ??
           DEFAULT_MAX_PENDING_PER_PARTITION,
         isolation: consumerOptions.isolation ?? DEFAULT_ISOLATION,
+        commitOffsets: consumerOptions.commitOffsets ?? true,
         retryBackoffMs,
         rebalanceListener: consumerOptions.rebalanceListener,
         onError: reportError,
@@ -311,10 +312,16 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
               { topic, partition },
             );
           }
-          const end = partitionLog.endOffset;
-          for (let offset = 0; offset < end; offset++) {
+          // What a read_committed reader is given now: no control record, no aborted record,
+          // nothing of a transaction still open.
+          const end = partitionLog.stableOffset;
+          for (
+            let record = partitionLog.readVisible(0, "read_committed");
+            record !== undefined && record.offset < end;
+            record = partitionLog.readVisible(record.offset + 1, "read_committed")
+          ) {
             signal?.throwIfAborted();
-            each(partitionLog.read(offset)!);
+            each(record);
           }
         }
         return Promise.resolve();

@@ -404,7 +404,8 @@ export async function openConsumer(
         checkpointer: new PartitionCheckpointer({
           unsettled,
           onAdvance(next, count) {
-            // The next commit carries it.
+            // The next commit carries it, unless something else commits.
+            if (options.commitOffsets === false) return;
             completed.set(key, { topic, partition, offset: next });
             sinceCommit += count;
             if (sinceCommit >= settings.commitThreshold) commitInBackground();

@@ -3,7 +3,8 @@
  * restoring state from a changelog needs. kafkajs has no group-less consumer, so the reader is
  * a consumer in a group of its own (`<clientId>.restore.<uuid>`) that never commits; it takes
  * every partition of the topic and keeps only the records of the partitions asked for, up to
- * their end offsets at the time of the call.
+ * their end offsets at the time of the call. It reads `read_committed` (kafkajs' default):
+ * records of aborted transactions are skipped.
  *
  * @module
  */
@@ -74,6 +75,20 @@ export async function readPartitions(
   const onAbort = () => fail(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
   consumer.on(consumer.events.CRASH, (event) => fail(event.payload.error));
+  /** Done with a partition once a batch reached its end offset. */
+  const reached = (partition: number, lastOffset: number) => {
+    const end = ends.get(partition);
+    if (end === undefined || lastOffset + 1 < end) return;
+    ends.delete(partition);
+    if (ends.size === 0) finish();
+  };
+  // A batch of nothing but aborted records and control records (a transaction's end) is never
+  // handed to eachBatch; kafkajs only reports it, with its last offset, as a batch processed.
+  consumer.on(consumer.events.END_BATCH_PROCESS, (event) => {
+    if (event.payload.topic === topic) {
+      reached(event.payload.partition, Number(event.payload.lastOffset));
+    }
+  });
   try {
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
@@ -89,10 +104,7 @@ export async function readPartitions(
           each(toRecord(topic, batch.partition, message));
         }
         // An empty batch's last offset is the high watermark - 1: compacted tails count too.
-        if (Number(batch.lastOffset()) + 1 >= end) {
-          ends.delete(batch.partition);
-          if (ends.size === 0) finish();
-        }
+        reached(batch.partition, Number(batch.lastOffset()));
       },
     });
     await finished;

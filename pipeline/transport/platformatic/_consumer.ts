@@ -254,6 +254,8 @@ export function openConsumer(
       if (!book.hasCompleted) return;
       const current = book;
       const snapshot = current.snapshot();
+      // In the exactly-once mode the offsets are committed with the stage's transactions.
+      if (options.commitOffsets === false) return current.committed(snapshot);
       await client.commit({
         offsets: snapshot.map(({ topic, partition, offset }) => ({
           topic,

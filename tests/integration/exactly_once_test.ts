@@ -1,0 +1,104 @@
+/**
+ * The exactly-once mode on Apache Kafka: a payment member fenced in the middle of its open
+ * transactions (its tasks' transactional ids opened by another producer, as a new owner does)
+ * and then stopped; a new member takes over. kcat, reading `read_committed`, is the witness:
+ * one PaymentProcessed per paid order, every order settled once, and the state changelog agrees.
+ */
+import assert from "node:assert/strict";
+import { startPipeline, waitUntilDrained } from "../../pipeline/run.ts";
+import { createPublisher } from "../../pipeline/publisher.ts";
+import { taskTransactionalId } from "../../pipeline/_task_transactions.ts";
+import { createOrderGenerator } from "../../stages/generate_order.ts";
+import { createOrdersPipeline, PUBLISH_ORDER } from "../../stages/orders_pipeline.ts";
+import { createPaymentGateway } from "../../stages/payment_gateway.ts";
+import { retryPolicy } from "../../pipeline/retry.ts";
+import { integrationTest, readTopic, uniqueNames, waitFor } from "./_integration.ts";
+import { granted } from "../_permissions.ts";
+import { loadKafkaTransport } from "../_broker.ts";
+
+/** The Kafka transport, loaded only where env access is granted (kafkajs reads env on load). */
+const kafka = granted("env") ? await loadKafkaTransport() : undefined;
+
+await integrationTest(
+  "exactly_once on Kafka: a member fenced mid-transaction leaves nothing read_committed; one PaymentProcessed per paid order",
+  async (brokers, kcat) => {
+    const names = uniqueNames("eos");
+    const pipeline = createOrdersPipeline({
+      gateway: createPaymentGateway({ failureRate: 0.2, seed: 5 }),
+      ordersTopic: names.orders,
+      paymentsTopic: names.payments,
+      dlqTopic: names.dlq,
+      groupId: names.group,
+      partitions: 3,
+      retry: retryPolicy({ initialDelayMs: 5, maxDelayMs: 20, attempts: 4, tiers: [] }),
+    });
+    const changelog = pipeline.stages[0].changelog!;
+    const orders = createOrderGenerator({ seed: 23 });
+    const batch = Array.from({ length: 60 }, () => orders());
+    const transport = kafka!.createKafkaTransport(brokers, { clientId: "exactly-once-test" });
+    try {
+      // The first member holds its transactions open (a long linger, a large count bound).
+      const zombie = await startPipeline(pipeline, {
+        transport,
+        guarantee: "exactly_once",
+        transactionLingerMs: 600_000,
+        transactionMaxRecords: 100_000,
+      });
+      const publisher = createPublisher(pipeline, PUBLISH_ORDER, { producer: zombie.producer });
+      await publisher.publish(batch.slice(0, 30));
+      await waitFor(
+        "the first member's outputs written in its open transactions",
+        async () =>
+          (await readTopic(kcat, brokers, names.payments, { isolation: "read_uncommitted" }))
+            .length >= 5,
+        60_000,
+      );
+      assert.equal(
+        (await readTopic(kcat, brokers, names.payments, { isolation: "read_committed" })).length,
+        0,
+        "nothing committed while its transactions are open",
+      );
+      // A new owner opens each task's transactional id: the first member is fenced.
+      for (let p = 0; p < 3; p++) {
+        const owner = await transport.transactionalProducer({
+          transactionalId: taskTransactionalId(names.group, names.orders, p),
+        });
+        await owner.close();
+      }
+      // Its outcomes in flight fail with the fencing; it commits nothing on the way out.
+      await zombie.stop().catch(() => undefined);
+
+      const next = await startPipeline(pipeline, { transport, guarantee: "exactly_once" });
+      try {
+        const publisher2 = createPublisher(pipeline, PUBLISH_ORDER, { producer: next.producer });
+        await publisher2.publish(batch.slice(30));
+        await waitUntilDrained(pipeline, transport, { timeoutMs: 120_000 });
+      } finally {
+        await next.stop();
+      }
+      const committed = { isolation: "read_committed" } as const;
+      const paid = (await readTopic(kcat, brokers, names.payments, committed)).map((r) => r.key!);
+      const dead = (await readTopic(kcat, brokers, names.dlq, committed)).map((r) => r.key!);
+      const uncommitted = await readTopic(kcat, brokers, names.payments, {
+        isolation: "read_uncommitted",
+      });
+      assert.ok(uncommitted.length > paid.length, "the fenced member's outputs were aborted");
+      assert.equal(new Set(paid).size, paid.length, "one PaymentProcessed per paid order");
+      assert.deepEqual(
+        [...new Set([...paid, ...dead])].sort(),
+        batch.map((o) => o.order_id).sort(),
+        "every order settled, once",
+      );
+      assert.equal(paid.length + dead.length, batch.length);
+      const entries = new Map<string, string>();
+      for (const record of await readTopic(kcat, brokers, changelog, committed)) {
+        if (record.payload === null) entries.delete(record.key!);
+        else entries.set(record.key!, (JSON.parse(record.payload) as { outcome: string }).outcome);
+      }
+      const outputs = [...entries].filter(([, outcome]) => outcome === "output").map(([k]) => k);
+      assert.deepEqual(outputs.sort(), [...paid].sort(), "the changelog agrees");
+    } finally {
+      await transport.close();
+    }
+  },
+);
