@@ -204,7 +204,9 @@ export async function startStageMember(
       async assigned(partitions, signal) {
         // The task's producer first: opening it fences the previous owner, whose open
         // transaction (changelog entries included) is aborted before the restore reads.
-        await tasks?.assign(partitions.map((p) => p.partition));
+        // Without tasks the restore starts synchronously, before the consumer reports the
+        // assignment, so the member goes from assigning straight to restoring.
+        if (tasks !== undefined) await tasks.assign(partitions.map((p) => p.partition));
         await state?.listener.assigned(partitions, signal);
       },
       revoked(partitions) {
