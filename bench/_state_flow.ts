@@ -26,6 +26,13 @@ export interface StateFlowOptions {
   readonly sampleEvery: number;
   /** Deadline of each phase (writing, flowing, restoring), in ms. */
   readonly phaseTimeoutMs: number;
+  /**
+   * When set, the changelog is created beforehand with this `segment.ms`, with
+   * `min.cleanable.dirty.ratio` 0.01 and `delete.retention.ms` 1000, so that the broker compacts
+   * it during the run (with the broker's defaults every record stays in the 1 GiB active
+   * segment, which is never compacted).
+   */
+  readonly changelogSegmentMs?: number;
 }
 
 /** One RSS sample, after a forced full collection when `gc` is exposed. */
@@ -49,6 +56,7 @@ export interface FlowRestore {
 export interface StateFlowResult {
   readonly orders: number;
   readonly retentionMs: number;
+  readonly changelogSegmentMs: number | null;
   readonly writeMs: number;
   readonly flowMs: number;
   readonly recordsPerSecond: number;
@@ -107,6 +115,19 @@ export async function runStateFlow(
     concurrency: 1,
     stateRetentionMs: retentionMs,
   });
+  if (options.changelogSegmentMs !== undefined) {
+    await transport.ensureTopics(
+      pipeline.topics.filter((t) => t.changelog).map((t) => ({
+        ...t,
+        config: {
+          ...t.config,
+          "segment.ms": String(options.changelogSegmentMs),
+          "min.cleanable.dirty.ratio": "0.01",
+          "delete.retention.ms": "1000",
+        },
+      })),
+    );
+  }
   await transport.ensureTopics(pipeline.topics);
   const log = (line: string) => console.error(`state flow ${suffix}: ${line}`);
 
@@ -185,6 +206,7 @@ export async function runStateFlow(
   return {
     orders,
     retentionMs,
+    changelogSegmentMs: options.changelogSegmentMs ?? null,
     writeMs,
     flowMs,
     recordsPerSecond: Math.round(orders / (flowMs / 1000)),

@@ -16,7 +16,8 @@
  * state retention of `--retention-ms` (default 30 000), sampling RSS every `--sample-every`
  * outcomes (default 10 000), then a second member restores the state. It runs twice: first over
  * `--short-history` orders (default 10 000), then over `--orders`, so that the two restores
- * compare. Each phase is bounded by `--phase-timeout-ms` (default 1 800 000). Progress on stderr;
+ * compare. `--changelog-segment-ms N` creates the changelogs beforehand with that `segment.ms`
+ * (and a low dirty ratio), so that the broker compacts them during the run. Each phase is bounded by `--phase-timeout-ms` (default 1 800 000). Progress on stderr;
  * the result on stdout and in `bench/results/state-flow-<time>.json`.
  *
  * @module
@@ -130,6 +131,7 @@ async function flow(args: readonly string[]): Promise<void> {
       "retention-ms": { type: "string" },
       "sample-every": { type: "string" },
       "phase-timeout-ms": { type: "string" },
+      "changelog-segment-ms": { type: "string" },
     },
   });
   const brokers = Deno.env.get("KAFKA_BROKERS");
@@ -138,6 +140,9 @@ async function flow(args: readonly string[]): Promise<void> {
     retentionMs: integerFlag(values, "retention-ms", 30_000, 7 * 24 * 3600 * 1000),
     sampleEvery: integerFlag(values, "sample-every", 10_000, 1_000_000),
     phaseTimeoutMs: integerFlag(values, "phase-timeout-ms", 1_800_000, 7_200_000),
+    changelogSegmentMs: values["changelog-segment-ms"] === undefined
+      ? undefined
+      : integerFlag(values, "changelog-segment-ms", 0, 7 * 24 * 3600 * 1000),
   };
   const orders = integerFlag(values, "orders", 500_000, 2_000_000);
   const short = integerFlag(values, "short-history", 10_000, 2_000_000);
