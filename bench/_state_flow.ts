@@ -7,6 +7,7 @@
  *
  * @module
  */
+import v8 from "node:v8";
 import { startPipeline } from "../pipeline/run.ts";
 import type { RestoreEvent } from "../pipeline/state_store.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
@@ -33,6 +34,8 @@ export interface StateFlowOptions {
    * segment, which is never compacted).
    */
   readonly changelogSegmentMs?: number;
+  /** When set, V8 heap snapshots are written there at 20 % and 100 % of the orders. */
+  readonly heapSnapshotDir?: string;
 }
 
 /** One RSS sample, after a forced full collection when `gc` is exposed. */
@@ -165,6 +168,14 @@ export async function runStateFlow(
         stateKeys: keysHeld(),
       };
       samples.push(sample);
+      const snapshots = options.heapSnapshotDir;
+      if (snapshots !== undefined && (handled === orders || handled === orders / 5)) {
+        log(
+          `heap snapshot ${
+            v8.writeHeapSnapshot(`${snapshots}/flow-${suffix}-${handled}.heapsnapshot`)
+          }`,
+        );
+      }
       log(
         `${handled}/${orders} at ${sample.seconds} s: rss ${sample.rssMiB} MiB, heap ` +
           `${sample.heapUsedMiB} MiB, ${sample.stateKeys} keys held`,
