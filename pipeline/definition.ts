@@ -463,6 +463,9 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
         changelog: true,
         config: {
           "cleanup.policy": "compact",
+          // Compaction never touches the active segment: rolling it about once a retention lets
+          // the broker drop expired keys, so a restore reads the live keys, not the history.
+          "segment.ms": String(changelogSegmentMs(node.stateRetentionMs)),
           ...(minInsync === undefined ? {} : { "min.insync.replicas": minInsync }),
         },
       };
@@ -514,4 +517,15 @@ export function isPipeline(value: unknown): value is Pipeline {
 /** @internal Exposed for describe(): the DLQ envelope schema as JSON Schema. */
 export function deadLetterJsonSchema(): Record<string, unknown> {
   return jsonSchemaOf(DeadLetterEnvelopeSchema);
+}
+
+/** The shortest and longest `segment.ms` of a changelog topic. */
+const CHANGELOG_SEGMENT_MS = { min: 10 * 60_000, max: 24 * 3600_000 } as const;
+
+/**
+ * The `segment.ms` of a stage's changelog topic: its state retention, kept between ten minutes
+ * (fewer, larger segments) and a day (compaction at least daily).
+ */
+export function changelogSegmentMs(stateRetentionMs: number): number {
+  return Math.min(CHANGELOG_SEGMENT_MS.max, Math.max(CHANGELOG_SEGMENT_MS.min, stateRetentionMs));
 }

@@ -13,7 +13,7 @@ import { errorMessage, PipelineError } from "./errors.ts";
 import { getLogger } from "./log.ts";
 import { processingGuarantee } from "./guarantee.ts";
 import type { ProcessingGuarantee } from "./guarantee.ts";
-import { createStageState } from "./state_store.ts";
+import { createStageState, writeTombstones } from "./state_store.ts";
 import type { RestoreEvent, StageState } from "./state_store.ts";
 import type { Instrumentation } from "./instrumentation.ts";
 import type { Random } from "./random.ts";
@@ -269,16 +269,20 @@ export async function startStageMember(
     throw error;
   }
   // Expired entries leave memory and get tombstones in the changelog (compaction drops them).
+  // One expiry writes at a time, a bounded batch per send: the next waits until it is done.
+  let expiring = false;
   const expiry = state === undefined ? undefined : setInterval(function expireState() {
+    if (expiring) return;
     const tombstones = state.expire();
     if (tombstones.length === 0) return;
-    producer.send(tombstones).catch((error: unknown) => {
+    expiring = true;
+    writeTombstones(producer, tombstones).catch((error: unknown) => {
       // Harmless: the entries are gone from memory, and a restore drops them again.
       log.warn("Cannot write {count} state tombstones: {error_reason}", {
         count: tombstones.length,
         error_reason: errorMessage(error),
       });
-    });
+    }).finally(() => expiring = false);
   }, EXPIRY_EVERY_MS);
   let closed: Promise<void> | undefined;
   async function closeMember(): Promise<void> {

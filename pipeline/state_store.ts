@@ -22,6 +22,7 @@ import { PipelineError } from "./errors.ts";
 import type {
   ConsumedRecord,
   OutgoingRecord,
+  Producer,
   RebalanceListener,
   TopicPartition,
   Transport,
@@ -315,4 +316,28 @@ export function createStageState(transport: Transport, options: StageStateOption
       return [...stores.keys()].sort((a, b) => a - b);
     },
   };
+}
+
+/** How many tombstones one send carries at most: see {@linkcode writeTombstones}. */
+export const TOMBSTONES_PER_SEND = 500;
+
+/**
+ * Writes expired entries' tombstones to the changelog a bounded batch at a time, each batch
+ * after the last is acknowledged. One send of every tombstone at once (tens of thousands after
+ * a long run or a restore) outgrows the broker's request limit and holds the member's outputs
+ * behind it.
+ *
+ * @example
+ * ```ts ignore
+ * await writeTombstones(producer, state.expire());
+ * ```
+ */
+export async function writeTombstones(
+  producer: Pick<Producer, "send">,
+  tombstones: readonly OutgoingRecord[],
+  perSend: number = TOMBSTONES_PER_SEND,
+): Promise<void> {
+  for (let i = 0; i < tombstones.length; i += perSend) {
+    await producer.send(tombstones.slice(i, i + perSend));
+  }
 }

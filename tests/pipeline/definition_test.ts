@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { definePipeline } from "../../pipeline/definition.ts";
+import { changelogSegmentMs, definePipeline } from "../../pipeline/definition.ts";
 import type { PipelineSpec } from "../../pipeline/definition.ts";
 import { DefinitionError } from "../../pipeline/errors.ts";
 import { REFERENCE_RETRY, retryPolicy } from "../../pipeline/retry.ts";
@@ -450,4 +450,20 @@ Deno.test("definePipeline() bounds dead letters by the DLQ topic's declared max.
       error instanceof DefinitionError && error.field === "deadLetter" &&
       /'max.message.bytes' of dead-letter topic "in.dlq" must be an integer/.test(error.message),
   );
+});
+
+Deno.test("definePipeline() rolls a changelog's segments about once a state retention, within ten minutes and a day", () => {
+  const segmentMs = (stateRetentionMs?: number) => {
+    const pipeline = definePipeline(numbersSpec({
+      stage: doubleStage(undefined, { key: ({ n }) => String(n) }),
+      ...(stateRetentionMs === undefined ? {} : { stateRetentionMs }),
+    }));
+    const changelog = pipeline.topics.find((t) => t.name === pipeline.stages[0].changelog);
+    assert.equal(changelog?.config?.["cleanup.policy"], "compact");
+    return changelog?.config?.["segment.ms"];
+  };
+  assert.equal(segmentMs(), String(24 * 3600_000), "the default 7 days: daily");
+  assert.equal(segmentMs(3600_000), String(3600_000));
+  assert.equal(segmentMs(30_000), String(10 * 60_000));
+  assert.equal(changelogSegmentMs(2 * 3600_000), 2 * 3600_000);
 });

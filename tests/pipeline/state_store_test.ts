@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createStageState } from "../../pipeline/state_store.ts";
+import { createStageState, writeTombstones } from "../../pipeline/state_store.ts";
 import type { RestoreEvent } from "../../pipeline/state_store.ts";
 import { FakeClock } from "../../pipeline/testing/fake_clock.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
@@ -71,4 +71,29 @@ Deno.test("createStageState() expires entries after the retention and writes tom
   assert.deepEqual(state.get(0, "b")?.outcome, "dead-lettered");
   assert.deepEqual(state.expire().map((r) => [r.key, r.value]), [["a", null]]);
   assert.equal(state.size, 1, "memory holds only the live key");
+});
+
+Deno.test("writeTombstones() writes a bounded batch per send, each after the last is acknowledged", async () => {
+  const { state } = await setup();
+  const tombstones = Array.from(
+    { length: 1250 },
+    (_, i) => state.changelogRecord(0, `k${i}`, null),
+  );
+  const sizes: number[] = [];
+  let inFlight = 0;
+  const producer = {
+    async send(records: readonly unknown[]) {
+      inFlight++;
+      assert.equal(inFlight, 1, "one send at a time");
+      sizes.push(records.length);
+      await Promise.resolve();
+      inFlight--;
+      return [];
+    },
+  };
+  await writeTombstones(producer, tombstones);
+  assert.deepEqual(sizes, [500, 500, 250]);
+  sizes.length = 0;
+  await writeTombstones(producer, tombstones.slice(0, 3), 2);
+  assert.deepEqual(sizes, [2, 1]);
 });
