@@ -10,9 +10,9 @@
  * `durable` resolved (and every earlier record is complete): at-least-once, nothing lost. If
  * the outcome cannot be made durable (the broker is gone), `durable` rejects and the record is
  * delivered again. A keyed stage's state entry (see `state_store.ts`) is sent to its changelog
- * with the outcome, and applied in memory, and `onOutcome` called, only once the outcome is
- * durable; a later record with the same key waits for an earlier one's
- * outcome still on its way before it looks the key up.
+ * only once the outcome is durable (with it, in the exactly-once mode's transaction), and
+ * applied in memory, and `onOutcome` called, once the entry is durable too; a later record with
+ * the same key waits for an earlier one's outcome still on its way before it looks the key up.
  *
  * @module
  */
@@ -152,6 +152,8 @@ export function createRecordHandler(
     throw new TypeError(`Stage "${stage.name}" is keyed but no state was given`);
   }
   const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
+  /** Whether a record's sends commit or abort as one (its task's transaction). */
+  const atomic = options.producerFor !== undefined;
 
   /**
    * Idempotency keys whose record is being handled here and whose outcome is not durable yet,
@@ -240,10 +242,25 @@ export function createRecordHandler(
         );
         onOutcome?.({ stage: stage.name, record, ...outcome });
       };
-      /** Hands the record over with these sends queued, and waits until they are durable. */
-      const durable = (sends: readonly Promise<void>[]) => {
+      /**
+       * Hands the record over with these sends queued, and waits until they are durable; then
+       * writes the key's new state `entry` (if any) and waits for it too. Outside a transaction
+       * the entry goes only after the outputs are acknowledged: the changelog and the outputs are
+       * different partitions, and a broker killed mid-request (or two flushes of a batching
+       * producer) can keep one and lose the other. An entry kept without its output would make
+       * every later delivery of the record a duplicate, with no outcome on the broker; an output
+       * kept without its entry is only an at-least-once duplicate. In a transaction (the
+       * exactly-once mode) both go together: they commit or abort as one.
+       */
+      const durable = async (sends: readonly Promise<void>[], entry?: StateEntry | null) => {
+        if (atomic) {
+          const all = [...stateSends(entry), ...sends];
+          handOver();
+          return await allDurable(all);
+        }
         handOver();
-        return allDurable(sends);
+        await allDurable(sends);
+        await allDurable(stateSends(entry));
       };
       /**
        * Dead-letters the record, bounded by its encoded size so the DLQ topic always takes it.
@@ -273,7 +290,7 @@ export function createRecordHandler(
           },
         });
         telemetry.recordError(error);
-        await durable([...stateSends(entry), send(out, dead, keyText)]);
+        await durable([send(out, dead, keyText)], entry);
         if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
@@ -428,11 +445,10 @@ export function createRecordHandler(
             : [...parked.queue, { offset: identity, tier: target }];
           const following: StateEntry = { ...parked, queue, at: clock.now() };
           await durable([
-            ...stateSends(following),
             forward(target, priorAttempts, {
               [HEADER.PARKED_BEHIND]: String(head?.offset ?? ""),
             }),
-          ]);
+          ], following);
           state!.set(record.partition, idempotencyKey!, following);
           log.info("Record follows an earlier record of key {key} into retry tier {tier}", {
             ...where,
@@ -449,7 +465,7 @@ export function createRecordHandler(
           // The head of a key's queue that is a duplicate leaves the queue.
           const after = nextEntry("duplicate");
           if (after !== undefined) {
-            await durable(stateSends(after));
+            await durable([], after);
             state!.set(record.partition, idempotencyKey!, after);
           }
           telemetry.metrics.duplicateSkipped(stage.name);
@@ -530,12 +546,12 @@ export function createRecordHandler(
         // it). The sends are queued now and acknowledged together with other records' sends.
         if (encoded !== undefined) {
           const after = nextEntry("output");
-          await durable([
-            ...stateSends(after),
-            ...encoded.map((output) =>
+          await durable(
+            encoded.map((output) =>
               send(out, output, typeof output.key === "string" ? output.key : undefined)
             ),
-          ]);
+            after,
+          );
           if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           finish({ kind: "output", attempts, retries, outputs: encoded.length });
           return;
@@ -547,14 +563,13 @@ export function createRecordHandler(
           const next = tier + 1;
           const after = nextEntry({ tier: next });
           await durable([
-            ...stateSends(after),
             forward(next, priorAttempts + attempts, {
               [HEADER.ERROR_TYPE]: errorType(lastError),
               [HEADER.ERROR_REASON]: lastError instanceof Error
                 ? lastError.message
                 : String(lastError),
             }),
-          ]);
+          ], after);
           if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
             ...where,

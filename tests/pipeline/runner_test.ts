@@ -465,9 +465,12 @@ function gatedProducer() {
     resolve: () => void;
     reject: (error: unknown) => void;
   }[] = [];
+  /** Changelog records sent, in order. */
+  const changelog: OutgoingRecord[] = [];
   const producer: Producer = {
     send(records) {
       if (records.every((r) => r.topic.endsWith("-changelog"))) {
+        changelog.push(...records);
         return Promise.resolve(
           records.map((r, i) => ({ topic: r.topic, partition: 0, offset: i })),
         );
@@ -483,7 +486,7 @@ function gatedProducer() {
     },
     close: () => Promise.resolve(),
   };
-  return { producer, sends };
+  return { producer, sends, changelog };
 }
 
 function numberRecord(n: number, offset: number): ConsumedRecord {
@@ -500,7 +503,7 @@ function numberRecord(n: number, offset: number): ConsumedRecord {
 
 /** A record handler over a gated producer, calling the stage directly (no transport). */
 async function directHandler(options: { idempotent?: boolean } = {}) {
-  const { producer, sends } = gatedProducer();
+  const { producer, sends, changelog } = gatedProducer();
   const handled: number[] = [];
   const stage = doubleStage(
     ({ n }) => {
@@ -533,6 +536,7 @@ async function directHandler(options: { idempotent?: boolean } = {}) {
   };
   return {
     sends,
+    changelog,
     handled,
     outcomes,
     known: (key: string) => state?.get(0, key)?.outcome,
@@ -599,6 +603,25 @@ Deno.test("runner: a rejected durable leaves the key unknown, so the next record
   await secondAck.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
   assert.equal(h.known("k1"), "output");
+});
+
+Deno.test("runner: a key's state entry goes to the changelog only once its output is durable", async () => {
+  // Outputs and the changelog are different partitions: a broker killed mid-request (or two
+  // batches of the batching producer) can keep the entry and lose the output. A member that
+  // restores the changelog then skips the redelivered record as a duplicate: no outcome.
+  const h = await directHandler({ idempotent: true });
+  const first = await h.handle(numberRecord(1, 0));
+  assert.equal(h.sends.length, 1, "the output send is queued");
+  assert.deepEqual(h.changelog, [], "no state entry while the output is not durable");
+  h.sends[0].reject(new Error("Injected failure: broker gone"));
+  await assert.rejects(first.durable);
+  assert.deepEqual(h.changelog, [], "no state entry for an output that failed");
+  const again = await h.handle(numberRecord(1, 0));
+  h.sends[1].resolve();
+  await again.durable;
+  assert.equal(h.changelog.length, 1, "the entry is written once the output is durable");
+  assert.equal(h.known("k1"), "output");
+  assert.deepEqual(h.handled, [1, 1]);
 });
 
 Deno.test("runner: a dead-lettered key is skipped when redelivered, handled again when replayed from the DLQ", async () => {
