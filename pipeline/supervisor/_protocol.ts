@@ -9,6 +9,7 @@ import type { ProcessingGuarantee } from "../guarantee.ts";
 import type { OutcomeKind } from "../runner.ts";
 import type { MemberState } from "../health.ts";
 import type { MetricFamily } from "../telemetry/prometheus.ts";
+import { PipelineError } from "../errors.ts";
 
 /** Where a worker finds the pipeline: a module that exports a factory. */
 export interface PipelineModuleSpec {
@@ -69,6 +70,12 @@ export interface WorkerError {
   readonly message: string;
   /** The stack, when there is one. */
   readonly stack?: string;
+  /**
+   * Whether the error said retrying may help (a framework error's `retriable`, e.g. a
+   * `BrokerUnavailableError`): the supervisor rides such crashes out for a bounded time.
+   * @default false
+   */
+  readonly retriable?: boolean;
 }
 
 /** Parent to worker: start the member. */
@@ -128,7 +135,12 @@ export type FromWorker =
 /** Turns any thrown value into a {@linkcode WorkerError}. */
 export function toWorkerError(error: unknown): WorkerError {
   if (error instanceof Error) {
-    return { name: error.name, message: error.message, stack: error.stack };
+    // Framework errors, and client library errors (kafkajs's carry the same flag), say
+    // whether retrying may help.
+    const retriable = error instanceof PipelineError
+      ? error.retriable
+      : (error as { retriable?: unknown }).retriable === true;
+    return { name: error.name, message: error.message, stack: error.stack, retriable };
   }
   return { name: "Error", message: String(error) };
 }

@@ -114,7 +114,13 @@ async function start(message: StartMessage): Promise<void> {
         // The client library stopped the consumer for good: the supervisor replaces the worker.
         post({
           type: "failed",
-          error: { name: "ConsumerStoppedError", message: `Consumer stopped: ${detail}` },
+          // Retriable: a consumer stopped by the client library (a broker outage outlasting
+          // its retries) is what a fresh worker recovers from, within the outage tolerance.
+          error: {
+            name: "ConsumerStoppedError",
+            message: `Consumer stopped: ${detail}`,
+            retriable: true,
+          },
         });
         scope.close();
       }

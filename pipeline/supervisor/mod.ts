@@ -37,6 +37,7 @@ import { createBrokerTransport } from "../transport/broker.ts";
 // Only the settings parser: the transport (and kafkajs, which reads the environment when it
 // loads) is imported where a Kafka run needs it.
 import { kafkaSecurityFromEnv } from "../transport/kafka/security.ts";
+import { toWorkerError } from "./_protocol.ts";
 import type {
   FromWorker,
   PipelineModuleSpec,
@@ -151,7 +152,8 @@ export type SupervisorEvent =
 export interface SupervisorOptions {
   /**
    * How crashed workers are restarted; fields left out keep their default.
-   * @default DEFAULT_RESTART_POLICY (500 ms doubling to 10 s; more than 5 crashes a minute gives up)
+   * @default DEFAULT_RESTART_POLICY (500 ms doubling to 10 s; more than 5 crashes a minute gives
+   *   up; retriable crashes, a broker outage, are ridden out for 2 minutes)
    */
   readonly restart?: Partial<RestartPolicy>;
   /**
@@ -387,6 +389,7 @@ export async function startSupervisor(
       switch (message.type) {
         case "started":
           if (slot.state === "starting") slot.state = "running";
+          slot.tracker.started();
           emit({
             type: "started",
             stage: slot.stage,
@@ -424,7 +427,7 @@ export async function startSupervisor(
         slot,
         worker,
         error instanceof Error
-          ? { name: error.name, message: error.message, stack: error.stack }
+          ? toWorkerError(error)
           : { name: "Error", message: event.message || "Uncaught error in worker" },
       );
     });
@@ -476,7 +479,11 @@ export async function startSupervisor(
       slot.drained = undefined;
       return;
     }
-    const decision: RestartDecision = slot.tracker.crashed(clock.now());
+    // Retriable crashes (broker unreachable) are ridden out for the outage tolerance.
+    const decision: RestartDecision = slot.tracker.crashed(
+      clock.now(),
+      reported.retriable === true,
+    );
     emit({ type: "crash", stage: slot.stage, worker: slot.id, error, restart: decision });
     if (decision === null) {
       slot.state = "gave-up";

@@ -2,6 +2,12 @@
  * The supervisor's one restart policy: exponential backoff between restarts of a crashed
  * worker, and a cap on crashes within a sliding window, past which the worker is given up.
  *
+ * Retriable crashes (a worker that cannot reach the broker: `BrokerUnavailableError`, a
+ * consumer the client library stopped) are not counted towards that cap: a broker outage
+ * would otherwise use it up in seconds. They back off the same way and are ridden out for
+ * `outageToleranceMs` since the first of them without a start in between; past that the
+ * worker is given up, so a broker that stays away still ends the process.
+ *
  * @module
  */
 import { ConfigError } from "../errors.ts";
@@ -18,15 +24,24 @@ export interface RestartPolicy {
   readonly maxRestarts: number;
   /** The sliding window crashes are counted in, in milliseconds. */
   readonly windowMs: number;
+  /**
+   * How long retriable crashes (broker unreachable) are restarted without a successful start
+   * in between, in milliseconds, before the worker is given up.
+   */
+  readonly outageToleranceMs: number;
 }
 
-/** The default: 0.5 s, doubling, at most 10 s; more than 5 crashes a minute gives up. */
+/**
+ * The default: 0.5 s, doubling, at most 10 s; more than 5 crashes a minute gives up; a broker
+ * outage is ridden out for 2 minutes.
+ */
 export const DEFAULT_RESTART_POLICY: RestartPolicy = Object.freeze({
   initialDelayMs: 500,
   multiplier: 2,
   maxDelayMs: 10_000,
   maxRestarts: 5,
   windowMs: 60_000,
+  outageToleranceMs: 120_000,
 });
 
 /** What to do after a crash: restart after `delayMs` (the `attempt`-th restart), or give up. */
@@ -40,6 +55,7 @@ export function validateRestartPolicy(policy: RestartPolicy): void {
     ["maxDelayMs", policy.maxDelayMs, true],
     ["maxRestarts", policy.maxRestarts, true],
     ["windowMs", policy.windowMs, false],
+    ["outageToleranceMs", policy.outageToleranceMs, true],
   ];
   for (const [field, value, zeroOk] of fields) {
     const ok = Number.isFinite(value) && (zeroOk ? value >= 0 : value > 0) &&
@@ -63,10 +79,15 @@ export function validateRestartPolicy(policy: RestartPolicy): void {
  * const tracker = new RestartTracker(DEFAULT_RESTART_POLICY);
  * console.log(tracker.crashed(0)); // { attempt: 1, delayMs: 500 }
  * console.log(tracker.crashed(10)); // { attempt: 2, delayMs: 1000 }
+ * console.log(tracker.crashed(20, true)); // { attempt: 1, delayMs: 500 } (not counted)
  * ```
  */
 export class RestartTracker {
   #crashes: number[] = [];
+  /** When the current run of retriable crashes began, if one is under way. */
+  #outageSince: number | undefined;
+  /** Retriable crashes since `#outageSince`. */
+  #outageCrashes = 0;
   readonly #policy: RestartPolicy;
 
   /** Creates a tracker for one worker slot. */
@@ -74,15 +95,36 @@ export class RestartTracker {
     this.#policy = policy;
   }
 
-  /** Records a crash at `now` and decides: the restart to make, or `null` to give up. */
-  crashed(now: number): RestartDecision {
+  /**
+   * Records a crash at `now` and decides: the restart to make, or `null` to give up.
+   *
+   * @param retriable whether the crash said retrying may help (broker unreachable): not
+   *   counted towards `maxRestarts`, given up only after `outageToleranceMs` without a start
+   */
+  crashed(now: number, retriable = false): RestartDecision {
     const { windowMs, maxRestarts, initialDelayMs, multiplier, maxDelayMs } = this.#policy;
+    if (retriable) {
+      this.#outageSince ??= now;
+      this.#outageCrashes++;
+      if (now - this.#outageSince > this.#policy.outageToleranceMs) return null;
+      const attempt = this.#outageCrashes;
+      return {
+        attempt,
+        delayMs: Math.min(maxDelayMs, initialDelayMs * multiplier ** (attempt - 1)),
+      };
+    }
     this.#crashes = this.#crashes.filter((at) => now - at < windowMs);
     this.#crashes.push(now);
     const attempt = this.#crashes.length;
     if (attempt > maxRestarts) return null;
     const delayMs = Math.min(maxDelayMs, initialDelayMs * multiplier ** (attempt - 1));
     return { attempt, delayMs };
+  }
+
+  /** Records that the worker started: a run of retriable crashes is over. */
+  started(): void {
+    this.#outageSince = undefined;
+    this.#outageCrashes = 0;
   }
 
   /** Crashes within the window as of the last crash. */

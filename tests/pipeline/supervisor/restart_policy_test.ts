@@ -43,6 +43,7 @@ Deno.test("validateRestartPolicy() names the field out of range", () => {
       ["maxDelayMs", Number.NaN],
       ["maxRestarts", 1.5],
       ["windowMs", 0],
+      ["outageToleranceMs", -1],
     ] as const
   ) {
     assert.throws(
@@ -52,4 +53,35 @@ Deno.test("validateRestartPolicy() names the field out of range", () => {
         error.message.includes(`'${field}'`),
     );
   }
+});
+
+Deno.test("RestartTracker rides out retriable crashes for outageToleranceMs, then gives up", () => {
+  const tracker = new RestartTracker({
+    ...DEFAULT_RESTART_POLICY,
+    maxRestarts: 2,
+    outageToleranceMs: 30_000,
+  });
+  // A broker outage: far more crashes than maxRestarts, none counted towards it.
+  const delays = [0, 500, 1500, 3500, 7500, 15_500, 25_500].map((at) =>
+    tracker.crashed(at, true)?.delayMs
+  );
+  assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+  assert.equal(tracker.recentCrashes, 0);
+  // Past the tolerance without a start: given up.
+  assert.equal(tracker.crashed(30_001, true), null);
+});
+
+Deno.test("RestartTracker starts a new outage after a start, and still counts other crashes", () => {
+  const tracker = new RestartTracker({
+    ...DEFAULT_RESTART_POLICY,
+    maxRestarts: 2,
+    outageToleranceMs: 30_000,
+  });
+  tracker.crashed(0, true);
+  tracker.crashed(20_000, true);
+  tracker.started();
+  assert.deepEqual(tracker.crashed(40_000, true), { attempt: 1, delayMs: 500 });
+  assert.deepEqual(tracker.crashed(41_000), { attempt: 1, delayMs: 500 });
+  assert.deepEqual(tracker.crashed(42_000), { attempt: 2, delayMs: 1000 });
+  assert.equal(tracker.crashed(43_000), null);
 });

@@ -38,6 +38,7 @@ const kafka = ignore ? undefined : await loadKafkaTransport();
 const runId = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
 const WORKER_PIPELINE = new URL("../../../stages/worker_pipeline.ts", import.meta.url).href;
 const CRASHING_PIPELINE = new URL("./_crashing_pipeline.ts", import.meta.url).href;
+const UNREACHABLE_PIPELINE = new URL("./_unreachable_pipeline.ts", import.meta.url).href;
 const STAGE = "process-payment";
 const decoder = new TextDecoder();
 let scenarios = 0;
@@ -318,6 +319,56 @@ Deno.test({
       await stopAll(supervisor);
       await ledger.close();
       await transport.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "startSupervisor() restarts a worker that cannot reach the broker past maxRestarts, " +
+    "for outageToleranceMs, then gives it up",
+  ignore,
+  async fn() {
+    const { options } = scenario(14);
+    const seen = recorder();
+    const spec: SupervisorSpec = {
+      pipeline: { module: UNREACHABLE_PIPELINE, export: "createUnreachablePipeline", options },
+      transport: { kind: "kafka", brokers },
+      stages: { [STAGE]: { workers: 1 } },
+    };
+    const supervisor = await startSupervisor(spec, {
+      ...seen.options,
+      restart: {
+        initialDelayMs: 10,
+        multiplier: 2,
+        maxDelayMs: 40,
+        maxRestarts: 2,
+        outageToleranceMs: 1_500,
+      },
+    });
+    try {
+      await waitUntil("gave up", () => seen.events.some((e) => e.type === "gave-up"));
+      const crashes = seen.events.filter((e) => e.type === "crash");
+      // Far more than maxRestarts (2): a retriable crash does not count towards it.
+      assert.ok(crashes.length > 3, `only ${crashes.length} crash(es) before giving up`);
+      assert.deepEqual(
+        crashes.slice(0, 4).map((e) => e.type === "crash" && e.restart),
+        [
+          { attempt: 1, delayMs: 10 },
+          { attempt: 2, delayMs: 20 },
+          { attempt: 3, delayMs: 40 },
+          { attempt: 4, delayMs: 40 },
+        ],
+      );
+      assert.ok(
+        crashes.every((e) =>
+          e.type === "crash" && e.error.reported.name === "BrokerUnavailableError" &&
+          e.error.reported.retriable === true
+        ),
+      );
+      assert.equal(crashes.at(-1)?.type === "crash" && crashes.at(-1)?.restart, null);
+      assert.equal(supervisor.workers()[0].state, "gave-up");
+    } finally {
+      await supervisor.stop(5_000);
     }
   },
 });
