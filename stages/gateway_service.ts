@@ -306,7 +306,10 @@ export function createGatewayHandler(options: GatewayHandlerOptions = {}): Gatew
         );
       }
     }
-    if (failureDraw(seed, key, attempt) < failureRate) {
+    // A key that has its charge is answered from the idempotency store, which sits in front of
+    // what may fail (as Stripe's does): the caller that lost the first answer always learns
+    // of the charge, instead of giving up on an order it has in fact paid.
+    if (state.charge === undefined && failureDraw(seed, key, attempt) < failureRate) {
       counts.unavailable++;
       return problem(
         503,

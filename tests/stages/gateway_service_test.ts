@@ -109,6 +109,26 @@ Deno.test("gateway 503s charge nothing and follow the seed, the key and its requ
   assert.deepEqual(always.ledger().ledger, {});
 });
 
+Deno.test("gateway answers a charged key with its charge even where a 503 would be drawn", async () => {
+  const seed = 11;
+  // A key whose first request charges and whose next three would each be drawn a 503.
+  const key = Array.from({ length: 100_000 }, (_, i) => `o-${i}`).find((k) =>
+    failureDraw(seed, k, 1) >= 0.5 &&
+    [2, 3, 4].every((attempt) => failureDraw(seed, k, attempt) < 0.5)
+  )!;
+  assert.ok(key, "such a key exists among the first 100 000");
+  const gateway = createGatewayHandler({ failureRate: 0.5, seed });
+  const first = await charge(gateway, key);
+  assert.equal(first.status, 201);
+  for (let i = 0; i < 3; i++) {
+    const again = await charge(gateway, key);
+    assert.equal(again.status, 200, "the stored charge, not a 503");
+    assert.equal(again.body.payment_id, first.body.payment_id);
+  }
+  assert.equal(gateway.counts().unavailable, 0);
+  assert.equal(gateway.ledger().ledger[key].length, 1);
+});
+
 Deno.test("gateway holds a timed-out request after charging it, and a retry gets that charge", async () => {
   const clock = new FakeClock();
   // A key whose first request is held and whose second is not.
