@@ -115,3 +115,39 @@ export function checkTransactionalId(transactionalId: unknown): string {
   }
   return transactionalId;
 }
+
+/** `value`, or `fallback` when it is `undefined` (as a destructuring default: `null` is kept). */
+function orDefault<T>(value: T | undefined, fallback: T): T {
+  return value === undefined ? fallback : value;
+}
+
+/**
+ * Applies the documented defaults of {@linkcode KafkaTransportBaseOptions} and checks each
+ * number, in declaration order.
+ *
+ * @returns every option, defaults applied.
+ * @throws {ConfigError} naming the first option that is not a positive integer
+ *   (`connectRetries`: a non-negative one).
+ */
+export function resolveBaseOptions(
+  options: KafkaTransportBaseOptions,
+): Required<KafkaTransportBaseOptions> {
+  const resolved: Required<KafkaTransportBaseOptions> = {
+    clientId: orDefault(options.clientId, "orders-pipeline"),
+    connectionTimeout: orDefault(options.connectionTimeout, 1000),
+    requestTimeout: orDefault(options.requestTimeout, 30000),
+    connectRetries: orDefault(options.connectRetries, 3),
+    replicationFactor: orDefault(options.replicationFactor, 1),
+    topicReadyTimeout: orDefault(options.topicReadyTimeout, 30000),
+    transactionTimeout: orDefault(options.transactionTimeout, 60000),
+    commitInterval: orDefault(options.commitInterval, 100),
+    commitThreshold: orDefault(options.commitThreshold, 500),
+    fetchMaxWait: orDefault(options.fetchMaxWait, 500),
+    sessionTimeout: orDefault(options.sessionTimeout, 10000),
+    heartbeatInterval: orDefault(options.heartbeatInterval, 3000),
+  };
+  for (const [name, value] of Object.entries(resolved)) {
+    if (name !== "clientId") checkInteger(name, value as number, name === "connectRetries" ? 0 : 1);
+  }
+  return resolved;
+}

@@ -51,7 +51,7 @@ import { openConsumer } from "./_consumer.ts";
 import { readPartitions } from "./_read_partitions.ts";
 import { brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { BROKERS_FIELD, parseBrokers } from "../_brokers.ts";
-import { checkInteger, checkTransactionalId } from "../_transport_options.ts";
+import { checkInteger, checkTransactionalId, resolveBaseOptions } from "../_transport_options.ts";
 import type { KafkaTransportBaseOptions } from "../_transport_options.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
@@ -184,19 +184,7 @@ export function createKafkaTransport(
   options: KafkaTransportOptions = {},
 ): KafkaTransport {
   const {
-    clientId = "orders-pipeline",
-    connectionTimeout = 1000,
-    requestTimeout = 30000,
-    connectRetries = 3,
-    replicationFactor = 1,
     onTopicWarning = logTopicWarning,
-    topicReadyTimeout = 30000,
-    transactionTimeout = 60000,
-    commitInterval = 100,
-    commitThreshold = 500,
-    fetchMaxWait = 500,
-    sessionTimeout = 10000,
-    heartbeatInterval = 3000,
     consumerRetry = {},
     logger = defaultKafkaLogger,
     logLevel = "warn",
@@ -205,17 +193,20 @@ export function createKafkaTransport(
   const list = parseBrokers(brokers);
   const security = options.security ?? kafkaSecurityFromEnv();
   dropTimeoutNegativeWarnings();
-  checkInteger("connectionTimeout", connectionTimeout);
-  checkInteger("requestTimeout", requestTimeout);
-  checkInteger("connectRetries", connectRetries, 0);
-  checkInteger("replicationFactor", replicationFactor);
-  checkInteger("topicReadyTimeout", topicReadyTimeout);
-  checkInteger("transactionTimeout", transactionTimeout);
-  checkInteger("commitInterval", commitInterval);
-  checkInteger("commitThreshold", commitThreshold);
-  checkInteger("fetchMaxWait", fetchMaxWait);
-  checkInteger("sessionTimeout", sessionTimeout);
-  checkInteger("heartbeatInterval", heartbeatInterval);
+  const {
+    clientId,
+    connectionTimeout,
+    requestTimeout,
+    connectRetries,
+    replicationFactor,
+    topicReadyTimeout,
+    transactionTimeout,
+    commitInterval,
+    commitThreshold,
+    fetchMaxWait,
+    sessionTimeout,
+    heartbeatInterval,
+  } = resolveBaseOptions(options);
   checkInteger("firstConnectTimeout", firstConnectTimeout);
   for (const [name, value] of Object.entries(consumerRetry)) {
     if (value !== undefined) {

@@ -35,7 +35,7 @@ import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors
 import type { KafkaLogger } from "../kafka/mod.ts";
 import { defaultKafkaLogger } from "../kafka/mod.ts";
 import { parseBrokers } from "../_brokers.ts";
-import { checkInteger, checkTransactionalId } from "../_transport_options.ts";
+import { checkInteger, checkTransactionalId, resolveBaseOptions } from "../_transport_options.ts";
 import type { KafkaTransportBaseOptions } from "../_transport_options.ts";
 import type {
   ConsumedRecord,
@@ -129,35 +129,26 @@ export function createPlatformaticTransport(
   options: PlatformaticTransportOptions = {},
 ): PlatformaticTransport {
   const {
-    clientId = "orders-pipeline",
-    connectionTimeout = 1000,
-    requestTimeout = 30000,
-    connectRetries = 3,
-    replicationFactor = 1,
-    topicReadyTimeout = 30000,
-    transactionTimeout = 60000,
-    commitInterval = 100,
-    commitThreshold = 500,
-    fetchMaxWait = 500,
-    sessionTimeout = 10000,
-    heartbeatInterval = 3000,
     consumerRetry = {},
     logger = defaultKafkaLogger,
     ssl,
     sasl,
   } = options;
   const list = parseBrokers(brokers);
-  checkInteger("connectionTimeout", connectionTimeout);
-  checkInteger("requestTimeout", requestTimeout);
-  checkInteger("connectRetries", connectRetries, 0);
-  checkInteger("replicationFactor", replicationFactor);
-  checkInteger("topicReadyTimeout", topicReadyTimeout);
-  checkInteger("transactionTimeout", transactionTimeout);
-  checkInteger("commitInterval", commitInterval);
-  checkInteger("commitThreshold", commitThreshold);
-  checkInteger("fetchMaxWait", fetchMaxWait);
-  checkInteger("sessionTimeout", sessionTimeout);
-  checkInteger("heartbeatInterval", heartbeatInterval);
+  const {
+    clientId,
+    connectionTimeout,
+    requestTimeout,
+    connectRetries,
+    replicationFactor,
+    topicReadyTimeout,
+    transactionTimeout,
+    commitInterval,
+    commitThreshold,
+    fetchMaxWait,
+    sessionTimeout,
+    heartbeatInterval,
+  } = resolveBaseOptions(options);
   const { initialRetryTime = 300, maxRetryTime = 30000 } = consumerRetry;
   checkInteger("consumerRetry.initialRetryTime", initialRetryTime);
   checkInteger("consumerRetry.maxRetryTime", maxRetryTime);
