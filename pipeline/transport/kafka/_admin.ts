@@ -4,8 +4,8 @@
  * @module
  */
 import type { Admin } from "kafkajs";
-import { DefinitionError, PipelineError } from "../../errors.ts";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
+import { validateTopicSpec, waitForTopics } from "../_topic_spec.ts";
 
 /** An existing topic that has less than its spec declares; the pipeline uses it as it is. */
 export interface TopicWarning {
@@ -29,24 +29,6 @@ export interface EnsureTopicsSettings {
   readonly readyTimeout: number;
   /** Receives a warning per existing topic with fewer partitions or replicas than declared. */
   readonly onWarning: (warning: TopicWarning) => void;
-}
-
-function validateSpec(spec: TopicSpec): void {
-  if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
-    throw new DefinitionError(
-      `Cannot create topic "${spec.name}" as 'partitions' must be a positive integer: ` +
-        `current value is ${spec.partitions}`,
-      { topic: spec.name, field: "partitions" },
-    );
-  }
-  const factor = spec.replicationFactor;
-  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
-    throw new DefinitionError(
-      `Cannot create topic "${spec.name}" as 'replicationFactor' must be a positive integer: ` +
-        `current value is ${factor}`,
-      { topic: spec.name, field: "replicationFactor" },
-    );
-  }
 }
 
 /** Whether every topic is in the metadata with a leader for each of its partitions. */
@@ -116,7 +98,7 @@ export async function ensureTopics(
   specs: readonly TopicSpec[],
   settings: EnsureTopicsSettings,
 ): Promise<void> {
-  specs.forEach(validateSpec);
+  specs.forEach(validateTopicSpec);
   if (specs.length === 0) return;
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !existing.has(spec.name));
@@ -133,19 +115,7 @@ export async function ensureTopics(
       })),
     });
   }
-  const deadline = Date.now() + settings.readyTimeout;
-  let delay = 20;
-  while (!(await topicsReady(admin, specs))) {
-    if (Date.now() >= deadline) {
-      throw new PipelineError(
-        `Cannot use topics ${specs.map((spec) => `"${spec.name}"`).join(", ")}: ` +
-          `not visible in the broker metadata after ${settings.readyTimeout} ms`,
-        { topic: specs[0].name },
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 250);
-  }
+  await waitForTopics(specs, settings.readyTimeout, () => topicsReady(admin, specs));
 }
 
 /** The high and low watermarks of each partition of `topic`, in partition order. */

@@ -35,7 +35,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Consumer as KafkaConsumer, IHeaders, Kafka, KafkaMessage } from "kafkajs";
-import { ConfigError, errorMessage, PipelineError, RetryableError } from "../../errors.ts";
+import { errorMessage, PipelineError, RetryableError } from "../../errors.ts";
 import type {
   Assignment,
   ConsumedRecord,
@@ -47,14 +47,10 @@ import type {
   RecordHeaders,
   TopicPartition,
 } from "../transport.ts";
-import {
-  DEFAULT_ISOLATION,
-  DEFAULT_MAX_PENDING_PER_PARTITION,
-  ISOLATION_LEVELS,
-  isRecordAck,
-} from "../transport.ts";
+import { isRecordAck } from "../transport.ts";
 import { copartitionedAssigner } from "./_copartitioned_assigner.ts";
 import { toPipelineError } from "./_errors.ts";
+import { validateConsumerOptions } from "../_consumer_options.ts";
 import { PartitionCheckpointer } from "../checkpointer.ts";
 import type { KafkaLogger } from "./_logger.ts";
 
@@ -129,41 +125,6 @@ function toRecord(topic: string, partition: number, message: KafkaMessage): Cons
   };
 }
 
-function validate(options: ConsumerOptions): { concurrency: number; maxPending: number } {
-  const concurrency = options.partitionConcurrency ?? 1;
-  const maxPending = options.maxPendingPerPartition ?? DEFAULT_MAX_PENDING_PER_PARTITION;
-  if (!Number.isSafeInteger(maxPending) || maxPending < 1) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'maxPendingPerPartition' must be ` +
-        `a positive integer: current value is ${maxPending}`,
-      { field: "maxPendingPerPartition" },
-    );
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'partitionConcurrency' must be ` +
-        `a positive integer: current value is ${concurrency}`,
-      { field: "partitionConcurrency" },
-    );
-  }
-  const isolation = options.isolation ?? DEFAULT_ISOLATION;
-  if (!ISOLATION_LEVELS.includes(isolation)) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'isolation' must be one of ` +
-        `${ISOLATION_LEVELS.map((level) => `"${level}"`).join(", ")}: current value is ` +
-        `${JSON.stringify(isolation)}`,
-      { field: "isolation" },
-    );
-  }
-  if (options.topics.length === 0) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'topics' is empty`,
-      { field: "topics" },
-    );
-  }
-  return { concurrency, maxPending };
-}
-
 /** Opens a kafkajs consumer group member, connected and subscribed but not yet running. */
 export async function openConsumer(
   kafka: Kafka,
@@ -171,7 +132,7 @@ export async function openConsumer(
   options: ConsumerOptions,
   settings: ConsumerSettings,
 ): Promise<Consumer> {
-  const { concurrency, maxPending } = validate(options);
+  const { concurrency, maxPending } = validateConsumerOptions(options);
   const { groupId } = options;
   const consumer: KafkaConsumer = kafka.consumer({
     groupId,

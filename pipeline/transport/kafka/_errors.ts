@@ -11,6 +11,7 @@ import {
   PipelineError,
   RetryableError,
 } from "../../errors.ts";
+import { brokerUnavailableError } from "../_brokers.ts";
 
 const {
   KafkaJSConnectionError,
@@ -19,9 +20,6 @@ const {
   KafkaJSRequestTimeoutError,
   KafkaJSBrokerNotFound,
 } = kafkajs;
-
-/** The environment variable the broker list comes from, named in every connection error. */
-export const BROKERS_FIELD = "KAFKA_BROKERS";
 
 /** The innermost `cause` of an error chain (kafkajs wraps retried errors). */
 export function rootCause(error: unknown): unknown {
@@ -63,14 +61,7 @@ export function brokerUnavailable(
   brokers: readonly string[],
   cause: unknown,
 ): BrokerUnavailableError {
-  const where = brokers.length === 1
-    ? `Kafka broker at "${brokers[0]}"`
-    : `any Kafka broker of "${brokers.join(",")}"`;
-  return new BrokerUnavailableError(
-    `Cannot reach ${where} given by ${BROKERS_FIELD}: ${connectionDetail(cause)}; ` +
-      `start one with 'deno task broker' or point ${BROKERS_FIELD} at a running broker`,
-    { cause, field: BROKERS_FIELD },
-  );
+  return brokerUnavailableError(brokers, connectionDetail(cause), cause);
 }
 
 /**

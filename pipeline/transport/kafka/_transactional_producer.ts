@@ -39,7 +39,16 @@ import type {
   Producer as KafkaProducer,
   Transaction as KafkaTransaction,
 } from "kafkajs";
-import { ConfigError, errorMessage, PipelineError, ProducerFencedError } from "../../errors.ts";
+import { ConfigError, PipelineError, ProducerFencedError } from "../../errors.ts";
+import {
+  checkTransactionOffsets,
+  committedAlreadyError,
+  failedPartError,
+  fencedProducerError,
+  notOpenError,
+  producerClosedError,
+  stillOpenError,
+} from "../_transaction_checks.ts";
 import type {
   OutgoingRecord,
   Transaction,
@@ -178,11 +187,7 @@ export async function openTransactionalProducer(
   let fenced: ProducerFencedError | undefined;
 
   function fencedError(what: string): ProducerFencedError {
-    return new ProducerFencedError(
-      `Cannot ${what} of "${transactionalId}" as a newer producer with that transactional id ` +
-        "fenced this one",
-      { transactionalId, cause: fenced },
-    );
+    return fencedProducerError(transactionalId, what, fenced);
   }
   let open: OpenTransaction | undefined;
   /** Set while `begin` is on its way, so a second `begin` meanwhile is refused too. */
@@ -230,20 +235,7 @@ export async function openTransactionalProducer(
 
     sendOffsets(groupId: string, offsets: readonly TransactionOffset[]): Promise<void> {
       return this.#step("send offsets in the transaction", async (transaction) => {
-        if (groupId.length === 0) {
-          throw new PipelineError("Cannot send offsets as 'groupId' must not be empty", {
-            field: "groupId",
-          });
-        }
-        for (const { topic, partition, offset } of offsets) {
-          if (!Number.isSafeInteger(offset) || offset < 0) {
-            throw new PipelineError(
-              `Cannot send offsets of topic "${topic}" partition ${partition} as 'offset' must ` +
-                `be a non-negative integer: current value is ${offset}`,
-              { topic, partition, field: "offset" },
-            );
-          }
-        }
+        checkTransactionOffsets(groupId, offsets);
         if (offsets.length === 0) return;
         const byTopic = new Map<string, { partition: number; offset: string }[]>();
         for (const { topic, partition, offset } of offsets) {
@@ -263,11 +255,7 @@ export async function openTransactionalProducer(
       if (fenced) throw fencedError("commit the transaction");
       if (this.#status === "failed") {
         this.#end("aborted");
-        throw new PipelineError(
-          `Cannot commit the transaction of "${transactionalId}" as a part of it failed: ` +
-            `${errorMessage(this.#failure)}; it was aborted`,
-          { cause: this.#failure },
-        );
+        throw failedPartError(transactionalId, this.#failure);
       }
       this.#assertOpen("commit the transaction");
       try {
@@ -289,9 +277,7 @@ export async function openTransactionalProducer(
     async abort(): Promise<void> {
       await this.#settled();
       if (this.#status === "committed") {
-        throw new PipelineError(
-          `Cannot abort the transaction of "${transactionalId}" as it is committed already`,
-        );
+        throw committedAlreadyError(transactionalId);
       }
       // A failed transaction was aborted when it failed; a fenced one by the broker.
       if (this.#status !== "open" || fenced) return this.#end("aborted");
@@ -319,9 +305,7 @@ export async function openTransactionalProducer(
 
     #assertOpen(action: string): void {
       if (this.#status !== "open") {
-        throw new PipelineError(
-          `Cannot ${action} of "${transactionalId}" as the transaction is ${this.#status}`,
-        );
+        throw notOpenError(transactionalId, action, this.#status);
       }
     }
 
@@ -368,18 +352,9 @@ export async function openTransactionalProducer(
     transactionalId,
 
     async begin(): Promise<Transaction> {
-      if (closed) {
-        throw new PipelineError(
-          `Cannot begin a transaction of "${transactionalId}" as the producer is closed`,
-        );
-      }
+      if (closed) throw producerClosedError(transactionalId);
       if (fenced) throw fencedError("begin a transaction");
-      if (open !== undefined || beginning) {
-        throw new PipelineError(
-          `Cannot begin a transaction of "${transactionalId}" as one is still open: ` +
-            "commit or abort it first",
-        );
-      }
+      if (open !== undefined || beginning) throw stillOpenError(transactionalId);
       beginning = true;
       try {
         if (needsReset) await reset();

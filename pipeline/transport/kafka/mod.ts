@@ -31,7 +31,7 @@
  */
 import kafkajs from "kafkajs";
 import type { Admin, Kafka, KafkaConfig } from "kafkajs";
-import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
+import { BrokerUnavailableError, PipelineError } from "../../errors.ts";
 import type {
   ConsumedRecord,
   Consumer,
@@ -49,7 +49,10 @@ import type { TopicWarning } from "./_admin.ts";
 import { getLogger, isLoggingConfigured } from "../../log.ts";
 import { openConsumer } from "./_consumer.ts";
 import { readPartitions } from "./_read_partitions.ts";
-import { BROKERS_FIELD, brokerUnavailable, toPipelineError } from "./_errors.ts";
+import { brokerUnavailable, toPipelineError } from "./_errors.ts";
+import { BROKERS_FIELD, parseBrokers } from "../_brokers.ts";
+import { checkInteger, checkTransactionalId, resolveBaseOptions } from "../_transport_options.ts";
+import type { KafkaTransportBaseOptions } from "../_transport_options.ts";
 import { createLogCreator, defaultKafkaLogger, kafkaLevel } from "./_logger.ts";
 import type { KafkaLogger, KafkaLogLevel } from "./_logger.ts";
 import { openProducer } from "./_producer.ts";
@@ -65,10 +68,13 @@ import { securityFailure } from "./_security_failure.ts";
 import type { KafkaSecurity } from "./security.ts";
 
 export { dropTimeoutNegativeWarnings };
+/** Splits and checks a comma-separated `KAFKA_BROKERS` value (shared by both Kafka transports). */
+export { parseBrokers };
 
 export type { KafkaLogger, KafkaLogLevel, KafkaLogRecord } from "./_logger.ts";
 export { defaultKafkaLogger };
 export type { TopicWarning };
+export type { KafkaTransportBaseOptions };
 
 const topicLog = getLogger(["pipeline", "transport"]);
 
@@ -91,80 +97,13 @@ export {
 export type { KafkaClientSecurity, KafkaSecurity } from "./security.ts";
 
 /** Options for {@linkcode createKafkaTransport}. */
-export interface KafkaTransportOptions {
-  /**
-   * The client id the broker sees in its logs and quotas.
-   * @default "orders-pipeline"
-   */
-  readonly clientId?: string;
-  /**
-   * How long to wait for a TCP connection to a broker, in milliseconds.
-   * @default 1000
-   */
-  readonly connectionTimeout?: number;
-  /**
-   * How long to wait for a broker to answer a request, in milliseconds.
-   * @default 30000
-   */
-  readonly requestTimeout?: number;
-  /**
-   * How many times to retry the first connection before reporting the broker unreachable.
-   * Kept small so a missing broker is reported in about a second, not kafkajs's ~11 s.
-   * @default 3
-   */
-  readonly connectRetries?: number;
-  /**
-   * The replication factor of topics whose {@linkcode TopicSpec} sets none.
-   * @default 1
-   */
-  readonly replicationFactor?: number;
+export interface KafkaTransportOptions extends KafkaTransportBaseOptions {
   /**
    * Receives a warning for each existing topic that has fewer partitions or replicas than its
    * {@linkcode TopicSpec} declares (the topic is used as it is).
    * @default a `pipeline.transport` warning log line (stderr when logging is not configured)
    */
   readonly onTopicWarning?: (warning: TopicWarning) => void;
-  /**
-   * How long `ensureTopics` waits for new topics to appear in the metadata, in milliseconds.
-   * @default 30000
-   */
-  readonly topicReadyTimeout?: number;
-  /**
-   * How long the transaction coordinator lets a transaction stay open before it aborts it (and
-   * fences its producer), in milliseconds. At most the broker's
-   * `transaction.max.timeout.ms` (15 minutes by default).
-   * @default 60000
-   */
-  readonly transactionTimeout?: number;
-  /**
-   * Consumers commit completed offsets at least this often, in milliseconds.
-   * @default 100
-   */
-  readonly commitInterval?: number;
-  /**
-   * Consumers commit as soon as this many records completed since their last commit.
-   * @default 500
-   */
-  readonly commitThreshold?: number;
-  /**
-   * How long a consumer's fetch waits on the broker for new records, in milliseconds. It also
-   * bounds how long `close()` waits for the fetch in progress.
-   * @default 500
-   */
-  readonly fetchMaxWait?: number;
-  /**
-   * How long the group waits for a silent member (a crashed worker) before it hands the
-   * member's partitions to the others, in milliseconds. Brokers accept 6000 to 300000 by
-   * default; shorter means faster recovery after a crash, at the price of more rebalances on
-   * a loaded machine.
-   * @default 10000
-   */
-  readonly sessionTimeout?: number;
-  /**
-   * How often a consumer heartbeats, in milliseconds; a third of `sessionTimeout` or less.
-   * @default 3000
-   */
-  readonly heartbeatInterval?: number;
   /**
    * How a consumer backs off after a handler rejected (the record is fetched again after the
    * delay) or a group request failed; after `retries` failures kafkajs restarts the member,
@@ -224,46 +163,6 @@ export interface KafkaTransport extends Transport {
   readonly brokers: readonly string[];
 }
 
-const BROKER_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[^\s:,\[\]]+):(\d{1,5})$/;
-
-/**
- * Splits and checks a comma-separated `KAFKA_BROKERS` value (shared with the platformatic
- * transport).
- *
- * @throws {ConfigError} naming `KAFKA_BROKERS` when an entry is not `host:port`.
- */
-export function parseBrokers(value: string): string[] {
-  const brokers = value.split(",").map((broker) => broker.trim()).filter((broker) => broker);
-  if (brokers.length === 0) {
-    throw new ConfigError(
-      `Cannot use ${BROKERS_FIELD} as "${value}": expected host:port[,host:port...]`,
-      { field: BROKERS_FIELD },
-    );
-  }
-  for (const broker of brokers) {
-    const match = BROKER_PATTERN.exec(broker);
-    const port = match ? Number(match[2]) : 0;
-    if (!match || port < 1 || port > 65535) {
-      throw new ConfigError(
-        `Cannot use ${BROKERS_FIELD} as "${value}": "${broker}" is not host:port`,
-        { field: BROKERS_FIELD },
-      );
-    }
-  }
-  return brokers;
-}
-
-function checkInteger(name: string, value: number, min = 1): number {
-  if (!Number.isInteger(value) || value < min) {
-    const kind = min === 0 ? "a non-negative integer" : "a positive integer";
-    throw new ConfigError(
-      `Cannot create the Kafka transport as '${name}' must be ${kind}: current value is ${value}`,
-      { field: name },
-    );
-  }
-  return value;
-}
-
 /**
  * Creates the kafkajs transport. Nothing connects until the first call; a broker that cannot
  * be reached then fails that call with a {@linkcode BrokerUnavailableError} whose `field` is
@@ -285,19 +184,7 @@ export function createKafkaTransport(
   options: KafkaTransportOptions = {},
 ): KafkaTransport {
   const {
-    clientId = "orders-pipeline",
-    connectionTimeout = 1000,
-    requestTimeout = 30000,
-    connectRetries = 3,
-    replicationFactor = 1,
     onTopicWarning = logTopicWarning,
-    topicReadyTimeout = 30000,
-    transactionTimeout = 60000,
-    commitInterval = 100,
-    commitThreshold = 500,
-    fetchMaxWait = 500,
-    sessionTimeout = 10000,
-    heartbeatInterval = 3000,
     consumerRetry = {},
     logger = defaultKafkaLogger,
     logLevel = "warn",
@@ -306,17 +193,20 @@ export function createKafkaTransport(
   const list = parseBrokers(brokers);
   const security = options.security ?? kafkaSecurityFromEnv();
   dropTimeoutNegativeWarnings();
-  checkInteger("connectionTimeout", connectionTimeout);
-  checkInteger("requestTimeout", requestTimeout);
-  checkInteger("connectRetries", connectRetries, 0);
-  checkInteger("replicationFactor", replicationFactor);
-  checkInteger("topicReadyTimeout", topicReadyTimeout);
-  checkInteger("transactionTimeout", transactionTimeout);
-  checkInteger("commitInterval", commitInterval);
-  checkInteger("commitThreshold", commitThreshold);
-  checkInteger("fetchMaxWait", fetchMaxWait);
-  checkInteger("sessionTimeout", sessionTimeout);
-  checkInteger("heartbeatInterval", heartbeatInterval);
+  const {
+    clientId,
+    connectionTimeout,
+    requestTimeout,
+    connectRetries,
+    replicationFactor,
+    topicReadyTimeout,
+    transactionTimeout,
+    commitInterval,
+    commitThreshold,
+    fetchMaxWait,
+    sessionTimeout,
+    heartbeatInterval,
+  } = resolveBaseOptions(options);
   checkInteger("firstConnectTimeout", firstConnectTimeout);
   for (const [name, value] of Object.entries(consumerRetry)) {
     if (value !== undefined) {
@@ -402,14 +292,7 @@ export function createKafkaTransport(
     async transactionalProducer(
       producerOptions: TransactionalProducerOptions,
     ): Promise<TransactionalProducer> {
-      const { transactionalId } = producerOptions;
-      if (typeof transactionalId !== "string" || transactionalId.length === 0) {
-        throw new ConfigError(
-          "Cannot open a transactional producer as 'transactionalId' must be a non-empty " +
-            `string: current value is ${JSON.stringify(transactionalId)}`,
-          { field: "transactionalId" },
-        );
-      }
+      const transactionalId = checkTransactionalId(producerOptions.transactionalId);
       await reachable();
       return openTransactionalProducer(patient, list, { transactionalId, transactionTimeout });
     },

@@ -5,8 +5,9 @@
  */
 import type { Admin } from "@platformatic/kafka";
 import { FindCoordinatorKeyTypes, ListOffsetTimestamps } from "@platformatic/kafka";
-import { DefinitionError, PipelineError } from "../../errors.ts";
+import { PipelineError } from "../../errors.ts";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
+import { validateTopicSpec, waitForTopics } from "../_topic_spec.ts";
 
 /** Settings {@linkcode ensureTopics} needs from the transport options. */
 export interface EnsureTopicsSettings {
@@ -14,24 +15,6 @@ export interface EnsureTopicsSettings {
   readonly replicationFactor: number;
   /** How long to wait for new topics to show up in metadata, in milliseconds. */
   readonly readyTimeout: number;
-}
-
-function validateSpec(spec: TopicSpec): void {
-  if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
-    throw new DefinitionError(
-      `Cannot create topic "${spec.name}" as 'partitions' must be a positive integer: ` +
-        `current value is ${spec.partitions}`,
-      { topic: spec.name, field: "partitions" },
-    );
-  }
-  const factor = spec.replicationFactor;
-  if (factor !== undefined && (!Number.isInteger(factor) || factor < 1)) {
-    throw new DefinitionError(
-      `Cannot create topic "${spec.name}" as 'replicationFactor' must be a positive integer: ` +
-        `current value is ${factor}`,
-      { topic: spec.name, field: "replicationFactor" },
-    );
-  }
 }
 
 /** The partition count of a topic, from fresh metadata. */
@@ -72,7 +55,7 @@ export async function ensureTopics(
   specs: readonly TopicSpec[],
   settings: EnsureTopicsSettings,
 ): Promise<void> {
-  specs.forEach(validateSpec);
+  specs.forEach(validateTopicSpec);
   if (specs.length === 0) return;
   const existing = new Set(await admin.listTopics());
   for (const spec of specs.filter((spec) => !existing.has(spec.name))) {
@@ -88,19 +71,7 @@ export async function ensureTopics(
       if (!(await admin.listTopics()).includes(spec.name)) throw error;
     }
   }
-  const deadline = Date.now() + settings.readyTimeout;
-  let delay = 20;
-  while (!(await topicsReady(admin, specs))) {
-    if (Date.now() >= deadline) {
-      throw new PipelineError(
-        `Cannot use topics ${specs.map((spec) => `"${spec.name}"`).join(", ")}: ` +
-          `not visible in the broker metadata after ${settings.readyTimeout} ms`,
-        { topic: specs[0].name },
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 250);
-  }
+  await waitForTopics(specs, settings.readyTimeout, () => topicsReady(admin, specs));
 }
 
 async function listOffsets(admin: Admin, topic: string, timestamp: bigint): Promise<number[]> {

@@ -39,7 +39,7 @@ import {
   type Message,
   type MessagesStream,
 } from "@platformatic/kafka";
-import { ConfigError, errorMessage, PipelineError } from "../../errors.ts";
+import { errorMessage, PipelineError } from "../../errors.ts";
 import type {
   Assignment,
   ConsumedRecord,
@@ -51,13 +51,9 @@ import type {
   RecordHeaders,
   TopicPartition,
 } from "../transport.ts";
-import {
-  DEFAULT_ISOLATION,
-  DEFAULT_MAX_PENDING_PER_PARTITION,
-  ISOLATION_LEVELS,
-  isRecordAck,
-} from "../transport.ts";
+import { isRecordAck } from "../transport.ts";
 import { toPipelineError } from "./_errors.ts";
+import { validateConsumerOptions } from "../_consumer_options.ts";
 import { OffsetBook, type PartitionBook } from "./_offsets.ts";
 import { COPARTITIONED_ASSIGNER, copartitionedAssigner } from "./_copartitioned_assigner.ts";
 
@@ -128,41 +124,6 @@ export function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): Cons
   };
 }
 
-function validate(options: ConsumerOptions): { concurrency: number; maxPending: number } {
-  const concurrency = options.partitionConcurrency ?? 1;
-  const maxPending = options.maxPendingPerPartition ?? DEFAULT_MAX_PENDING_PER_PARTITION;
-  if (!Number.isInteger(maxPending) || maxPending < 1) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'maxPendingPerPartition' must be ` +
-        `a positive integer: current value is ${maxPending}`,
-      { field: "maxPendingPerPartition" },
-    );
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'partitionConcurrency' must be ` +
-        `a positive integer: current value is ${concurrency}`,
-      { field: "partitionConcurrency" },
-    );
-  }
-  const isolation = options.isolation ?? DEFAULT_ISOLATION;
-  if (!ISOLATION_LEVELS.includes(isolation)) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'isolation' must be one of ` +
-        `${ISOLATION_LEVELS.map((level) => `"${level}"`).join(", ")}: current value is ` +
-        `${JSON.stringify(isolation)}`,
-      { field: "isolation" },
-    );
-  }
-  if (options.topics.length === 0) {
-    throw new ConfigError(
-      `Cannot start consumer of group "${options.groupId}" as 'topics' is empty`,
-      { field: "topics" },
-    );
-  }
-  return { concurrency, maxPending };
-}
-
 /** The records of one partition waiting for its lane, in offset order. */
 interface Lane {
   readonly book: PartitionBook;
@@ -177,7 +138,7 @@ export function openConsumer(
   options: ConsumerOptions,
   settings: ConsumerSettings,
 ): Promise<Consumer> {
-  const { concurrency, maxPending } = validate(options);
+  const { concurrency, maxPending } = validateConsumerOptions(options);
   const { groupId } = options;
   const topics = [...options.topics];
   const client = new PlatformaticConsumer<Buffer, Buffer, Buffer, Buffer>({

@@ -12,9 +12,7 @@ import {
   ProducerFencedError,
   RetryableError,
 } from "../../errors.ts";
-
-/** The environment variable the broker list comes from, named in every connection error. */
-export const BROKERS_FIELD = "KAFKA_BROKERS";
+import { brokerUnavailableError } from "../_brokers.ts";
 
 /** Every error of a chain: `cause`s and the members of aggregated errors, depth first. */
 function chain(error: unknown, depth = 0): unknown[] {
@@ -61,14 +59,7 @@ export function brokerUnavailable(
   brokers: readonly string[],
   cause: unknown,
 ): BrokerUnavailableError {
-  const where = brokers.length === 1
-    ? `Kafka broker at "${brokers[0]}"`
-    : `any Kafka broker of "${brokers.join(",")}"`;
-  return new BrokerUnavailableError(
-    `Cannot reach ${where} given by ${BROKERS_FIELD}: ${detail(cause)}; ` +
-      `start one with 'deno task broker' or point ${BROKERS_FIELD} at a running broker`,
-    { cause, field: BROKERS_FIELD },
-  );
+  return brokerUnavailableError(brokers, detail(cause), cause);
 }
 
 /**

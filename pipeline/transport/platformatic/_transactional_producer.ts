@@ -27,7 +27,16 @@ import {
   ProduceAcks,
   Producer as PlatformaticProducer,
 } from "@platformatic/kafka";
-import { errorMessage, PipelineError, ProducerFencedError } from "../../errors.ts";
+import { PipelineError, ProducerFencedError } from "../../errors.ts";
+import {
+  checkTransactionOffsets,
+  committedAlreadyError,
+  failedPartError,
+  fencedProducerError,
+  notOpenError,
+  producerClosedError,
+  stillOpenError,
+} from "../_transaction_checks.ts";
 import type {
   OutgoingRecord,
   Transaction,
@@ -114,11 +123,7 @@ export async function openTransactionalProducer(
   let closed: Promise<void> | undefined;
 
   function fencedError(what: string): ProducerFencedError {
-    return new ProducerFencedError(
-      `Cannot ${what} of "${transactionalId}" as a newer producer with that transactional id ` +
-        "fenced this one",
-      { transactionalId, cause: fenced },
-    );
+    return fencedProducerError(transactionalId, what, fenced);
   }
 
   async function reset(): Promise<void> {
@@ -157,20 +162,7 @@ export async function openTransactionalProducer(
 
     sendOffsets(groupId: string, offsets: readonly TransactionOffset[]): Promise<void> {
       return this.#step("send offsets in the transaction", async () => {
-        if (groupId.length === 0) {
-          throw new PipelineError("Cannot send offsets as 'groupId' must not be empty", {
-            field: "groupId",
-          });
-        }
-        for (const { topic, partition, offset } of offsets) {
-          if (!Number.isSafeInteger(offset) || offset < 0) {
-            throw new PipelineError(
-              `Cannot send offsets of topic "${topic}" partition ${partition} as 'offset' must ` +
-                `be a non-negative integer: current value is ${offset}`,
-              { topic, partition, field: "offset" },
-            );
-          }
-        }
+        checkTransactionOffsets(groupId, offsets);
         if (offsets.length === 0) return;
         if (!this.#groups.has(groupId)) {
           // The client only reads the group id of the consumer it is given.
@@ -197,11 +189,7 @@ export async function openTransactionalProducer(
       if (fenced) throw fencedError("commit the transaction");
       if (this.#status === "failed") {
         this.#end("aborted");
-        throw new PipelineError(
-          `Cannot commit the transaction of "${transactionalId}" as a part of it failed: ` +
-            `${errorMessage(this.#failure)}; it was aborted`,
-          { cause: this.#failure },
-        );
+        throw failedPartError(transactionalId, this.#failure);
       }
       this.#assertOpen("commit the transaction");
       try {
@@ -219,9 +207,7 @@ export async function openTransactionalProducer(
     async abort(): Promise<void> {
       await this.#chain;
       if (this.#status === "committed") {
-        throw new PipelineError(
-          `Cannot abort the transaction of "${transactionalId}" as it is committed already`,
-        );
+        throw committedAlreadyError(transactionalId);
       }
       if (this.#status !== "open" || fenced) return this.#end("aborted");
       try {
@@ -251,9 +237,7 @@ export async function openTransactionalProducer(
 
     #assertOpen(action: string): void {
       if (this.#status !== "open") {
-        throw new PipelineError(
-          `Cannot ${action} of "${transactionalId}" as the transaction is ${this.#status}`,
-        );
+        throw notOpenError(transactionalId, action, this.#status);
       }
     }
 
@@ -296,18 +280,9 @@ export async function openTransactionalProducer(
     transactionalId,
 
     async begin(): Promise<Transaction> {
-      if (closed) {
-        throw new PipelineError(
-          `Cannot begin a transaction of "${transactionalId}" as the producer is closed`,
-        );
-      }
+      if (closed) throw producerClosedError(transactionalId);
       if (fenced) throw fencedError("begin a transaction");
-      if (open !== undefined || beginning) {
-        throw new PipelineError(
-          `Cannot begin a transaction of "${transactionalId}" as one is still open: ` +
-            "commit or abort it first",
-        );
-      }
+      if (open !== undefined || beginning) throw stillOpenError(transactionalId);
       beginning = true;
       try {
         if (needsReset) await reset();

@@ -33,7 +33,10 @@ import { Admin, type SASLOptions as PlatformaticSasl } from "@platformatic/kafka
 import type { SASLOptions } from "kafkajs";
 import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
 import type { KafkaLogger } from "../kafka/mod.ts";
-import { defaultKafkaLogger, parseBrokers } from "../kafka/mod.ts";
+import { defaultKafkaLogger } from "../kafka/mod.ts";
+import { parseBrokers } from "../_brokers.ts";
+import { checkInteger, checkTransactionalId, resolveBaseOptions } from "../_transport_options.ts";
+import type { KafkaTransportBaseOptions } from "../_transport_options.ts";
 import type {
   ConsumedRecord,
   Consumer,
@@ -54,71 +57,10 @@ import { readPartitions } from "./_read_partitions.ts";
 import { openTransactionalProducer } from "./_transactional_producer.ts";
 
 export { BrokerUnavailableError };
+export type { KafkaTransportBaseOptions };
 
 /** Options for {@linkcode createPlatformaticTransport}. */
-export interface PlatformaticTransportOptions {
-  /**
-   * The client id the broker sees in its logs and quotas.
-   * @default "orders-pipeline"
-   */
-  readonly clientId?: string;
-  /**
-   * How long to wait for a TCP connection to a broker, in milliseconds.
-   * @default 1000
-   */
-  readonly connectionTimeout?: number;
-  /**
-   * How long to wait for a broker to answer a request, in milliseconds.
-   * @default 30000
-   */
-  readonly requestTimeout?: number;
-  /**
-   * How many times to retry the first connection before reporting the broker unreachable.
-   * @default 3
-   */
-  readonly connectRetries?: number;
-  /**
-   * The replication factor of topics whose {@linkcode TopicSpec} sets none.
-   * @default 1
-   */
-  readonly replicationFactor?: number;
-  /**
-   * How long `ensureTopics` waits for new topics to appear in the metadata, in milliseconds.
-   * @default 30000
-   */
-  readonly topicReadyTimeout?: number;
-  /**
-   * How long the transaction coordinator lets a transaction stay open before it aborts it (and
-   * fences its producer), in milliseconds.
-   * @default 60000
-   */
-  readonly transactionTimeout?: number;
-  /**
-   * Consumers commit completed offsets at least this often, in milliseconds.
-   * @default 100
-   */
-  readonly commitInterval?: number;
-  /**
-   * Consumers commit as soon as this many records completed since their last commit.
-   * @default 500
-   */
-  readonly commitThreshold?: number;
-  /**
-   * How long a consumer's fetch waits on the broker for new records, in milliseconds.
-   * @default 500
-   */
-  readonly fetchMaxWait?: number;
-  /**
-   * How long the group waits for a silent member before it hands the member's partitions to
-   * the others, in milliseconds.
-   * @default 10000
-   */
-  readonly sessionTimeout?: number;
-  /**
-   * How often a consumer heartbeats, in milliseconds; a third of `sessionTimeout` or less.
-   * @default 3000
-   */
-  readonly heartbeatInterval?: number;
+export interface PlatformaticTransportOptions extends KafkaTransportBaseOptions {
   /**
    * The backoff after a handler rejected: the first delay and the longest, in milliseconds
    * (each next one doubles). `retries` is accepted for symmetry with kafkajs and ignored: the
@@ -155,17 +97,6 @@ export interface PlatformaticTransport extends Transport {
   readonly brokers: readonly string[];
 }
 
-function checkInteger(name: string, value: number, min = 1): number {
-  if (!Number.isInteger(value) || value < min) {
-    const kind = min === 0 ? "a non-negative integer" : "a positive integer";
-    throw new ConfigError(
-      `Cannot create the Kafka transport as '${name}' must be ${kind}: current value is ${value}`,
-      { field: name },
-    );
-  }
-  return value;
-}
-
 function toSasl(sasl: SASLOptions | undefined): PlatformaticSasl | undefined {
   if (sasl === undefined) return undefined;
   const mechanisms: Record<string, PlatformaticSasl["mechanism"]> = {
@@ -198,35 +129,26 @@ export function createPlatformaticTransport(
   options: PlatformaticTransportOptions = {},
 ): PlatformaticTransport {
   const {
-    clientId = "orders-pipeline",
-    connectionTimeout = 1000,
-    requestTimeout = 30000,
-    connectRetries = 3,
-    replicationFactor = 1,
-    topicReadyTimeout = 30000,
-    transactionTimeout = 60000,
-    commitInterval = 100,
-    commitThreshold = 500,
-    fetchMaxWait = 500,
-    sessionTimeout = 10000,
-    heartbeatInterval = 3000,
     consumerRetry = {},
     logger = defaultKafkaLogger,
     ssl,
     sasl,
   } = options;
   const list = parseBrokers(brokers);
-  checkInteger("connectionTimeout", connectionTimeout);
-  checkInteger("requestTimeout", requestTimeout);
-  checkInteger("connectRetries", connectRetries, 0);
-  checkInteger("replicationFactor", replicationFactor);
-  checkInteger("topicReadyTimeout", topicReadyTimeout);
-  checkInteger("transactionTimeout", transactionTimeout);
-  checkInteger("commitInterval", commitInterval);
-  checkInteger("commitThreshold", commitThreshold);
-  checkInteger("fetchMaxWait", fetchMaxWait);
-  checkInteger("sessionTimeout", sessionTimeout);
-  checkInteger("heartbeatInterval", heartbeatInterval);
+  const {
+    clientId,
+    connectionTimeout,
+    requestTimeout,
+    connectRetries,
+    replicationFactor,
+    topicReadyTimeout,
+    transactionTimeout,
+    commitInterval,
+    commitThreshold,
+    fetchMaxWait,
+    sessionTimeout,
+    heartbeatInterval,
+  } = resolveBaseOptions(options);
   const { initialRetryTime = 300, maxRetryTime = 30000 } = consumerRetry;
   checkInteger("consumerRetry.initialRetryTime", initialRetryTime);
   checkInteger("consumerRetry.maxRetryTime", maxRetryTime);
@@ -286,14 +208,7 @@ export function createPlatformaticTransport(
     async transactionalProducer(
       producerOptions: TransactionalProducerOptions,
     ): Promise<TransactionalProducer> {
-      const { transactionalId } = producerOptions;
-      if (typeof transactionalId !== "string" || transactionalId.length === 0) {
-        throw new ConfigError(
-          "Cannot open a transactional producer as 'transactionalId' must be a non-empty " +
-            `string: current value is ${JSON.stringify(transactionalId)}`,
-          { field: "transactionalId" },
-        );
-      }
+      const transactionalId = checkTransactionalId(producerOptions.transactionalId);
       await reachable();
       return openTransactionalProducer(base as Parameters<typeof openProducer>[0], list, {
         transactionalId,
