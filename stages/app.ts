@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { processingGuarantee } from "../pipeline/guarantee.ts";
 import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { helpText, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
@@ -17,11 +16,10 @@ import { startService } from "../pipeline/service.ts";
 import type { RunningService } from "../pipeline/service.ts";
 import { healthEndpoint } from "../pipeline/service_config.ts";
 import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
-import { PROCESS_PAYMENT } from "./process_payment.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
 import type { CommandIo } from "../pipeline/command.ts";
-import { ORDERS_CONFIG, retryPreset } from "./config.ts";
+import { ORDERS_CONFIG } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { freshSeed, publishOrders } from "./_order_source.ts";
 import {
@@ -29,6 +27,8 @@ import {
   inProcessPipelineOptions,
   openGateway,
   paymentWorkers,
+  printSummary,
+  refuseUnkeptGuarantee,
   reportWorkerEvent,
   setupLogging,
   workerPipelineSpec,
@@ -93,13 +93,7 @@ export function parseOrdersConfig(
     io.stdout(helpText(ORDERS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
     return undefined;
   }
-  // Refused here, before a topic, a gateway or a worker is started.
-  processingGuarantee(parsed.values.guarantee, {
-    stage: { name: PROCESS_PAYMENT },
-    retryTopics: retryPreset(parsed.values.retry).tiers.map((_, i) =>
-      `${parsed.values.ordersTopic}.retry.${i + 1}`
-    ),
-  });
+  refuseUnkeptGuarantee(parsed.values);
   return parsed.values;
 }
 
@@ -232,13 +226,5 @@ export async function main(
     return 2;
   }
   if (config === undefined) return 0;
-  try {
-    const summary = await runOrdersApp(config, { io, signal, env });
-    io.stdout(JSON.stringify({ summary }));
-    return 0;
-  } catch (error) {
-    io.stderr(`error: ${errorMessage(error)}`);
-    if (!(error instanceof PipelineError)) io.stderr(String((error as Error)?.stack ?? ""));
-    return 1;
-  }
+  return await printSummary(io, () => runOrdersApp(config, { io, signal, env }));
 }

@@ -8,7 +8,7 @@
  */
 import { helpText, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
-import { errorMessage, PipelineError } from "../pipeline/errors.ts";
+import { errorMessage } from "../pipeline/errors.ts";
 import { startService } from "../pipeline/service.ts";
 import { healthEndpoint } from "../pipeline/service_config.ts";
 import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
@@ -18,7 +18,7 @@ import { ORDER_SERVICE_CONFIG } from "./config.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { createPaymentGateway } from "./payment_gateway.ts";
 import { freshSeed, publishOrders } from "./_order_source.ts";
-import { pipelineOptions, setupLogging, workerPipelineSpec } from "./_services.ts";
+import { pipelineOptions, printSummary, setupLogging, workerPipelineSpec } from "./_services.ts";
 import { SummaryCounter } from "./summary.ts";
 import type { RunSummary } from "./summary.ts";
 import { SERVICE, SERVICE_VERSION } from "./telemetry.ts";
@@ -117,15 +117,7 @@ export async function main(
     io.stderr(`error: ${errorMessage(error)}`);
     return 2;
   }
-  try {
-    const summary = await runOrderService(config, { io, signal, env });
-    io.stdout(JSON.stringify({ summary }));
-    return 0;
-  } catch (error) {
-    io.stderr(`error: ${errorMessage(error)}`);
-    if (!(error instanceof PipelineError)) io.stderr(String((error as Error)?.stack ?? ""));
-    return 1;
-  }
+  return await printSummary(io, () => runOrderService(config, { io, signal, env }));
 }
 
 if (import.meta.main) {

@@ -9,7 +9,7 @@
  */
 import { helpText, parseConfig } from "../pipeline/config.ts";
 import type { ConfigValues } from "../pipeline/config.ts";
-import { errorMessage, PipelineError } from "../pipeline/errors.ts";
+import { errorMessage } from "../pipeline/errors.ts";
 import type { LogLevel } from "../pipeline/log.ts";
 import { startService } from "../pipeline/service.ts";
 import type { RunningService } from "../pipeline/service.ts";
@@ -17,9 +17,7 @@ import { healthEndpoint } from "../pipeline/service_config.ts";
 import type { ParentingMode } from "../pipeline/telemetry/mod.ts";
 import type { CommandIo } from "../pipeline/command.ts";
 import { runCommand } from "../pipeline/command.ts";
-import { PAYMENTS_CONFIG, retryPreset } from "./config.ts";
-import { PROCESS_PAYMENT } from "./process_payment.ts";
-import { processingGuarantee } from "../pipeline/guarantee.ts";
+import { PAYMENTS_CONFIG } from "./config.ts";
 import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { createOrdersPipeline } from "./orders_pipeline.ts";
 import { freshSeed } from "./_order_source.ts";
@@ -28,6 +26,8 @@ import {
   inProcessPipelineOptions,
   openGateway,
   paymentWorkers,
+  printSummary,
+  refuseUnkeptGuarantee,
   reportWorkerEvent,
   setupLogging,
   workerPipelineSpec,
@@ -155,27 +155,13 @@ export async function main(
       io.stdout(helpText(PAYMENTS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
-    // Refused here, before a topic, a gateway or a worker is started.
-    processingGuarantee(parsed.values.guarantee, {
-      stage: { name: PROCESS_PAYMENT },
-      retryTopics: retryPreset(parsed.values.retry).tiers.map((_, i) =>
-        `${parsed.values.ordersTopic}.retry.${i + 1}`
-      ),
-    });
+    refuseUnkeptGuarantee(parsed.values);
     config = parsed.values;
   } catch (error) {
     io.stderr(`error: ${errorMessage(error)}`);
     return 2;
   }
-  try {
-    const summary = await runPaymentService(config, { io, signal, env });
-    io.stdout(JSON.stringify({ summary }));
-    return 0;
-  } catch (error) {
-    io.stderr(`error: ${errorMessage(error)}`);
-    if (!(error instanceof PipelineError)) io.stderr(String((error as Error)?.stack ?? ""));
-    return 1;
-  }
+  return await printSummary(io, () => runPaymentService(config, { io, signal, env }));
 }
 
 if (import.meta.main) {
