@@ -20,17 +20,23 @@ import type { Random } from "./random.ts";
 import { createRecordHandler } from "./runner.ts";
 import type { StageOutcome } from "./runner.ts";
 import type {
+  ConsumedRecord,
   Consumer,
   ConsumerStatus,
   Producer,
   RebalanceListener,
   RecordHandler,
+  TopicPartition,
   Transport,
 } from "./transport/transport.ts";
 import type { MemberState } from "./health.ts";
 import { TaskTransactions } from "./_task_transactions.ts";
 
 const log = getLogger(["pipeline", "run"]);
+
+function floorKey(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
 /** How often a member expires state entries past their retention. */
 const EXPIRY_EVERY_MS = 60_000;
 
@@ -198,6 +204,50 @@ export async function startStageMember(
     maxRecords: options.transactionMaxRecords ?? DEFAULT_TRANSACTION_MAX_RECORDS,
     lingerMs: options.transactionLingerMs ?? DEFAULT_TRANSACTION_LINGER_MS,
   });
+  /**
+   * Exactly-once mode: per task partition, the offsets its group had committed once this member
+   * opened (and so fenced) the task. The consumer read its position before that, while the
+   * previous owner's last transaction may still have been committing (kafkajs' OffsetFetch does
+   * not wait for pending transactional offsets: no KIP-447); records below are that
+   * transaction's, already settled.
+   */
+  const floors = new Map<string, { readonly offset: number; logged: boolean }>();
+  async function readFloors(partitions: readonly TopicPartition[]): Promise<void> {
+    const numbers = new Set(partitions.map((p) => p.partition));
+    for (const topic of new Set(partitions.map((p) => p.topic))) {
+      for (const { partition, offset } of await transport.committedOffsets(node.group, topic)) {
+        if (numbers.has(partition)) {
+          floors.set(floorKey(topic, partition), { offset, logged: false });
+        }
+      }
+    }
+  }
+  /** Whether the record is below its task's floor (skipped: logged once per floor). */
+  function belowFloor(record: ConsumedRecord): boolean {
+    const key = floorKey(record.topic, record.partition);
+    const floor = floors.get(key);
+    if (floor === undefined) return false;
+    if (record.offset >= floor.offset) {
+      // Records come in offset order: the floor is behind from now on.
+      floors.delete(key);
+      return false;
+    }
+    if (!floor.logged) {
+      floor.logged = true;
+      log.info(
+        "Skipping records {offset} to {last} of {topic} partition {partition}: the previous " +
+          "owner's last transaction committed past them",
+        {
+          stage: node.stage.name,
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          last: floor.offset - 1,
+        },
+      );
+    }
+    return true;
+  }
   const listener: RebalanceListener | undefined = state === undefined && tasks === undefined
     ? undefined
     : {
@@ -206,7 +256,10 @@ export async function startStageMember(
         // transaction (changelog entries included) is aborted before the restore reads.
         // Without tasks the restore starts synchronously, before the consumer reports the
         // assignment, so the member goes from assigning straight to restoring.
-        if (tasks !== undefined) await tasks.assign(partitions.map((p) => p.partition));
+        if (tasks !== undefined) {
+          await tasks.assign(partitions.map((p) => p.partition));
+          await readFloors(partitions);
+        }
         await state?.listener.assigned(partitions, signal);
       },
       revoked(partitions) {
@@ -251,6 +304,7 @@ export async function startStageMember(
     instrumentation: options.instrumentation,
   });
   const handler: RecordHandler = tasks === undefined ? inner : async (record, context) => {
+    if (floors.size > 0 && belowFloor(record)) return;
     let ok = false;
     try {
       const result = await inner(record, context);

@@ -15,6 +15,7 @@ import { retryPolicy } from "../../pipeline/retry.ts";
 import { integrationTest, readTopic, uniqueNames, waitFor } from "./_integration.ts";
 import { granted } from "../_permissions.ts";
 import { loadKafkaTransport } from "../_broker.ts";
+import type { Transport } from "../../pipeline/transport/transport.ts";
 
 /** The Kafka transport, loaded only where env access is granted (kafkajs reads env on load). */
 const kafka = granted("env") ? await loadKafkaTransport() : undefined;
@@ -97,6 +98,76 @@ await integrationTest(
       }
       const outputs = [...entries].filter(([, outcome]) => outcome === "output").map(([k]) => k);
       assert.deepEqual(outputs.sort(), [...paid].sort(), "the changelog agrees");
+    } finally {
+      await transport.close();
+    }
+  },
+);
+
+await integrationTest(
+  "exactly_once on Kafka: the previous owner's last transaction, committed after the new owner read its position, is not processed again",
+  async (brokers, kcat) => {
+    const names = uniqueNames("eoslate");
+    const pipeline = createOrdersPipeline({
+      gateway: createPaymentGateway({ failureRate: 0, seed: 5 }),
+      ordersTopic: names.orders,
+      paymentsTopic: names.payments,
+      dlqTopic: names.dlq,
+      groupId: names.group,
+      partitions: 1,
+      retry: retryPolicy({ initialDelayMs: 5, maxDelayMs: 20, attempts: 4, tiers: [] }),
+    });
+    const orders = createOrderGenerator({ seed: 29 });
+    const batch = Array.from({ length: 20 }, () => orders());
+    const transport = kafka!.createKafkaTransport(brokers, { clientId: "exactly-once-late" });
+    try {
+      await transport.ensureTopics(pipeline.topics);
+      const producer = await transport.producer();
+      await createPublisher(pipeline, PUBLISH_ORDER, { producer }).publish(batch);
+      await producer.close();
+      // The previous owner of the task handled the first 10 orders: its last transaction holds
+      // their offsets and is still on its way when the new owner joins the group.
+      const taskId = taskTransactionalId(names.group, names.orders, 0);
+      const previous = await transport.transactionalProducer({ transactionalId: taskId });
+      const last = await previous.begin();
+      await last.sendOffsets(names.group, [{ topic: names.orders, partition: 0, offset: 10 }]);
+      let lateCommit: Promise<void> | undefined;
+      // It commits while the new owner opens the task (after its consumer read its position),
+      // just before the new owner's producer fences it.
+      const racing: Transport = {
+        kind: transport.kind,
+        target: transport.target,
+        ensureTopics: (topics) => transport.ensureTopics(topics),
+        producer: () => transport.producer(),
+        async transactionalProducer(options) {
+          if (options.transactionalId === taskId) await (lateCommit ??= last.commit());
+          return await transport.transactionalProducer(options);
+        },
+        consumer: (options) => transport.consumer(options),
+        endOffsets: (topic) => transport.endOffsets(topic),
+        committedOffsets: (group, topic) => transport.committedOffsets(group, topic),
+        readPartitions: (topic, partitions, each, signal) =>
+          transport.readPartitions(topic, partitions, each, signal),
+        close: () => transport.close(),
+      };
+      const next = await startPipeline(pipeline, { transport: racing, guarantee: "exactly_once" });
+      try {
+        await waitUntilDrained(pipeline, transport, { timeoutMs: 60_000 });
+      } finally {
+        await next.stop();
+      }
+      await previous.close();
+      assert.ok(lateCommit !== undefined, "the previous owner's transaction committed late");
+      const committed = { isolation: "read_committed" } as const;
+      const settled = [
+        ...await readTopic(kcat, brokers, names.payments, committed),
+        ...await readTopic(kcat, brokers, names.dlq, committed),
+      ].map((r) => r.key!);
+      assert.deepEqual(
+        settled.sort(),
+        batch.slice(10).map((o) => o.order_id).sort(),
+        "only the orders after the previous owner's committed offset, each once",
+      );
     } finally {
       await transport.close();
     }
