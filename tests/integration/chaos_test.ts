@@ -30,9 +30,6 @@ await integrationTest(
       brokerRestarts: 1,
       drainTimeoutMs: 120_000,
       seed: 20_260_801,
-      // at_least_once only, here: the exactly_once run of the suite finds a duplicate outcome
-      // under kills (issue 8, README "Known limits"); `deno task chaos` still runs both modes.
-      guarantees: ["at_least_once"],
       kcat,
       workDir,
       log: (line) => log.push(line),
