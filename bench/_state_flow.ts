@@ -8,7 +8,7 @@
  * @module
  */
 import v8 from "node:v8";
-import { startPipeline } from "../pipeline/run.ts";
+import { expiryIntervalMs, startPipeline } from "../pipeline/run.ts";
 import type { RestoreEvent } from "../pipeline/state_store.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
 import type { Transport } from "../pipeline/transport/transport.ts";
@@ -77,8 +77,6 @@ export interface StateFlowResult {
 }
 
 const MIB = 1024 * 1024;
-/** How often a member expires state entries (`EXPIRY_EVERY_MS` of `pipeline/run.ts`). */
-const EXPIRY_EVERY_MS = 60_000;
 
 function memory(): { rssMiB: number; heapUsedMiB: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -213,7 +211,7 @@ export async function runStateFlow(
     rss.length === 0
       ? null
       : Math.round((Math.max(...rss) - Math.min(...rss)) / Math.min(...rss) * 1000) / 10;
-  const windowS = (retentionMs + EXPIRY_EVERY_MS) / 1000;
+  const windowS = (retentionMs + expiryIntervalMs(retentionMs)) / 1000;
   return {
     orders,
     retentionMs,

@@ -466,6 +466,10 @@ export function definePipeline(spec: PipelineSpec): Pipeline {
           // Compaction never touches the active segment: rolling it about once a retention lets
           // the broker drop expired keys, so a restore reads the live keys, not the history.
           "segment.ms": String(changelogSegmentMs(node.stateRetentionMs)),
+          // Tombstones (expired entries) are dropped by compaction after this long, not a day
+          // later (the broker's default): a restore reads what is live plus this much history. A
+          // restore that misses a dropped tombstone still drops the entry: it is past retention.
+          "delete.retention.ms": String(changelogSegmentMs(node.stateRetentionMs)),
           ...(minInsync === undefined ? {} : { "min.insync.replicas": minInsync }),
         },
       };

@@ -37,8 +37,14 @@ const log = getLogger(["pipeline", "run"]);
 function floorKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
-/** How often a member expires state entries past their retention. */
-const EXPIRY_EVERY_MS = 60_000;
+/**
+ * How often a member expires state entries past their retention: a quarter of the retention,
+ * from 1 s to 60 s. The entries held are those of the retention plus up to one interval, so a
+ * short retention gets a short interval (memory stays bounded by about 1.25 retentions of keys).
+ */
+export function expiryIntervalMs(stateRetentionMs: number): number {
+  return Math.min(60_000, Math.max(1_000, Math.floor(stateRetentionMs / 4)));
+}
 
 /** Options for {@linkcode startStageMember}. */
 export interface StageMemberOptions {
@@ -337,7 +343,7 @@ export async function startStageMember(
         error_reason: errorMessage(error),
       });
     }).finally(() => expiring = false);
-  }, EXPIRY_EVERY_MS);
+  }, expiryIntervalMs(node.stateRetentionMs));
   let closed: Promise<void> | undefined;
   async function closeMember(): Promise<void> {
     clearInterval(expiry);

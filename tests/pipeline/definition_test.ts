@@ -452,7 +452,7 @@ Deno.test("definePipeline() bounds dead letters by the DLQ topic's declared max.
   );
 });
 
-Deno.test("definePipeline() rolls a changelog's segments about once a state retention, within ten minutes and a day", () => {
+Deno.test("definePipeline() rolls a changelog's segments and drops its tombstones about once a state retention, within ten minutes and a day", () => {
   const segmentMs = (stateRetentionMs?: number) => {
     const pipeline = definePipeline(numbersSpec({
       stage: doubleStage(undefined, { key: ({ n }) => String(n) }),
@@ -460,6 +460,11 @@ Deno.test("definePipeline() rolls a changelog's segments about once a state rete
     }));
     const changelog = pipeline.topics.find((t) => t.name === pipeline.stages[0].changelog);
     assert.equal(changelog?.config?.["cleanup.policy"], "compact");
+    assert.equal(
+      changelog?.config?.["delete.retention.ms"],
+      changelog?.config?.["segment.ms"],
+      "tombstones dropped after as long, not the broker's default day",
+    );
     return changelog?.config?.["segment.ms"];
   };
   assert.equal(segmentMs(), String(24 * 3600_000), "the default 7 days: daily");

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { definePipeline } from "../../pipeline/definition.ts";
 import { defineStage } from "../../pipeline/stage.ts";
-import { pipelineLag, startPipeline, waitUntilDrained } from "../../pipeline/run.ts";
+import {
+  expiryIntervalMs,
+  pipelineLag,
+  startPipeline,
+  waitUntilDrained,
+} from "../../pipeline/run.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
 import type { Transport } from "../../pipeline/transport/transport.ts";
 import { Num, numbersSpec, waitUntil } from "../_fixtures.ts";
@@ -123,4 +128,10 @@ Deno.test({
       await inner.close();
     }
   },
+});
+
+Deno.test("expiryIntervalMs() expires a quarter of a retention at a time, from 1 s to 60 s", () => {
+  assert.equal(expiryIntervalMs(7 * 24 * 3600_000), 60_000, "the default 7 days: every minute");
+  assert.equal(expiryIntervalMs(30_000), 7_500, "keys held: at most 1.25 retentions' worth");
+  assert.equal(expiryIntervalMs(2_000), 1_000, "never more often than every second");
 });
