@@ -319,13 +319,30 @@ export function createStageState(transport: Transport, options: StageStateOption
 }
 
 /** How many tombstones one send carries at most: see {@linkcode writeTombstones}. */
-export const TOMBSTONES_PER_SEND = 500;
+export const TOMBSTONES_PER_SEND = 5000;
+/**
+ * About how many bytes of tombstones one send carries at most (keys plus a per-record
+ * overhead), well under a broker's default `message.max.bytes` (1 MiB) for one partition.
+ */
+export const TOMBSTONE_BYTES_PER_SEND = 256 * 1024;
+/** What a tombstone costs in a record batch besides its key, about. */
+const TOMBSTONE_OVERHEAD_BYTES = 32;
+const encoder = new TextEncoder();
+
+/** Bounds of {@linkcode writeTombstones}' sends. */
+export interface TombstoneBatching {
+  /** @default {@linkcode TOMBSTONES_PER_SEND} */
+  readonly maxRecords?: number;
+  /** @default {@linkcode TOMBSTONE_BYTES_PER_SEND} */
+  readonly maxBytes?: number;
+}
 
 /**
- * Writes expired entries' tombstones to the changelog a bounded batch at a time, each batch
- * after the last is acknowledged. One send of every tombstone at once (tens of thousands after
- * a long run or a restore) outgrows the broker's request limit and holds the member's outputs
- * behind it.
+ * Writes expired entries' tombstones to the changelog a bounded batch at a time (by count and by
+ * key bytes), each batch after the last is acknowledged. One send of every tombstone at once
+ * (tens of thousands after a long run or a restore) outgrows the broker's request limit and
+ * holds the member's outputs behind it; a send per few hundred lags behind expiry under load.
+ * A key larger than the byte bound goes alone (it was written as an entry, so it fits).
  *
  * @example
  * ```ts ignore
@@ -335,9 +352,22 @@ export const TOMBSTONES_PER_SEND = 500;
 export async function writeTombstones(
   producer: Pick<Producer, "send">,
   tombstones: readonly OutgoingRecord[],
-  perSend: number = TOMBSTONES_PER_SEND,
+  batching: TombstoneBatching = {},
 ): Promise<void> {
-  for (let i = 0; i < tombstones.length; i += perSend) {
-    await producer.send(tombstones.slice(i, i + perSend));
+  const maxRecords = batching.maxRecords ?? TOMBSTONES_PER_SEND;
+  const maxBytes = batching.maxBytes ?? TOMBSTONE_BYTES_PER_SEND;
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < tombstones.length; i++) {
+    const key = tombstones[i].key;
+    const size = TOMBSTONE_OVERHEAD_BYTES +
+      (typeof key === "string" ? encoder.encode(key).byteLength : key?.byteLength ?? 0);
+    if (i > start && (i - start === maxRecords || bytes + size > maxBytes)) {
+      await producer.send(tombstones.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
   }
+  if (start < tombstones.length) await producer.send(tombstones.slice(start));
 }

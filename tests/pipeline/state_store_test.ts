@@ -73,10 +73,10 @@ Deno.test("createStageState() expires entries after the retention and writes tom
   assert.equal(state.size, 1, "memory holds only the live key");
 });
 
-Deno.test("writeTombstones() writes a bounded batch per send, each after the last is acknowledged", async () => {
+Deno.test("writeTombstones() writes batches bounded by count and key bytes, each after the last is acknowledged", async () => {
   const { state } = await setup();
   const tombstones = Array.from(
-    { length: 1250 },
+    { length: 12_500 },
     (_, i) => state.changelogRecord(0, `k${i}`, null),
   );
   const sizes: number[] = [];
@@ -92,8 +92,17 @@ Deno.test("writeTombstones() writes a bounded batch per send, each after the las
     },
   };
   await writeTombstones(producer, tombstones);
-  assert.deepEqual(sizes, [500, 500, 250]);
+  assert.deepEqual(sizes, [5000, 5000, 2500], "by count");
   sizes.length = 0;
-  await writeTombstones(producer, tombstones.slice(0, 3), 2);
+  await writeTombstones(producer, tombstones.slice(0, 3), { maxRecords: 2 });
   assert.deepEqual(sizes, [2, 1]);
+  sizes.length = 0;
+  const large = [
+    state.changelogRecord(0, "a".repeat(100_000), null),
+    state.changelogRecord(0, "b".repeat(100_000), null),
+    state.changelogRecord(0, "c".repeat(300_000), null),
+    state.changelogRecord(0, "d", null),
+  ];
+  await writeTombstones(producer, large);
+  assert.deepEqual(sizes, [2, 1, 1], "by bytes; a key over the bound alone");
 });
