@@ -107,7 +107,9 @@ export async function runStateFlow(
 ): Promise<StateFlowResult> {
   const { orders, retentionMs, sampleEvery, phaseTimeoutMs } = options;
   const pipeline = createOrdersPipeline({
-    gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0 }),
+    // The simulated gateway lives in this process: its keys expire with the state, so what is
+    // measured is the member (a real gateway is a service of its own).
+    gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0, keyTtlMs: retentionMs }),
     ordersTopic: `flow-orders-${suffix}`,
     paymentsTopic: `flow-payments-${suffix}`,
     dlqTopic: `flow-orders-dlq-${suffix}`,

@@ -90,11 +90,21 @@ export interface PaymentGatewayOptions {
    */
   readonly seed?: number;
   /**
-   * The clock the latency is spent on.
+   * The clock the latency is spent on and keys expire by.
    * @default systemClock
    */
   readonly clock?: Clock;
+  /**
+   * How long an idempotency key is kept after its charge, in milliseconds (real gateways keep
+   * them 24 hours, as `deno task gateway` does); expired keys leave memory, so a long run does
+   * not grow the process that hosts this gateway.
+   * @default 24 hours
+   */
+  readonly keyTtlMs?: number;
 }
+
+/** The default of {@linkcode PaymentGatewayOptions.keyTtlMs}: 24 hours. */
+export const GATEWAY_KEY_TTL_MS = 24 * 3600 * 1000;
 
 /** A charge request. */
 export interface ChargeRequest {
@@ -120,7 +130,7 @@ export interface Charge {
 export interface PaymentGateway {
   /** Charges once per idempotency key. */
   charge(request: ChargeRequest, signal?: AbortSignal): Promise<Charge>;
-  /** Distinct charges made. */
+  /** Distinct charges made (expired keys included). */
   readonly charges: number;
   /** Requests answered with an earlier charge (a redelivered order). */
   readonly replays: number;
@@ -154,21 +164,35 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
     declineAbove = Number.POSITIVE_INFINITY,
     seed = 1,
     clock = systemClock,
+    keyTtlMs = GATEWAY_KEY_TTL_MS,
   } = options;
+  if (!Number.isSafeInteger(keyTtlMs) || keyTtlMs < 1) {
+    throw new RangeError(
+      `Cannot create gateway as 'keyTtlMs' must be a positive integer: current value is ${keyTtlMs}`,
+    );
+  }
   if (!(failureRate >= 0 && failureRate <= 1)) {
     throw new RangeError(
       `Cannot create gateway as 'failureRate' must be in [0, 1]: current value is ${failureRate}`,
     );
   }
-  const charged = new Map<string, string>();
+  // Insertion order is expiry order: expired keys are at the front, sweeping costs only what
+  // it removes.
+  const charged = new Map<string, { readonly paymentId: string; readonly expiresAt: number }>();
+  let charges = 0;
   let replays = 0;
   return {
     async charge(request: ChargeRequest, signal?: AbortSignal): Promise<Charge> {
       if (latencyMs > 0) await clock.sleep(latencyMs, signal);
+      const now = clock.now();
+      for (const [key, { expiresAt }] of charged) {
+        if (expiresAt > now) break;
+        charged.delete(key);
+      }
       const earlier = charged.get(request.idempotencyKey);
       if (earlier !== undefined) {
         replays++;
-        return { paymentId: earlier, replayed: true };
+        return { paymentId: earlier.paymentId, replayed: true };
       }
       if (failureDraw(seed, request.idempotencyKey, request.attempt) < failureRate) {
         throw new GatewayUnavailableError(
@@ -182,12 +206,12 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
       }
       const paymentId = `pay_${
         (murmur2(encoder.encode(`${seed}:${request.idempotencyKey}`)) >>> 0).toString(16)
-      }_${charged.size}`;
-      charged.set(request.idempotencyKey, paymentId);
+      }_${charges++}`;
+      charged.set(request.idempotencyKey, { paymentId, expiresAt: now + keyTtlMs });
       return { paymentId, replayed: false };
     },
     get charges(): number {
-      return charged.size;
+      return charges;
     },
     get replays(): number {
       return replays;

@@ -96,6 +96,29 @@ Deno.test("payment gateway charges a key once: a second charge is a replay", asy
   assert.equal(gateway.replays, 1);
 });
 
+Deno.test("payment gateway keeps a key keyTtlMs (24 h by default): later it charges again and memory holds no expired key", async () => {
+  const clock = new FakeClock();
+  const gateway = createPaymentGateway({ failureRate: 0, clock });
+  const first = await charge(gateway, "order-1");
+  clock.advance(24 * 3600_000 - 1);
+  assert.equal((await charge(gateway, "order-1", 2)).paymentId, first.paymentId, "within 24 h");
+  clock.advance(1);
+  const again = await charge(gateway, "order-1", 3);
+  assert.equal(again.replayed, false, "the key expired");
+  assert.notEqual(again.paymentId, first.paymentId);
+  const short = createPaymentGateway({ failureRate: 0, clock, keyTtlMs: 10 });
+  await charge(short, "order-2");
+  clock.advance(10);
+  assert.equal((await charge(short, "order-2", 2)).replayed, false);
+  assert.equal(short.charges, 2);
+  for (const keyTtlMs of [0, -1, 1.5]) {
+    assert.throws(
+      () => createPaymentGateway({ keyTtlMs }),
+      /'keyTtlMs' must be a positive integer/,
+    );
+  }
+});
+
 Deno.test("payment gateway declines above the limit with a fatal RejectedError", async () => {
   const gateway = createPaymentGateway({ failureRate: 0, declineAbove: 5 });
   await assert.rejects(charge(gateway, "order-1"), (error: unknown) => {
