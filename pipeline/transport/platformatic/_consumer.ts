@@ -28,7 +28,7 @@
  * offsets of the partitions now owned) and the old one is closed, so no record fetched under the
  * old generation is delivered under the new one. Duplicates, never losses.
  *
- * Control records (and aborted records, which this client does not filter out itself) are never
+ * Control records and, for `read_committed`, the aborted records the client filters out are never
  * handed over, yet the stream's next fetch position (`offsetsToFetch`) passes them. Once every
  * message the stream pushed has been taken (counted through the client's `consumer:receives`
  * diagnostics channel), that position is queued in each partition's lane behind its records,
