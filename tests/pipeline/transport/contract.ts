@@ -996,4 +996,29 @@ export function transportContract(
       );
     },
   );
+  contractTest(
+    "a partition ending in an aborted transaction is committed to its end read_committed",
+    async (s) => {
+      const topic = await s.topic(1);
+      const plain = await s.producer();
+      await plain.send([{ topic, key: "k", value: "before" }]);
+      const producer = await s.transactionalProducer(uniqueName("txn"));
+      const aborted = await producer.begin();
+      await aborted.send(range(2).map((i) => ({ topic, key: "k", value: `aborted-${i}` })));
+      await aborted.abort();
+      const end = async () => (await s.transport.endOffsets(topic)).end[0].offset;
+      // The broker writes the abort's control record just after `abort` resolves.
+      await s.waitUntil(
+        "one record, two aborted ones and the control record",
+        async () => await end() === 4,
+      );
+      const groupId = uniqueName("group");
+      const reader = await s.reader({ groupId, topics: [topic] });
+      await s.waitUntil("the group's committed offset at the end offset", async () => {
+        const committed = await s.transport.committedOffsets(groupId, topic);
+        return committed[0]?.offset === 4;
+      });
+      assert.deepEqual(values(reader.seen), ["before"]);
+    },
+  );
 }
