@@ -11,6 +11,11 @@
  * - A transaction commits with the input offsets of the records handed over so far whose sends
  *   are all in it or in an earlier one, on a record-count bound or after a linger; the consumer
  *   commits nothing itself.
+ * - The consumer's position past records it never hands over (the control records ending the
+ *   task's own transactions in its retry tiers, aborted records) joins the next transaction's
+ *   offsets (an offsets-only one when none is open), as Kafka Streams commits the consumer's
+ *   position: without it a tier's committed offset would stay short of its end for ever. The
+ *   consumer reports it only once every record before it is complete (`onPosition`).
  * - A fenced task sends and commits nothing more: the partition belongs to another member now.
  *
  * @module
@@ -145,6 +150,21 @@ class Task {
     let entries = this.#entries.get(record.topic);
     if (entries === undefined) this.#entries.set(record.topic, entries = []);
     entries.push({ offset: record.offset, seq });
+    this.#commitSoon(this.#options.lingerMs);
+  }
+
+  /**
+   * The consumer's position in `topic` passed records it never hands over, every record before
+   * being complete: the next transaction commits up to `offset`.
+   */
+  passed(topic: string, offset: number): void {
+    if (this.fenced !== undefined || this.#closed) return;
+    let entries = this.#entries.get(topic);
+    if (entries === undefined) this.#entries.set(topic, entries = []);
+    const last = entries.at(-1);
+    if (last !== undefined && last.offset >= offset - 1) return;
+    // Committed as if the record before `offset` had been handed over, with no send of its own.
+    entries.push({ offset: offset - 1, seq: 0 });
     this.#commitSoon(this.#options.lingerMs);
   }
 
@@ -326,6 +346,14 @@ export class TaskTransactions {
   /** Tells the record's task that its handler returned (`ok`) or threw. */
   settled(record: ConsumedRecord, ok: boolean): void {
     this.#ready.get(record.partition)?.settled(record, ok);
+  }
+
+  /**
+   * The consumer's position passed records it never hands over (see
+   * `ConsumerOptions.onPosition`): the position's task commits it with its next transaction.
+   */
+  passed(position: TransactionOffset): void {
+    this.#ready.get(position.partition)?.passed(position.topic, position.offset);
   }
 
   /** Commits without lingering from now on: the member is stopping. */

@@ -5,9 +5,10 @@
  * - `at_least_once` (the default): a record's outcome (outputs, retry-tier copy or dead letter,
  *   and its key's state entry) is durable before its offset is committed; a crash between the
  *   two redelivers it, and the keyed stage's state skips the key it already settled.
- * - `exactly_once`: a record's outcome, its state entry and its input offset commit in one
- *   Kafka transaction per task (see `_task_transactions.ts`). Not yet for stages with retry
- *   tiers: refused with a {@linkcode ConfigError}.
+ * - `exactly_once`: a record's outcome (outputs, retry-tier copy or dead letter), its state
+ *   entry and its input offset commit in one Kafka transaction per task (see
+ *   `_task_transactions.ts`); the offsets pass the control records that end the transactions
+ *   in a retry tier, so a tiered stage drains too.
  *
  * @module
  */
@@ -32,20 +33,18 @@ export const GUARANTEE_CONFIG = {
     default: DEFAULT_PROCESSING_GUARANTEE,
     choices: PROCESSING_GUARANTEES,
     description:
-      "at_least_once: outcomes durable before offsets are committed, duplicates skipped by key; exactly_once: outcomes, state entries and input offsets in one transaction per input partition (not with retry tiers)",
+      "at_least_once: outcomes durable before offsets are committed, duplicates skipped by key; exactly_once: outcomes, state entries and input offsets in one transaction per input partition",
   }),
 } as const;
 
 /**
- * Checks that a member of `node` (any member when omitted) can run with `value`, and returns it
- * as a {@linkcode ProcessingGuarantee}.
+ * Checks that `value` is a processing guarantee, and returns it as a
+ * {@linkcode ProcessingGuarantee}.
  *
- * @throws {ConfigError} for an unknown guarantee, or `exactly_once` for a stage with retry
- * tiers (not available yet: see the README, "Processing guarantees")
+ * @throws {ConfigError} for an unknown guarantee
  */
 export function processingGuarantee(
   value: string = DEFAULT_PROCESSING_GUARANTEE,
-  node?: { readonly stage: { readonly name: string }; readonly retryTopics: readonly string[] },
 ): ProcessingGuarantee {
   if (!(PROCESSING_GUARANTEES as readonly string[]).includes(value)) {
     throw new ConfigError(
@@ -54,15 +53,5 @@ export function processingGuarantee(
       { field: "PROCESSING_GUARANTEE" },
     );
   }
-  const guarantee = value as ProcessingGuarantee;
-  if (guarantee === "exactly_once" && node !== undefined && node.retryTopics.length > 0) {
-    throw new ConfigError(
-      `Cannot run stage "${node.stage.name}" with 'PROCESSING_GUARANTEE' "exactly_once" as it ` +
-        `has retry tiers (${node.retryTopics.join(", ")}): tiers written in transactions end ` +
-        `in control records that its group's committed offsets never pass, so it would never ` +
-        `drain; use in-place retries or "at_least_once"`,
-      { field: "PROCESSING_GUARANTEE", stage: node.stage.name },
-    );
-  }
-  return guarantee;
+  return value as ProcessingGuarantee;
 }

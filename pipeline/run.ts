@@ -94,8 +94,7 @@ export interface StageMemberOptions {
    */
   readonly onState?: (state: MemberState, detail?: string) => void;
   /**
-   * The processing guarantee (`PROCESSING_GUARANTEE`); `exactly_once` is refused for stages
-   * with retry tiers.
+   * The processing guarantee (`PROCESSING_GUARANTEE`).
    * @default "at_least_once"
    */
   readonly guarantee?: ProcessingGuarantee;
@@ -141,7 +140,7 @@ export async function startStageMember(
   options: StageMemberOptions,
 ): Promise<StageMember> {
   // Refused before anything starts: a member never runs with a guarantee it cannot keep.
-  const guarantee = processingGuarantee(options.guarantee, node);
+  const guarantee = processingGuarantee(options.guarantee);
   const topics = [node.input, ...node.retryTopics];
   const { transport } = options;
   const clock = options.clock ?? systemClock;
@@ -291,8 +290,10 @@ export async function startStageMember(
     // Partition p of the input and of every tier is one task, owning partition p's state.
     copartitioned: true,
     rebalanceListener: listener,
-    // In the exactly-once mode the offsets are committed with the tasks' transactions.
+    // In the exactly-once mode the offsets are committed with the tasks' transactions, past
+    // the control records that end them in the retry tiers too.
     commitOffsets: tasks === undefined,
+    onPosition: tasks === undefined ? undefined : (position) => tasks.passed(position),
   });
   // The member's own batching over the shared producer, which its owner closes.
   const producer = batchingProducer(options.producer, {
@@ -410,7 +411,7 @@ export async function startPipeline(
   options: StartPipelineOptions,
 ): Promise<RunningPipeline> {
   const { transport } = options;
-  for (const node of pipeline.stages) processingGuarantee(options.guarantee, node);
+  processingGuarantee(options.guarantee);
   await transport.ensureTopics(pipeline.topics);
   const producer = await transport.producer();
   const members: StageMember[] = [];

@@ -7,8 +7,6 @@
  */
 import type { CommandIo } from "../pipeline/command.ts";
 import { errorMessage, PipelineError } from "../pipeline/errors.ts";
-import { processingGuarantee } from "../pipeline/guarantee.ts";
-import { retryTopicName } from "../pipeline/retry.ts";
 import { configureLogging } from "../pipeline/log.ts";
 import type { LogFormat, LogLevel } from "../pipeline/log.ts";
 import type { PipelineModuleSpec, SupervisorEvent } from "../pipeline/supervisor/mod.ts";
@@ -17,7 +15,6 @@ import { createGatewayClient } from "./gateway_client.ts";
 import { startGatewayService } from "./gateway_service.ts";
 import type { GatewayService } from "./gateway_service.ts";
 import type { OrdersPipelineOptions } from "./orders_pipeline.ts";
-import { PROCESS_PAYMENT } from "./process_payment.ts";
 import type { WorkerPipelineOptions } from "./worker_pipeline.ts";
 
 /** The settings the orders pipeline is built from (a subset of each command's config). */
@@ -193,23 +190,6 @@ export function reportWorkerEvent(io: CommandIo, event: SupervisorEvent): void {
   } else if (event.type === "gave-up") {
     io.stderr(`worker ${event.worker} gave up after ${event.crashes} crashes`);
   }
-}
-
-/**
- * Refuses a processing guarantee the payment stage cannot keep with these settings (exactly
- * once with retry tiers), before a topic, a gateway or a worker is started.
- *
- * @throws {ConfigError} naming `PROCESSING_GUARANTEE`
- */
-export function refuseUnkeptGuarantee(
-  settings: { readonly guarantee: string; readonly retry: string; readonly ordersTopic: string },
-): void {
-  processingGuarantee(settings.guarantee, {
-    stage: { name: PROCESS_PAYMENT },
-    retryTopics: retryPreset(settings.retry).tiers.map((_, i) =>
-      retryTopicName(settings.ordersTopic, i + 1)
-    ),
-  });
 }
 
 /**

@@ -28,7 +28,6 @@ import {
   openGateway,
   paymentWorkers,
   printSummary,
-  refuseUnkeptGuarantee,
   reportWorkerEvent,
   setupLogging,
   workerPipelineSpec,
@@ -93,7 +92,6 @@ export function parseOrdersConfig(
     io.stdout(helpText(ORDERS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
     return undefined;
   }
-  refuseUnkeptGuarantee(parsed.values);
   return parsed.values;
 }
 

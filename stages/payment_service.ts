@@ -27,7 +27,6 @@ import {
   openGateway,
   paymentWorkers,
   printSummary,
-  refuseUnkeptGuarantee,
   reportWorkerEvent,
   setupLogging,
   workerPipelineSpec,
@@ -155,7 +154,6 @@ export async function main(
       io.stdout(helpText(PAYMENTS_CONFIG, USAGE, { sections: [KAFKA_SECURITY_HELP] }));
       return 0;
     }
-    refuseUnkeptGuarantee(parsed.values);
     config = parsed.values;
   } catch (error) {
     io.stderr(`error: ${errorMessage(error)}`);

@@ -10,6 +10,12 @@
  * never skip a record that is not durable yet. Going back to the head only ever re-delivers
  * records (duplicates, which idempotent stages skip), never loses one.
  *
+ * Records a consumer never hands over (a transaction's control record, and aborted records for
+ * `read_committed`) take offsets too: the transport reports its position past them with
+ * {@linkcode PartitionCheckpointer.passTo}, and the prefix advances to it once every record
+ * tracked before is complete, as Kafka Streams commits the consumer's position. Without it a
+ * partition ending in a control record would never be committed to its end.
+ *
  * @module
  */
 import type { RecordAck } from "./transport.ts";
@@ -18,9 +24,10 @@ import type { RecordAck } from "./transport.ts";
 export interface CheckpointerOptions {
   /**
    * The durable prefix grew: every record below `next` is complete (commit `next`). `count`
-   * records completed with this step.
+   * records completed with this step; `passed` is true when `next` is a position given to
+   * {@linkcode PartitionCheckpointer.passTo} (past records never handed over).
    */
-  onAdvance(next: number, count: number): void;
+  onAdvance(next: number, count: number, passed: boolean): void;
   /**
    * A record's `durable` rejected with `error`: deliver the partition again from `from` (the
    * oldest record that was pending). Every pending record was dropped.
@@ -52,6 +59,10 @@ export class PartitionCheckpointer {
   /** In offset order; the head is never complete (complete heads are committed at once). */
   #pending: Entry[] = [];
   #rewinds = 0;
+  /** A position past records never handed over, reached once every pending record is. */
+  #passTo: number | undefined;
+  /** The last position reported to `onAdvance`. */
+  #reached: number | undefined;
 
   /** Creates a checkpointer reporting to `options`. */
   constructor(options: CheckpointerOptions) {
@@ -77,6 +88,8 @@ export class PartitionCheckpointer {
    * `ack.durable` resolves.
    */
   track(offset: number, ack?: RecordAck): void {
+    // A record at or past the position to pass to: that position is behind the record now.
+    if (this.#passTo !== undefined && offset >= this.#passTo) this.#passTo = undefined;
     if (ack === undefined) {
       this.#pending.push({ offset, done: true, dropped: false, settled: Promise.resolve() });
       this.#advance();
@@ -102,6 +115,22 @@ export class PartitionCheckpointer {
     this.#pending.push(entry);
   }
 
+  /**
+   * The transport's position in the partition moved to `position` past records it does not
+   * hand over (control records, aborted ones): once every record tracked so far is complete,
+   * the prefix advances to `position` (at once when none is pending). Call it only when every
+   * record below `position` that the transport hands over has been tracked; a rewind or a
+   * discard forgets it, and a later {@linkcode track} at or past it makes it moot.
+   */
+  passTo(position: number): void {
+    const last = this.#pending.at(-1)?.offset;
+    if (last !== undefined && position <= last + 1) return;
+    if (this.#reached !== undefined && position <= this.#reached) return;
+    if (this.#passTo !== undefined && position <= this.#passTo) return;
+    this.#passTo = position;
+    this.#advance();
+  }
+
   /** A handler result whose record was dropped meanwhile: not tracked, but still awaited. */
   forget(ack: RecordAck | undefined): void {
     if (ack === undefined) return;
@@ -116,6 +145,7 @@ export class PartitionCheckpointer {
   /** Forgets every pending record (the partition is lost): later completions are ignored. */
   discard(): void {
     for (const entry of this.#pending.splice(0)) entry.dropped = true;
+    this.#passTo = undefined;
     this.#rewinds++;
   }
 
@@ -131,7 +161,15 @@ export class PartitionCheckpointer {
       next = this.#pending.shift()!.offset + 1;
       count++;
     }
-    if (next !== undefined) this.#options.onAdvance(next, count);
+    let passed = false;
+    if (this.#pending.length === 0 && this.#passTo !== undefined) {
+      next = this.#passTo;
+      this.#passTo = undefined;
+      passed = true;
+    }
+    if (next === undefined) return;
+    this.#reached = next;
+    this.#options.onAdvance(next, count, passed);
   }
 
   #rewind(entry: Entry, error: unknown): void {

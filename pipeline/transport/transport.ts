@@ -253,6 +253,16 @@ export interface ConsumerOptions {
    * @default true
    */
   readonly commitOffsets?: boolean;
+  /**
+   * Told when the member's position in a partition passed records it never hands over (a
+   * transaction's control record, aborted records for `read_committed`) and every record before
+   * them is complete: `offset` is the next one to read, to commit for the partition. A member
+   * committing its offsets itself commits it too; with `commitOffsets: false`, whoever commits
+   * them must, or a partition ending in a control record is never committed to its end (its
+   * lag never reaches 0). Never past a record that failed or is not complete.
+   * @default none
+   */
+  readonly onPosition?: (position: TransactionOffset) => void;
 }
 
 /** A partition of a topic. */

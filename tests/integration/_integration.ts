@@ -45,6 +45,21 @@ export function uniqueNames(test: string): Names {
   };
 }
 
+/** The topic and group options of the orders pipeline (and the worker pipeline) for `names`. */
+export function pipelineNames(names: Names): {
+  readonly ordersTopic: string;
+  readonly paymentsTopic: string;
+  readonly dlqTopic: string;
+  readonly groupId: string;
+} {
+  return {
+    ordersTopic: names.orders,
+    paymentsTopic: names.payments,
+    dlqTopic: names.dlq,
+    groupId: names.group,
+  };
+}
+
 /** The environment that points the pipeline command at `names` on `brokers`. */
 export function pipelineEnv(brokers: string, names: Names): Record<string, string> {
   return {

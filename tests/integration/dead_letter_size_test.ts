@@ -12,7 +12,13 @@ import { DeadLetterEnvelopeSchema } from "../../pipeline/dead_letter.ts";
 import { startPipeline, waitUntilDrained } from "../../pipeline/run.ts";
 import { createOrdersPipeline } from "../../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../../stages/payment_gateway.ts";
-import { integrationTest, produceWithKcat, readTopic, uniqueNames } from "./_integration.ts";
+import {
+  integrationTest,
+  pipelineNames,
+  produceWithKcat,
+  readTopic,
+  uniqueNames,
+} from "./_integration.ts";
 import { granted } from "../_permissions.ts";
 import { loadKafkaTransport } from "../_broker.ts";
 
@@ -40,10 +46,7 @@ await integrationTest(
     const names = uniqueNames("dlqsize");
     const pipeline = createOrdersPipeline({
       gateway: createPaymentGateway({ failureRate: 0 }),
-      ordersTopic: names.orders,
-      paymentsTopic: names.payments,
-      dlqTopic: names.dlq,
-      groupId: names.group,
+      ...pipelineNames(names),
       partitions: 1,
     });
     const transport = kafka!.createKafkaTransport(brokers, { clientId: "dead-letter-size-test" });

@@ -5,14 +5,14 @@
  * one PaymentProcessed per paid order, every order settled once, and the state changelog agrees.
  */
 import assert from "node:assert/strict";
-import { startPipeline, waitUntilDrained } from "../../pipeline/run.ts";
+import { pipelineLag, startPipeline, waitUntilDrained } from "../../pipeline/run.ts";
 import { createPublisher } from "../../pipeline/publisher.ts";
 import { taskTransactionalId } from "../../pipeline/_task_transactions.ts";
 import { createOrderGenerator } from "../../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../../stages/payment_gateway.ts";
 import { retryPolicy } from "../../pipeline/retry.ts";
-import { integrationTest, readTopic, uniqueNames, waitFor } from "./_integration.ts";
+import { integrationTest, pipelineNames, readTopic, uniqueNames, waitFor } from "./_integration.ts";
 import { granted } from "../_permissions.ts";
 import { loadKafkaTransport } from "../_broker.ts";
 import type { Transport } from "../../pipeline/transport/transport.ts";
@@ -26,10 +26,7 @@ await integrationTest(
     const names = uniqueNames("eos");
     const pipeline = createOrdersPipeline({
       gateway: createPaymentGateway({ failureRate: 0.2, seed: 5 }),
-      ordersTopic: names.orders,
-      paymentsTopic: names.payments,
-      dlqTopic: names.dlq,
-      groupId: names.group,
+      ...pipelineNames(names),
       partitions: 3,
       retry: retryPolicy({ initialDelayMs: 5, maxDelayMs: 20, attempts: 4, tiers: [] }),
     });
@@ -110,10 +107,7 @@ await integrationTest(
     const names = uniqueNames("eoslate");
     const pipeline = createOrdersPipeline({
       gateway: createPaymentGateway({ failureRate: 0, seed: 5 }),
-      ordersTopic: names.orders,
-      paymentsTopic: names.payments,
-      dlqTopic: names.dlq,
-      groupId: names.group,
+      ...pipelineNames(names),
       partitions: 1,
       retry: retryPolicy({ initialDelayMs: 5, maxDelayMs: 20, attempts: 4, tiers: [] }),
     });
@@ -173,3 +167,71 @@ await integrationTest(
     }
   },
 );
+
+/** The @platformatic/kafka transport, loaded where env access is granted like kafkajs. */
+const platformatic = granted("env")
+  ? await import("../../pipeline/transport/platformatic/mod.ts")
+  : undefined;
+
+for (const client of ["kafkajs", "platformatic"] as const) {
+  await integrationTest(
+    `exactly_once on Kafka with retry tiers (${client}): the pipeline drains to lag 0 and each order has one outcome read_committed`,
+    async (brokers, kcat) => {
+      const names = uniqueNames(`eos-tiers-${client}`);
+      const pipeline = createOrdersPipeline({
+        // Half the attempts fail: many orders go through one tier or both, some to the DLQ.
+        gateway: createPaymentGateway({ failureRate: 0.5, seed: 9 }),
+        ...pipelineNames(names),
+        partitions: 3,
+        retry: retryPolicy({
+          initialDelayMs: 5,
+          maxDelayMs: 10,
+          attempts: 1,
+          tiers: [{ delayMs: 100 }, { delayMs: 200 }],
+        }),
+      });
+      const node = pipeline.stages[0];
+      const orders = createOrderGenerator({ seed: 31 });
+      const batch = Array.from({ length: 60 }, () => orders());
+      const transport = client === "kafkajs"
+        ? kafka!.createKafkaTransport(brokers, { clientId: "exactly-once-tiers-test" })
+        : platformatic!.createPlatformaticTransport(brokers, {
+          clientId: "exactly-once-tiers-test",
+        });
+      try {
+        const running = await startPipeline(pipeline, { transport, guarantee: "exactly_once" });
+        try {
+          const publisher = createPublisher(pipeline, PUBLISH_ORDER, {
+            producer: running.producer,
+          });
+          await publisher.publish(batch);
+          // Drained compares the group's committed offsets with the end offsets, and every tier
+          // partition written in transactions ends in a control record.
+          await waitUntilDrained(pipeline, transport, { timeoutMs: 120_000 });
+        } finally {
+          await running.stop();
+        }
+        for (const lag of await pipelineLag(pipeline, transport)) {
+          assert.equal(lag.lag, 0, `lag of ${lag.group} on ${lag.topic}`);
+        }
+        const committed = { isolation: "read_committed" } as const;
+        for (const topic of node.retryTopics) {
+          const tiered = await readTopic(kcat, brokers, topic, committed);
+          assert.ok(tiered.length > 0, `records went through ${topic}`);
+        }
+        const paid = (await readTopic(kcat, brokers, names.payments, committed)).map((r) => r.key!);
+        const dead = (await readTopic(kcat, brokers, names.dlq, committed)).map((r) => r.key!);
+        assert.equal(new Set(paid).size, paid.length, "one PaymentProcessed per paid order");
+        assert.equal(new Set(dead).size, dead.length, "one dead letter per failed order");
+        assert.deepEqual(
+          [...paid, ...dead].sort(),
+          batch.map((o) => o.order_id).sort(),
+          "every order settled, once",
+        );
+        assert.ok(dead.length > 0, "some orders ran out of tiers");
+      } finally {
+        await transport.close();
+      }
+    },
+  );
+}

@@ -16,6 +16,7 @@ import { createWorkerPipeline } from "../../stages/worker_pipeline.ts";
 import {
   integrationTest,
   pipelineEnv,
+  pipelineNames,
   produceWithKcat,
   readTopic,
   spawnPipeline,
@@ -33,10 +34,7 @@ await integrationTest(
     const names = uniqueNames("headers");
     const retry = retryPreset("tiered");
     const pipeline = createWorkerPipeline({
-      ordersTopic: names.orders,
-      paymentsTopic: names.payments,
-      dlqTopic: names.dlq,
-      groupId: names.group,
+      ...pipelineNames(names),
       retry,
     });
     const { createKafkaTransport } = await loadKafkaTransport();

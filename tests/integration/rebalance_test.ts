@@ -18,6 +18,7 @@ import {
   assertEveryOrderOnce,
   integrationTest,
   pipelineEnv,
+  pipelineNames,
   spawnPipeline,
   uniqueNames,
   waitFor,
@@ -56,10 +57,7 @@ await integrationTest(
       );
       // The same stage as the command's workers run, on the same topics and group.
       const options: WorkerPipelineOptions = {
-        ordersTopic: names.orders,
-        paymentsTopic: names.payments,
-        dlqTopic: names.dlq,
-        groupId: names.group,
+        ...pipelineNames(names),
         partitions: PARTITIONS,
         failureRate: 0.2,
         latencyMs: 0,

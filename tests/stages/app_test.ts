@@ -116,24 +116,6 @@ Deno.test(
   },
 );
 
-Deno.test("main() refuses PROCESSING_GUARANTEE=exactly_once with retry tiers before it starts anything", async () => {
-  for (
-    const [args, env] of [
-      [["--guarantee", "exactly_once", "--retry", "tiered", "--max-orders", "1"], {}],
-      [["--max-orders", "1"], { PROCESSING_GUARANTEE: "exactly_once", RETRY_POLICY: "tiered" }],
-    ] as const
-  ) {
-    const { out, err, io } = capture();
-    assert.equal(await main([...args], { ...env }, io), 2);
-    assert.deepEqual(out, []);
-    assert.equal(err.length, 1, err.join("\n"));
-    assert.match(
-      err[0],
-      /^error: Cannot run stage "process-payment" with 'PROCESSING_GUARANTEE' "exactly_once" as it has retry tiers \(orders\.retry\.1, orders\.retry\.2\)/,
-    );
-  }
-});
-
 Deno.test("main() names the choices of an unknown PROCESSING_GUARANTEE", async () => {
   const { err, io } = capture();
   assert.equal(await main([], { PROCESSING_GUARANTEE: "at_most_once" }, io), 2);

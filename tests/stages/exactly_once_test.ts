@@ -94,3 +94,54 @@ Deno.test("exactly_once: a member fenced mid-transaction leaves nothing read_com
   const outputKeys = [...entries].filter(([, e]) => e.outcome === "output").map(([k]) => k);
   assert.deepEqual(outputKeys.sort(), [...paidKeys].sort(), "the changelog agrees");
 });
+
+Deno.test("exactly_once with retry tiers: the pipeline drains to lag 0 and each order has one outcome read_committed", async () => {
+  const transport = createEmbeddedTransport({ retryBackoffMs: 5 });
+  // Half the attempts fail: many orders go through one tier or both, some on to the DLQ.
+  const gateway = createPaymentGateway({ failureRate: 0.5, seed: 3 });
+  const pipeline = createOrdersPipeline({
+    gateway,
+    partitions: 3,
+    retry: retryPolicy({
+      initialDelayMs: 1,
+      maxDelayMs: 2,
+      attempts: 1,
+      tiers: [{ delayMs: 5 }, { delayMs: 10 }],
+    }),
+  });
+  const node = pipeline.stages[0];
+  assert.equal(node.retryTopics.length, 2);
+  const orders = createOrderGenerator({ seed: 19 });
+  const batch = Array.from({ length: 120 }, () => orders());
+  const running = await startPipeline(pipeline, { transport, guarantee: "exactly_once" });
+  try {
+    const publisher = createPublisher(pipeline, PUBLISH_ORDER, { producer: running.producer });
+    await publisher.publish(batch);
+    // Drained compares committed with end offsets: each tier partition ends in a control record.
+    await waitUntilDrained(pipeline, transport, { timeoutMs: 30_000 });
+  } finally {
+    await running.stop();
+  }
+  for (const topic of node.retryTopics) {
+    const tiered = transport.records(topic);
+    assert.ok(tiered.length > 0, `records went through ${topic}`);
+    const end = (await transport.endOffsets(topic)).end;
+    const committed = new Map(
+      (await transport.committedOffsets(node.group, topic)).map((c) => [c.partition, c.offset]),
+    );
+    for (const { partition, offset } of end) {
+      assert.equal(
+        committed.get(partition) ?? 0,
+        offset,
+        `${topic}[${partition}] committed to its end`,
+      );
+    }
+  }
+  const paid = transport.records("payments").map((r) => text(r.key)!);
+  const dead = transport.records("orders.dlq").map((r) => text(r.key)!);
+  assert.equal(new Set(paid).size, paid.length, "one PaymentProcessed per paid order");
+  assert.equal(new Set(dead).size, dead.length, "one dead letter per failed order");
+  assert.equal(paid.length + dead.length, batch.length, "each order one outcome");
+  assert.deepEqual([...paid, ...dead].sort(), batch.map((o) => o.order_id).sort());
+  assert.ok(dead.length > 0, "some orders ran out of tiers");
+});

@@ -14,6 +14,7 @@ import type {
   RebalanceListener,
   RecordHandler,
   TopicPartition,
+  TransactionOffset,
 } from "../transport.ts";
 import type { ConsumerGroup, GroupMember } from "./_group.ts";
 import type { LogStore } from "./_log.ts";
@@ -29,6 +30,7 @@ export interface EmbeddedConsumerOptions {
   readonly maxPendingPerPartition: number;
   readonly isolation: IsolationLevel;
   readonly commitOffsets: boolean;
+  readonly onPosition?: (position: TransactionOffset) => void;
   readonly retryBackoffMs: number;
   readonly rebalanceListener?: RebalanceListener;
   readonly onError: (event: HandlerErrorEvent) => void;
@@ -178,6 +180,7 @@ export class EmbeddedConsumer implements Consumer, GroupMember {
           ready: ready.get(key),
           isolation: this.#options.isolation,
           commitOffsets: this.#options.commitOffsets,
+          onPosition: this.#options.onPosition,
           onError: this.#options.onError,
         }),
       );

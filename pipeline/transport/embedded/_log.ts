@@ -119,6 +119,24 @@ export class PartitionLog {
     return undefined;
   }
 
+  /**
+   * The first offset at or after `offset` that is not a record a reader with `isolation` skips
+   * for good (a control record, or for `read_committed` an aborted record): a reader at
+   * `offset` may move its position there. Stops at the last stable offset for `read_committed`
+   * (what lies past it is not decided yet) and at the end.
+   */
+  pastInvisible(offset: number, isolation: IsolationLevel): number {
+    const limit = isolation === "read_committed" ? this.stableOffset : this.#entries.length;
+    let at = Math.max(offset, 0);
+    for (; at < limit; at++) {
+      const entry = this.#entries[at];
+      if (entry.kind === "control") continue;
+      if (isolation === "read_committed" && entry.txn?.state === "aborted") continue;
+      break;
+    }
+    return Math.max(at, offset);
+  }
+
   #copy(offset: number, stored: StoredRecord): ConsumedRecord {
     return {
       topic: this.topic,

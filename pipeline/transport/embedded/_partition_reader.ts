@@ -15,7 +15,13 @@
 
 import { PartitionCheckpointer } from "../checkpointer.ts";
 import { isRecordAck } from "../transport.ts";
-import type { IsolationLevel, RecordAck, RecordContext, RecordHandler } from "../transport.ts";
+import type {
+  IsolationLevel,
+  RecordAck,
+  RecordContext,
+  RecordHandler,
+  TransactionOffset,
+} from "../transport.ts";
 import type { PartitionLog } from "./_log.ts";
 import type { ConsumerGroup } from "./_group.ts";
 import { abortableDelay, type Semaphore } from "./_semaphore.ts";
@@ -53,6 +59,8 @@ export interface PartitionReaderOptions {
   readonly isolation: IsolationLevel;
   /** Whether the reader commits completed offsets to its group. */
   readonly commitOffsets: boolean;
+  /** Told of positions past records never handed over (see `ConsumerOptions.onPosition`). */
+  readonly onPosition?: (position: TransactionOffset) => void;
   readonly onError: (event: HandlerErrorEvent) => void;
 }
 
@@ -110,8 +118,11 @@ export class PartitionReader {
     const unsettled = new Set<Promise<void>>();
     const checkpointer = new PartitionCheckpointer({
       unsettled,
-      onAdvance(next) {
+      onAdvance(next, _count, passed) {
         if (options.commitOffsets) group.commit(log.topic, log.partition, next);
+        if (passed) {
+          options.onPosition?.({ topic: log.topic, partition: log.partition, offset: next });
+        }
         if (failedAt !== undefined && next > failedAt) failedAt = undefined;
       },
       onRewind(from, _failed, error) {
@@ -144,6 +155,14 @@ export class PartitionReader {
       if (checkpointer.size >= maxPending) {
         await settledOrAborted(checkpointer.oldestSettled(), wake.signal);
         continue;
+      }
+      // Control records, and aborted ones for read_committed, are never handed over: the
+      // position passes them, and so does the committed offset once every record before is
+      // complete (a partition ending in a control record is committed to its end).
+      const past = log.pastInvisible(position, isolation);
+      if (past > position) {
+        position = past;
+        checkpointer.passTo(past);
       }
       await log.waitFor(position, wake.signal, isolation);
       if (!(await slots.acquire(wake.signal))) continue;

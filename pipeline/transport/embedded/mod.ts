@@ -273,6 +273,7 @@ export function createEmbeddedTransport(options: EmbeddedTransportOptions = {}):
           DEFAULT_MAX_PENDING_PER_PARTITION,
         isolation: consumerOptions.isolation ?? DEFAULT_ISOLATION,
         commitOffsets: consumerOptions.commitOffsets ?? true,
+        onPosition: consumerOptions.onPosition,
         retryBackoffMs,
         rebalanceListener: consumerOptions.rebalanceListener,
         onError: reportError,

@@ -332,6 +332,40 @@ export async function openConsumer(
       });
     });
   });
+  /** Per partition, the generation its batch in hand started in. */
+  const batchEpochs = new Map<string, number>();
+  consumer.on(consumer.events.START_BATCH_PROCESS, function onBatchStart(event) {
+    batchEpochs.set(partitionKey(event.payload.topic, event.payload.partition), epoch);
+  });
+  /**
+   * A batch's last offset counts the control records and aborted records kafkajs never hands
+   * over (a batch of only those is reported too): once every record of the batch was handed
+   * over in this generation, with no rewind or failure outstanding, the partition's position is
+   * past it, and its committed offset may follow once every record before is complete.
+   */
+  consumer.on(consumer.events.END_BATCH_PROCESS, function onBatchEnd(event) {
+    const { topic, partition, firstOffset, lastOffset } = event.payload;
+    const key = partitionKey(topic, partition);
+    const startedIn = batchEpochs.get(key);
+    batchEpochs.delete(key);
+    // kafkajs stops a batch early on a seek, a pause and a stop: ours are all told apart here.
+    if (startedIn !== epoch || firstOffset === null) return;
+    const position = Number(lastOffset) + 1;
+    const restored = restores.get(key);
+    if (restored === undefined) return passTo(key, topic, partition, position);
+    // A batch of only control records can come before any record: its state restores first.
+    const epochAtStart = epoch;
+    void restored.then(() => {
+      if (epoch === epochAtStart) passTo(key, topic, partition, position);
+    });
+  });
+
+  function passTo(key: string, topic: string, partition: number, position: number): void {
+    if (closing || !running || failed.has(key)) return;
+    const state = acksOf(key, topic, partition);
+    if (state.rewindTo !== undefined) return;
+    state.checkpointer.passTo(position);
+  }
   for (const event of [consumer.events.CRASH, consumer.events.STOP]) {
     consumer.on(event, function onStopped() {
       running = false;
@@ -364,7 +398,8 @@ export async function openConsumer(
       const created: PartitionAcks = {
         checkpointer: new PartitionCheckpointer({
           unsettled,
-          onAdvance(next, count) {
+          onAdvance(next, count, passed) {
+            if (passed) options.onPosition?.({ topic, partition, offset: next });
             // The next commit carries it, unless something else commits.
             if (options.commitOffsets === false) return;
             completed.set(key, { topic, partition, offset: next });

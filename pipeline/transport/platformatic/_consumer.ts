@@ -28,12 +28,19 @@
  * offsets of the partitions now owned) and the old one is closed, so no record fetched under the
  * old generation is delivered under the new one. Duplicates, never losses.
  *
+ * Control records and, for `read_committed`, the aborted records the client filters out are never
+ * handed over, yet the stream's next fetch position (`offsetsToFetch`) passes them. Once every
+ * message the stream pushed has been taken (counted through the client's `consumer:receives`
+ * diagnostics channel), that position is queued in each partition's lane behind its records,
+ * and the checkpointer advances to it once they are complete (`PartitionCheckpointer.passTo`).
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
 import {
   Consumer as PlatformaticConsumer,
   type ConsumerOptions as PlatformaticConsumerOptions,
+  consumerReceivesChannel,
   FetchIsolationLevels,
   type GroupAssignment,
   type Message,
@@ -124,10 +131,15 @@ export function toRecord(message: Message<Buffer, Buffer, Buffer, Buffer>): Cons
   };
 }
 
+/** A position past records never handed over, queued behind the records before it. */
+interface PassItem {
+  readonly passTo: number;
+}
+
 /** The records of one partition waiting for its lane, in offset order. */
 interface Lane {
   readonly book: PartitionBook;
-  readonly queue: Message<Buffer, Buffer, Buffer, Buffer>[];
+  readonly queue: (Message<Buffer, Buffer, Buffer, Buffer> | PassItem)[];
   running: boolean;
 }
 
@@ -169,10 +181,19 @@ export function openConsumer(
   let owned: Record<string, readonly number[]> = {};
   /** Every `durable` not settled yet, of any generation: close waits for them. */
   const unsettled = new Set<Promise<void>>();
-  let book = new OffsetBook(rewind, unsettled);
+  let book = new OffsetBook(rewind, unsettled, options.onPosition);
   let lanes = new Map<PartitionBook, Lane>();
   let partitionAborts = new Map<PartitionBook, AbortController>();
   let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+  /** Messages the current stream pushed, and how many of them `pump` has taken. */
+  let pushed = 0;
+  let taken = 0;
+  /** Per partition of the current stream, the last position queued to pass to. */
+  let passing = new Map<string, number>();
+  function onReceive(context: unknown): void {
+    if (stream !== undefined && (context as { stream?: unknown }).stream === stream) pushed++;
+  }
+  consumerReceivesChannel.asyncStart.subscribe(onReceive);
   let queued = 0;
   /** Bumped by each `openStream`, so only the latest one starts reading. */
   let opening = 0;
@@ -200,7 +221,7 @@ export function openConsumer(
     if (lost.length > 0) listener?.revoked(lost);
     // Completions of this generation's records are ignored from now on.
     book.discard();
-    book = new OffsetBook(rewind, unsettled);
+    book = new OffsetBook(rewind, unsettled, options.onPosition);
     for (const controller of partitionAborts.values()) controller.abort();
     partitionAborts = new Map();
     for (const lane of lanes.values()) queued -= lane.queue.length;
@@ -269,6 +290,8 @@ export function openConsumer(
    * backoff that doubles while the same offset keeps failing.
    */
   function rewind(partitionBook: PartitionBook, from: number, offset: number, error: unknown) {
+    // Its position is passed again once the records delivered again are in.
+    passing.delete(`${partitionBook.topic}:${partitionBook.partition}`);
     const lane = lanes.get(partitionBook);
     if (lane) {
       queued -= lane.queue.length;
@@ -385,6 +408,41 @@ export function openConsumer(
     }
   }
 
+  /** Advances the partition past records never handed over, once its state is restored. */
+  async function pass(lane: Lane, position: number): Promise<void> {
+    const { book: partitionBook } = lane;
+    const epochAtStart = epoch;
+    const restored = restores.get(`${partitionBook.topic}:${partitionBook.partition}`);
+    if (restored !== undefined) {
+      await restored;
+      if (epoch !== epochAtStart || closing) return;
+    }
+    if (partitionBook.rewindTo !== undefined) return;
+    partitionBook.checkpointer.passTo(position);
+  }
+
+  /**
+   * Queues each partition's fetch position, when it moved past the records handed over, behind
+   * them in its lane; only once every message the stream pushed was taken, so no record below
+   * a position is still on its way.
+   */
+  function queuePasses(current: MessagesStream<Buffer, Buffer, Buffer, Buffer>): void {
+    if (current !== stream || closing || pushed !== taken) return;
+    for (const [key, offset] of current.offsetsToFetch) {
+      const position = Number(offset);
+      if (passing.get(key) === position) continue;
+      const at = key.lastIndexOf(":");
+      const topic = key.slice(0, at);
+      const partition = Number(key.slice(at + 1));
+      if (!(owned[topic] ?? []).includes(partition)) continue;
+      const partitionBook = book.partition(topic, partition);
+      // A rewind's seek moved the position back: the records come round again first.
+      if (partitionBook.rewindTo !== undefined || position < partitionBook.expected) continue;
+      passing.set(key, position);
+      enqueue(partitionBook, { passTo: position });
+    }
+  }
+
   async function work(lane: Lane, epochAtStart: number): Promise<void> {
     try {
       while (lane.queue.length > 0 && !closing && epoch === epochAtStart) {
@@ -395,10 +453,11 @@ export function openConsumer(
           if (closing || epoch !== epochAtStart) break;
           if (lane.queue.length === 0) break;
         }
-        const message = lane.queue.shift()!;
+        const item = lane.queue.shift()!;
         queued--;
         if (queued < MAX_QUEUED / 2) resumeReading?.();
-        await handle(lane, message);
+        if ("passTo" in item) await pass(lane, item.passTo);
+        else await handle(lane, item);
       }
     } finally {
       lane.running = false;
@@ -427,12 +486,19 @@ export function openConsumer(
       seek(partitionBook);
       return;
     }
+    enqueue(partitionBook, message);
+  }
+
+  function enqueue(
+    partitionBook: PartitionBook,
+    item: Message<Buffer, Buffer, Buffer, Buffer> | PassItem,
+  ): void {
     let lane = lanes.get(partitionBook);
     if (lane === undefined) {
       lane = { book: partitionBook, queue: [], running: false };
       lanes.set(partitionBook, lane);
     }
-    lane.queue.push(message);
+    lane.queue.push(item);
     queued++;
     startLanes();
   }
@@ -448,11 +514,15 @@ export function openConsumer(
       queueMicrotask(() => {
         if (current !== stream) return;
         for (const lane of lanes.values()) seek(lane.book);
+        // A fetch of only control records pushes nothing: its position is passed from here.
+        queuePasses(current);
       }));
     try {
       for await (const message of current) {
         if (closing || epoch !== epochAtStart) break;
+        if (current === stream) taken++;
         dispatch(message);
+        queuePasses(current);
         while (queued >= MAX_QUEUED && !closing && epoch === epochAtStart) {
           await new Promise<void>((resolve) => resumeReading = resolve);
           resumeReading = undefined;
@@ -496,6 +566,9 @@ export function openConsumer(
     const epochAtStart = epoch;
     const previous = stream;
     stream = next;
+    pushed = 0;
+    taken = 0;
+    passing = new Map();
     if (previous !== undefined) void previous.close().catch(() => undefined);
     void pump(next, epochAtStart);
   }
@@ -566,6 +639,7 @@ export function openConsumer(
     } catch (error) {
       failure = error;
     }
+    consumerReceivesChannel.asyncStart.unsubscribe(onReceive);
     await stream?.close().catch(() => undefined);
     await client.close().catch(() => client.close(true).catch(() => undefined));
     if (failure !== undefined) {

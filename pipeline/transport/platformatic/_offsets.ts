@@ -11,6 +11,7 @@
  * @module
  */
 import { PartitionCheckpointer } from "../checkpointer.ts";
+import type { TransactionOffset } from "../transport.ts";
 
 /** A partition's next offset to commit. */
 export interface CompletedOffset {
@@ -61,7 +62,10 @@ export class PartitionBook {
     this.partition = partition;
     this.checkpointer = new PartitionCheckpointer({
       unsettled,
-      onAdvance: (next, count) => owner.complete(this, next, count),
+      onAdvance: (next, count, passed) => {
+        owner.complete(this, next, count);
+        if (passed) owner.onPosition?.({ topic, partition, offset: next });
+      },
       onRewind: (from, failed, error) => {
         this.rewindTo = from;
         this.expected = from;
@@ -103,16 +107,24 @@ export class OffsetBook {
   #completed = new Map<string, CompletedOffset>();
   readonly #onRewind: RewindHandler;
   readonly #unsettled: Set<Promise<void>>;
+  /** Told of positions past records never handed over (see `ConsumerOptions.onPosition`). */
+  readonly onPosition: ((position: TransactionOffset) => void) | undefined;
   /** Records completed since the last commit snapshot. */
   sinceCommit = 0;
 
   /**
    * Creates a generation's book; rewinds go to `onRewind`, unsettled `durable`s to
-   * `unsettled` (shared across generations, so close can wait for them).
+   * `unsettled` (shared across generations, so close can wait for them), positions past records
+   * never handed over to `onPosition`.
    */
-  constructor(onRewind: RewindHandler, unsettled: Set<Promise<void>>) {
+  constructor(
+    onRewind: RewindHandler,
+    unsettled: Set<Promise<void>>,
+    onPosition?: (position: TransactionOffset) => void,
+  ) {
     this.#onRewind = onRewind;
     this.#unsettled = unsettled;
+    this.onPosition = onPosition;
   }
 
   /** The book of a partition, created on first use. */

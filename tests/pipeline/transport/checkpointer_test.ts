@@ -59,3 +59,55 @@ Deno.test("PartitionCheckpointer rewinds to the oldest pending record and ignore
   while (unsettled.size > 0) await Promise.allSettled([...unsettled]);
   assert.deepEqual(advanced, [], "a dropped record's completion commits nothing");
 });
+
+Deno.test("PartitionCheckpointer passes to a position past records never handed over once nothing is pending", async () => {
+  const advanced: { next: number; count: number; passed: boolean }[] = [];
+  const checkpointer = new PartitionCheckpointer({
+    onAdvance: (next, count, passed) => advanced.push({ next, count, passed }),
+    onRewind: () => undefined,
+  });
+  // Nothing pending: a trailing control record at offset 0 is passed at once.
+  checkpointer.passTo(1);
+  assert.deepEqual(advanced, [{ next: 1, count: 0, passed: true }]);
+  // Records 1 and 2 pending, then a control record at 3: the pass waits for both.
+  const first = deferred();
+  const second = deferred();
+  checkpointer.track(1, first.ack);
+  checkpointer.track(2, second.ack);
+  checkpointer.passTo(4);
+  checkpointer.passTo(3);
+  second.resolve();
+  await second.ack.durable;
+  assert.equal(advanced.length, 1, "record 1 is still pending");
+  first.resolve();
+  await checkpointer.oldestSettled();
+  assert.deepEqual(advanced.at(-1), { next: 4, count: 2, passed: true });
+  // A position not past the last record tracked changes nothing.
+  checkpointer.track(4);
+  checkpointer.passTo(5);
+  assert.deepEqual(advanced.at(-1), { next: 5, count: 1, passed: false });
+});
+
+Deno.test("PartitionCheckpointer forgets a position to pass to on a rewind and behind a later record", async () => {
+  const advanced: number[] = [];
+  const checkpointer = new PartitionCheckpointer({
+    onAdvance: (next) => advanced.push(next),
+    onRewind: () => undefined,
+  });
+  const failing = deferred();
+  checkpointer.track(0, failing.ack);
+  checkpointer.passTo(2);
+  failing.reject(new Error("Injected failure: not durable"));
+  await checkpointer.oldestSettled();
+  assert.deepEqual(advanced, [], "never past a record that failed");
+  checkpointer.track(0);
+  assert.deepEqual(advanced, [1], "the pass was forgotten with the rewind");
+  const pending = deferred();
+  checkpointer.track(1, pending.ack);
+  checkpointer.passTo(3);
+  checkpointer.track(3, deferred().ack);
+  pending.resolve();
+  await pending.ack.durable;
+  await Promise.resolve();
+  assert.deepEqual(advanced, [1, 2], "a record at the position makes the pass moot");
+});
