@@ -38,6 +38,7 @@ import { loadKafkaTransport } from "../_broker.ts";
 import { granted } from "../_permissions.ts";
 import { findExecutable } from "../_observability.ts";
 import { startOtlpReceiver } from "../_otlp_receiver.ts";
+import { startTokenEndpoint } from "./_oauth.ts";
 import {
   freeLoopbackPorts,
   IN_CI,
@@ -55,6 +56,15 @@ const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 /** A failure this test expects must come within this time, not after kafkajs's long retries. */
 const FAST_MS = 10_000;
 const WRONG_PASSWORD = "wr0ng-pa55word-that-must-never-show";
+/**
+ * The broker ends each OAUTHBEARER session after this long (`connections.max.reauth.ms`), and
+ * the clients re-authenticate: kafkajs before a request once the session is within 10 s of its
+ * end (its `reauthenticationThreshold`: shorter sessions make it fail), @platformatic/kafka on a
+ * timer at 80% of the session.
+ */
+const OAUTH_REAUTH_MS = 15_000;
+/** The tokens' lifetime: reused for a second, then fetched anew (a minute before expiry). */
+const TOKEN_SECONDS = 61;
 
 /** What is missing to run the test here, if anything. */
 async function missingTools(): Promise<string | undefined> {
@@ -87,14 +97,6 @@ async function failsFast(
   assert.match(caught.message, message);
   assert.ok(elapsed < FAST_MS, `failed after ${elapsed} ms: ${caught.message}`);
   return caught;
-}
-
-/** An unsigned JWT (`alg: none`), what Kafka's default OAUTHBEARER validator accepts. */
-function unsignedJwt(subject: string): string {
-  const encode = (value: unknown) =>
-    btoa(JSON.stringify(value)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-  const now = Math.floor(Date.now() / 1000);
-  return `${encode({ alg: "none" })}.${encode({ sub: subject, iat: now, exp: now + 3600 })}.`;
 }
 
 /** Asserts that none of `texts` holds any of `secrets`, naming where one was found. */
@@ -157,6 +159,7 @@ if (missing === undefined) {
           dataDir,
           // A loaded CI machine can take minutes to start a JVM broker.
           readyTimeoutMs: 180_000,
+          oauthBearerReauthMs: OAUTH_REAUTH_MS,
           log: (line) => brokerLog.push(line),
         });
         const plaintext = broker.brokers;
@@ -264,56 +267,56 @@ if (missing === undefined) {
           );
 
           await t.step(
-            `[${client}] OAUTHBEARER gets its token from a client-credentials endpoint`,
+            `[${client}] OAUTHBEARER gets its tokens from a client-credentials endpoint, fresh ones as sessions end`,
             async () => {
               const clientSecret = "oauth-client-s3cret-never-shown";
-              let refuse = false;
-              const grants: string[] = [];
-              const endpoint = Deno.serve(
-                { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-                async (request) => {
-                  grants.push(new URLSearchParams(await request.text()).get("grant_type") ?? "");
-                  if (refuse) return Response.json({ error: "invalid_client" }, { status: 401 });
-                  return Response.json({ access_token: unsignedJwt("payments"), expires_in: 3600 });
-                },
-              );
-              try {
-                const oauth = parseKafkaSecurity({
-                  KAFKA_SECURITY_PROTOCOL: "SASL_SSL",
-                  KAFKA_SSL_CA_LOCATION: env.KAFKA_SSL_CA_LOCATION,
-                  KAFKA_SASL_MECHANISM: "OAUTHBEARER",
-                  KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL:
-                    `http://127.0.0.1:${endpoint.addr.port}/token`,
-                  KAFKA_SASL_OAUTHBEARER_CLIENT_ID: "payments",
-                  KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: clientSecret,
-                });
-                const logs: KafkaLogRecord[] = [];
-                await withTransport(client, secure, oauth, async (transport) => {
-                  const topic = `secured-${client}-oauthbearer-${Deno.pid}`;
-                  await transport.ensureTopics([{ name: topic, partitions: 1 }]);
-                  const producer = await transport.producer();
-                  try {
-                    await producer.send([{ topic, key: "k", value: "v" }]);
-                  } finally {
-                    await producer.close();
+              await using endpoint = startTokenEndpoint({ lifetimeSeconds: TOKEN_SECONDS });
+              const oauth = parseKafkaSecurity({
+                KAFKA_SECURITY_PROTOCOL: "SASL_SSL",
+                KAFKA_SSL_CA_LOCATION: env.KAFKA_SSL_CA_LOCATION,
+                KAFKA_SASL_MECHANISM: "OAUTHBEARER",
+                KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL: endpoint.url,
+                KAFKA_SASL_OAUTHBEARER_CLIENT_ID: "payments",
+                KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET: clientSecret,
+              });
+              const logs: KafkaLogRecord[] = [];
+              await withTransport(client, secure, oauth, async (transport) => {
+                const topic = `secured-${client}-oauthbearer-${Deno.pid}`;
+                await transport.ensureTopics([{ name: topic, partitions: 1 }]);
+                const producer = await transport.producer();
+                let sent = 0;
+                try {
+                  await producer.send([{ topic, key: "k", value: `${sent++}` }]);
+                  // Poll: keep sending every 200 ms until the endpoint has issued two more
+                  // tokens (the client re-authenticated as sessions ended), within a deadline.
+                  const fetched = endpoint.grants.length;
+                  const deadline = Date.now() + 6 * OAUTH_REAUTH_MS;
+                  while (endpoint.grants.length < fetched + 2) {
+                    assert.ok(Date.now() < deadline, "no fresh token as the sessions ended");
+                    await new Promise((resolve) => setTimeout(resolve, 200));
+                    await producer.send([{ topic, key: "k", value: `${sent++}` }]);
                   }
-                }, logs);
-                assert.ok(grants.length >= 1 && grants.every((g) => g === "client_credentials"));
+                } finally {
+                  await producer.close();
+                }
+                // Every send succeeded, across sessions: nothing lost.
+                const offsets = await transport.endOffsets(topic);
+                assert.deepEqual(offsets.end.map((o) => o.offset), [sent]);
+              }, logs);
+              const { grants } = endpoint;
+              assert.ok(grants.length >= 3 && grants.every((g) => g === "client_credentials"));
 
-                refuse = true;
-                const error = await withTransport(client, secure, oauth, (transport) =>
-                  failsFast(
-                    () => transport.producer(),
-                    "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
-                    /^Cannot fetch an OAUTHBEARER token from KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL "http:\/\/127\.0\.0\.1:\d+\/token" for client "payments": HTTP 401 invalid_client$/,
-                  ), logs);
-                assertNoSecret({
-                  "the error, with its causes and stacks": inspect(error, { depth: 10 }),
-                  "the transport's log lines": JSON.stringify(logs),
-                }, [clientSecret]);
-              } finally {
-                await endpoint.shutdown();
-              }
+              endpoint.refuse();
+              const error = await withTransport(client, secure, oauth, (transport) =>
+                failsFast(
+                  () => transport.producer(),
+                  "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+                  /^Cannot fetch an OAUTHBEARER token from KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL "http:\/\/127\.0\.0\.1:\d+\/token" for client "payments": HTTP 401 invalid_client$/,
+                ), logs);
+              assertNoSecret({
+                "the error, with its causes and stacks": inspect(error, { depth: 10 }),
+                "the transport's log lines": JSON.stringify(logs),
+              }, [clientSecret]);
             },
           );
 
