@@ -169,15 +169,11 @@ async function rawKafkajs(args: VariantArgs): Promise<void> {
 async function rawPlatformatic(args: VariantArgs): Promise<void> {
   const bootstrapBrokers = args.brokers.split(",");
   // The same KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings as the pipeline.
-  const { tls, tlsServerName, sasl } = platformaticClientSecurity(
-    kafkaSecurityFromEnv(),
-    bootstrapBrokers,
-  );
+  const { tls, sasl } = platformaticClientSecurity(kafkaSecurityFromEnv());
   const base = {
     clientId: "bench-raw-platformatic",
     bootstrapBrokers,
     ...(tls === undefined ? {} : { tls }),
-    ...(tlsServerName === undefined ? {} : { tlsServerName }),
     ...(sasl === undefined ? {} : { sasl }),
   };
   const producer = new PlatformaticProducer<Buffer, Buffer, Buffer, Buffer>({

@@ -1,13 +1,12 @@
 /**
  * Secured clusters on @platformatic/kafka: the parsed settings of `../_security.ts` (the one
  * parser of `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and `KAFKA_SSL_*`) turned into the
- * client's `tls`, `tlsServerName` and `sasl` options, and what a failed first connection says
+ * client's `tls` and `sasl` options, and what a failed first connection says
  * about them, decided by the client's error classes and the socket's error codes (never by
  * message strings) and worded by `../_security_failure.ts`, as on kafkajs.
  *
  * @module
  */
-import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import {
   AuthenticationError,
@@ -33,15 +32,13 @@ import {
 
 /** What @platformatic/kafka is given: its connection options, and the secrets to redact. */
 export interface PlatformaticClientSecurity {
-  /** The client's `tls`: Node TLS options, or `undefined` (no TLS). */
-  readonly tls?: ConnectionOptions;
   /**
-   * The client's `tlsServerName`: `true` sends each broker's host name as the TLS server name
-   * (SNI, which cloud brokers route by), as kafkajs does; `undefined` when a bootstrap broker
-   * is an IP address, which may not be a server name (the certificate is checked against the
-   * address all the same).
+   * The client's `tls`: Node TLS options, or `undefined` (no TLS). No `tlsServerName` goes with
+   * it: Deno's `node:tls` sends each broker's host name as the server name (SNI, which cloud
+   * brokers route by) by itself, and none for an IP address, as kafkajs does; the client's
+   * `tlsServerName: true` would send IP addresses too, which Deno refuses.
    */
-  readonly tlsServerName?: true;
+  readonly tls?: ConnectionOptions;
   /** The client's `sasl`, or `undefined` (no SASL). */
   readonly sasl?: SASLOptions;
   /**
@@ -67,7 +64,6 @@ export interface PlatformaticClientSecurityOptions {
  * fetched anew shortly before it expires).
  *
  * @param security The parsed settings.
- * @param brokers The bootstrap brokers (`host:port`), for the TLS server name.
  * @param options How OAUTHBEARER tokens are fetched.
  * @throws {KafkaSecurityError} naming the variable of a file that cannot be read, a key that
  *   cannot be decrypted, or missing SASL settings for a SASL protocol
@@ -78,20 +74,18 @@ export interface PlatformaticClientSecurityOptions {
  * const client = platformaticClientSecurity({
  *   protocol: "SASL_PLAINTEXT",
  *   sasl: { mechanism: "PLAIN", username: "alice", password: "s3cret" },
- * }, ["127.0.0.1:9092"]);
+ * });
  * console.log(client.sasl?.mechanism, client.tls); // PLAIN undefined
  * ```
  */
 export function platformaticClientSecurity(
   security: KafkaSecurity,
-  brokers: readonly string[],
   options: PlatformaticClientSecurityOptions = {},
 ): PlatformaticClientSecurity {
   const settings = requiredSasl(security);
   const secrets = securitySecrets(security);
   const read = readTlsOptions(security);
   const tls = read === undefined ? undefined : read === true ? {} : read;
-  const named = brokers.every((broker) => isIP(hostOf(broker)) === 0);
   let sasl: SASLOptions | undefined;
   if (settings?.mechanism === "OAUTHBEARER") {
     const provider = clientCredentialsProvider(settings, {
@@ -113,18 +107,9 @@ export function platformaticClientSecurity(
   }
   return {
     ...(tls === undefined ? {} : { tls }),
-    ...(tls !== undefined && named ? { tlsServerName: true } : {}),
     ...(sasl === undefined ? {} : { sasl }),
     secrets,
   };
-}
-
-/** The host of `host:port` or `[v6]:port`. */
-function hostOf(broker: string): string {
-  const bracketed = /^\[(.*)\]:\d+$/.exec(broker);
-  if (bracketed) return bracketed[1];
-  const colon = broker.lastIndexOf(":");
-  return colon < 0 ? broker : broker.slice(0, colon);
 }
 
 /** Every error of a chain: `cause`s and the members of aggregated errors, depth first. */

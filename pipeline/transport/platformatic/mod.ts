@@ -139,7 +139,7 @@ export function createPlatformaticTransport(
   const { initialRetryTime = 300, maxRetryTime = 30000 } = consumerRetry;
   checkInteger("consumerRetry.initialRetryTime", initialRetryTime);
   checkInteger("consumerRetry.maxRetryTime", maxRetryTime);
-  const { tls, tlsServerName, sasl, secrets } = platformaticClientSecurity(security, list);
+  const { tls, sasl, secrets } = platformaticClientSecurity(security);
 
   const base: ClientBase = {
     clientId,
@@ -150,7 +150,6 @@ export function createPlatformaticTransport(
     retries: 5,
     retryDelay: 200,
     ...(tls === undefined ? {} : { tls }),
-    ...(tlsServerName === undefined ? {} : { tlsServerName }),
     ...(sasl === undefined ? {} : { sasl }),
   };
   // Admin calls retry briefly, so a missing broker is reported in about a second.
