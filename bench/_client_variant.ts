@@ -34,6 +34,9 @@ import { dropTimeoutNegativeWarnings } from "../infra/kafka/kafkajs_warning.ts";
 import { errorMessage, PipelineError } from "../pipeline/errors.ts";
 import { startPipeline, waitUntilDrained } from "../pipeline/run.ts";
 import { createBrokerTransport, type KafkaClientName } from "../pipeline/transport/broker.ts";
+import { kafkaSecurityFromEnv } from "../pipeline/transport/kafka/security.ts";
+import { platformaticClientSecurity } from "../pipeline/transport/platformatic/mod.ts";
+import { rawKafkaSecurity } from "./_raw_kafkajs.ts";
 import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 
@@ -115,6 +118,7 @@ async function rawKafkajs(args: VariantArgs): Promise<void> {
   const kafka = new kafkajs.Kafka({
     brokers: args.brokers.split(","),
     clientId: "bench-raw-kafkajs",
+    ...rawKafkaSecurity(),
     logLevel: kafkajs.logLevel.NOTHING,
   });
   const producer = kafka.producer({
@@ -163,7 +167,15 @@ async function rawKafkajs(args: VariantArgs): Promise<void> {
 }
 
 async function rawPlatformatic(args: VariantArgs): Promise<void> {
-  const base = { clientId: "bench-raw-platformatic", bootstrapBrokers: args.brokers.split(",") };
+  const bootstrapBrokers = args.brokers.split(",");
+  // The same KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings as the pipeline.
+  const { tls, sasl } = platformaticClientSecurity(kafkaSecurityFromEnv());
+  const base = {
+    clientId: "bench-raw-platformatic",
+    bootstrapBrokers,
+    ...(tls === undefined ? {} : { tls }),
+    ...(sasl === undefined ? {} : { sasl }),
+  };
   const producer = new PlatformaticProducer<Buffer, Buffer, Buffer, Buffer>({
     ...base,
     idempotent: true,

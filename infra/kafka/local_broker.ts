@@ -71,6 +71,12 @@ export interface LocalBrokerOptions {
    */
   readonly securePort?: number;
   /**
+   * How long an OAUTHBEARER session on the SASL_SSL listener lasts before the client must
+   * re-authenticate, in milliseconds (with `secure` only; see `SecureListenerOptions`).
+   * @default unset (sessions never expire)
+   */
+  readonly oauthBearerReauthMs?: number;
+  /**
    * What to do when a Kafka broker already answers on `port`: reuse it (the returned
    * handle's `stop()` then leaves it running) instead of throwing
    * {@linkcode BrokerPortInUseError}.
@@ -168,6 +174,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     fresh = false,
     secure = false,
     securePort = port + 2,
+    oauthBearerReauthMs,
     reuseRunning = false,
     readyTimeoutMs = 60_000,
     stopTimeoutMs = 30_000,
@@ -252,6 +259,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
         keystorePassword: material.keystorePassword,
         username: material.username,
         password: material.password,
+        oauthBearerReauthMs,
       },
     }),
   );

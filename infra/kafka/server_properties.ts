@@ -33,6 +33,13 @@ export interface SecureListenerOptions {
   readonly username: string;
   /** That user's password. */
   readonly password: string;
+  /**
+   * How long an OAUTHBEARER session lasts before the client must re-authenticate, in
+   * milliseconds (`connections.max.reauth.ms` of the listener's OAUTHBEARER only; a client
+   * that cannot re-authenticate is disconnected and connects again).
+   * @default unset (sessions never expire)
+   */
+  readonly oauthBearerReauthMs?: number;
 }
 
 /** The listener name of the secure listener, lower-cased in `listener.name.<name>.*`. */
@@ -112,7 +119,7 @@ function secureEntries(secure: SecureListenerOptions): [string, string][] {
   // against any token endpoint. Loopback only, beside an unauthenticated PLAINTEXT listener.
   const oauthbearer = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule " +
     "required;";
-  return [
+  const entries: [string, string][] = [
     ["sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER"],
     [`${prefix}.scram-sha-256.sasl.jaas.config`, scram],
     [`${prefix}.scram-sha-512.sasl.jaas.config`, scram],
@@ -123,6 +130,11 @@ function secureEntries(secure: SecureListenerOptions): [string, string][] {
     [`${prefix}.ssl.keystore.password`, secure.keystorePassword],
     [`${prefix}.ssl.key.password`, secure.keystorePassword],
   ];
+  if (secure.oauthBearerReauthMs !== undefined) {
+    const reauth = `${prefix}.oauthbearer.connections.max.reauth.ms`;
+    entries.push([reauth, `${secure.oauthBearerReauthMs}`]);
+  }
+  return entries;
 }
 
 /** Escapes a value for the Java properties format (backslashes, and a leading space). */

@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { ConfigError } from "../errors.ts";
 import type { KafkaTransportOptions } from "./kafka/mod.ts";
 import { type KafkaClientName, parseKafkaClient } from "./kafka_client.ts";
 import type { Transport } from "./transport.ts";
@@ -61,39 +60,11 @@ export async function createBrokerTransport(
   const { client, ...rest } = options;
   const chosen = parseKafkaClient(client);
   if (chosen === "platformatic") {
-    refuseSecuritySettings(rest);
     const { createPlatformaticTransport } = await import("./platformatic/mod.ts");
-    // Refused above unless plaintext: the kafkajs `security` option has nothing to map here.
-    const { security: _security, logLevel: _logLevel, ...shared } = rest;
+    // kafkajs's own log level and first-connect timeout have no counterpart there.
+    const { logLevel: _logLevel, firstConnectTimeout: _firstConnectTimeout, ...shared } = rest;
     return createPlatformaticTransport(brokers, shared);
   }
   const { createKafkaTransport } = await import("./kafka/mod.ts");
   return createKafkaTransport(brokers, rest);
-}
-
-/** The variable the kafkajs transport reads its TLS and SASL settings from. */
-const SECURITY_PROTOCOL_FIELD = "KAFKA_SECURITY_PROTOCOL";
-
-/**
- * Refuses TLS or SASL settings given the kafkajs transport's way (a `security` option, or
- * `KAFKA_SECURITY_PROTOCOL` in the environment, which the kafkajs transport reads by default):
- * the platformatic transport does not map them yet, and connecting in plaintext instead would
- * be worse than not connecting. Its own `ssl` and `sasl` options still apply.
- */
-function refuseSecuritySettings(options: KafkaTransportOptions): void {
-  let protocol: string | undefined = options.security?.protocol;
-  if (protocol === undefined) {
-    try {
-      protocol = Deno.env.get(SECURITY_PROTOCOL_FIELD);
-    } catch {
-      // No permission to read the environment: nothing was set through it for this program.
-    }
-  }
-  if (protocol === undefined || protocol === "" || protocol === "PLAINTEXT") return;
-  throw new ConfigError(
-    `Cannot use KAFKA_CLIENT=platformatic with ${SECURITY_PROTOCOL_FIELD} ` +
-      `${JSON.stringify(protocol)}: the platformatic transport does not read the TLS and SASL ` +
-      "settings yet; use KAFKA_CLIENT=kafkajs on a secured cluster",
-    { field: SECURITY_PROTOCOL_FIELD },
-  );
 }

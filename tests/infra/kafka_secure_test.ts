@@ -78,6 +78,19 @@ Deno.test("serverProperties() adds a SASL_SSL listener and keeps broker traffic 
   const plain = properties(serverProperties({ port: 9092, controllerPort: 9093, logDir: "/d" }));
   assert.equal(plain.get("listeners"), "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093");
   assert.equal(plain.has("sasl.enabled.mechanisms"), false);
+  // OAUTHBEARER sessions never expire unless asked.
+  assert.equal(props.has("listener.name.sasl_ssl.oauthbearer.connections.max.reauth.ms"), false);
+});
+
+Deno.test("serverProperties() ends OAUTHBEARER sessions after oauthBearerReauthMs, only those", () => {
+  const props = properties(serverProperties({
+    port: 9092,
+    controllerPort: 9093,
+    logDir: "/data/kraft",
+    secure: { port: 9094, ...MATERIAL, oauthBearerReauthMs: 3000 },
+  }));
+  assert.equal(props.get("listener.name.sasl_ssl.oauthbearer.connections.max.reauth.ms"), "3000");
+  assert.equal(props.has("connections.max.reauth.ms"), false);
 });
 
 Deno.test("the secure broker's client variables parse into SASL_SSL with SCRAM-SHA-256", () => {

@@ -14,6 +14,11 @@
  *   heartbeats on its own timer, so slow handlers keep their membership.
  * - Unreachable brokers fail fast with a {@linkcode BrokerUnavailableError} naming
  *   `KAFKA_BROKERS`.
+ * - Secured clusters: TLS and SASL (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER client credentials)
+ *   from the same `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and `KAFKA_SSL_*` variables as the
+ *   kafkajs transport, parsed by the same parser (`../_security.ts`, mapped in
+ *   `_security.ts`); a wrong password, an untrusted certificate or a protocol mismatch fails
+ *   the first call with the same `KafkaSecurityError` naming the variable to fix.
  *
  * @example
  * ```ts ignore
@@ -29,9 +34,8 @@
  *
  * @module
  */
-import { Admin, type SASLOptions as PlatformaticSasl } from "@platformatic/kafka";
-import type { SASLOptions } from "kafkajs";
-import { BrokerUnavailableError, ConfigError, PipelineError } from "../../errors.ts";
+import { Admin } from "@platformatic/kafka";
+import { BrokerUnavailableError, PipelineError } from "../../errors.ts";
 import type { KafkaLogger } from "../kafka/mod.ts";
 import { defaultKafkaLogger } from "../kafka/mod.ts";
 import { parseBrokers } from "../_brokers.ts";
@@ -55,9 +59,14 @@ import { brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { openProducer } from "./_producer.ts";
 import { readPartitions } from "./_read_partitions.ts";
 import { openTransactionalProducer } from "./_transactional_producer.ts";
+import { describeSecurity, type KafkaSecurity, kafkaSecurityFromEnv } from "../_security.ts";
+import { redactSecrets } from "../_security_failure.ts";
+import { platformaticClientSecurity, securityFailure } from "./_security.ts";
 
 export { BrokerUnavailableError };
 export type { KafkaTransportBaseOptions };
+export { platformaticClientSecurity };
+export type { PlatformaticClientSecurity, PlatformaticClientSecurityOptions } from "./_security.ts";
 
 /** Options for {@linkcode createPlatformaticTransport}. */
 export interface PlatformaticTransportOptions extends KafkaTransportBaseOptions {
@@ -78,15 +87,12 @@ export interface PlatformaticTransportOptions extends KafkaTransportBaseOptions 
    */
   readonly logger?: KafkaLogger;
   /**
-   * TLS: `true` for the system's trust store, or Node TLS options.
-   * @default undefined (plaintext)
+   * TLS and SASL: how the client connects and authenticates (see `../_security.ts`). Its
+   * secrets never reach the logger or an error message.
+   * @default kafkaSecurityFromEnv(): the `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and
+   *   `KAFKA_SSL_*` variables, read when the transport is created (PLAINTEXT when unset)
    */
-  readonly ssl?: boolean | Record<string, unknown>;
-  /**
-   * SASL authentication, in kafkajs's shape (`plain`, `scram-sha-256`, `scram-sha-512`).
-   * @default undefined (none)
-   */
-  readonly sasl?: SASLOptions;
+  readonly security?: KafkaSecurity;
 }
 
 /** A {@linkcode Transport} backed by @platformatic/kafka. */
@@ -95,24 +101,6 @@ export interface PlatformaticTransport extends Transport {
   readonly kind: "kafka";
   /** The bootstrap brokers, parsed from the `KAFKA_BROKERS` value. */
   readonly brokers: readonly string[];
-}
-
-function toSasl(sasl: SASLOptions | undefined): PlatformaticSasl | undefined {
-  if (sasl === undefined) return undefined;
-  const mechanisms: Record<string, PlatformaticSasl["mechanism"]> = {
-    "plain": "PLAIN",
-    "scram-sha-256": "SCRAM-SHA-256",
-    "scram-sha-512": "SCRAM-SHA-512",
-  };
-  const mechanism = mechanisms[sasl.mechanism];
-  if (mechanism === undefined || !("username" in sasl) || !("password" in sasl)) {
-    throw new ConfigError(
-      `Cannot create the Kafka transport as SASL mechanism "${sasl.mechanism}" is not supported ` +
-        `with KAFKA_CLIENT=platformatic: use one of ${Object.keys(mechanisms).join(", ")}`,
-      { field: "sasl" },
-    );
-  }
-  return { mechanism, username: sasl.username, password: sasl.password };
 }
 
 /**
@@ -131,10 +119,9 @@ export function createPlatformaticTransport(
   const {
     consumerRetry = {},
     logger = defaultKafkaLogger,
-    ssl,
-    sasl,
   } = options;
   const list = parseBrokers(brokers);
+  const security = options.security ?? kafkaSecurityFromEnv();
   const {
     clientId,
     connectionTimeout,
@@ -152,6 +139,7 @@ export function createPlatformaticTransport(
   const { initialRetryTime = 300, maxRetryTime = 30000 } = consumerRetry;
   checkInteger("consumerRetry.initialRetryTime", initialRetryTime);
   checkInteger("consumerRetry.maxRetryTime", maxRetryTime);
+  const { tls, sasl, secrets } = platformaticClientSecurity(security);
 
   const base: ClientBase = {
     clientId,
@@ -161,8 +149,8 @@ export function createPlatformaticTransport(
     timeout: requestTimeout,
     retries: 5,
     retryDelay: 200,
-    ...(ssl === undefined || ssl === false ? {} : { tls: ssl === true ? {} : ssl }),
-    ...(sasl === undefined ? {} : { sasl: toSasl(sasl) }),
+    ...(tls === undefined ? {} : { tls }),
+    ...(sasl === undefined ? {} : { sasl }),
   };
   // Admin calls retry briefly, so a missing broker is reported in about a second.
   const admin = new Admin({ ...base, retries: connectRetries, retryDelay: 100 });
@@ -175,7 +163,7 @@ export function createPlatformaticTransport(
     }
     connected ??= admin.metadata({ topics: [] }).then(() => undefined, (error) => {
       connected = undefined;
-      throw brokerUnavailable(list, error);
+      throw securityFailure(error, security, list) ?? brokerUnavailable(list, error);
     });
     return connected;
   }
@@ -191,7 +179,9 @@ export function createPlatformaticTransport(
 
   return {
     kind: "kafka",
-    target: `kafka ${list.join(",")} (platformatic)`,
+    target: security.protocol === "PLAINTEXT"
+      ? `kafka ${list.join(",")} (platformatic)`
+      : `kafka ${list.join(",")} (platformatic, ${describeSecurity(security)})`,
     brokers: list,
     ensureTopics(topics: readonly TopicSpec[]): Promise<void> {
       const names = topics.map((topic) => `"${topic.name}"`).join(", ");
@@ -226,7 +216,19 @@ export function createPlatformaticTransport(
         heartbeatInterval,
         initialRetryTime,
         maxRetryTime,
-        logger: (line) => logger({ ...line, namespace: "Transport" }),
+        // Read at each line: OAUTHBEARER tokens join `secrets` as they are fetched.
+        logger: (line) =>
+          logger({
+            ...line,
+            namespace: "Transport",
+            message: redactSecrets(line.message, secrets),
+            fields: Object.fromEntries(
+              Object.entries(line.fields).map(([name, value]) => [
+                name,
+                typeof value === "string" ? redactSecrets(value, secrets) : value,
+              ]),
+            ),
+          }),
       });
     },
     endOffsets(topic: string): Promise<TopicOffsets> {

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../../pipeline/config.ts";
 import { ConfigError } from "../../../pipeline/errors.ts";
-import { createBrokerTransport } from "../../../pipeline/transport/broker.ts";
+import { createBrokerTransport, KAFKA_CLIENTS } from "../../../pipeline/transport/broker.ts";
+import { KafkaSecurityError } from "../../../pipeline/transport/_security_error.ts";
 import { REPLAY_CONFIG } from "../../../stages/dlq_replay.ts";
 import { requires } from "../../_permissions.ts";
 
@@ -43,28 +44,45 @@ Deno.test({
 });
 
 Deno.test({
-  name: "createBrokerTransport() refuses platformatic on a secured cluster it cannot serve",
+  name: "createBrokerTransport() hands the security settings to either client",
   ...needsClients,
 }, async () => {
+  const security = {
+    protocol: "SASL_PLAINTEXT",
+    sasl: { mechanism: "SCRAM-SHA-256", username: "alice", password: "pa55-never-shown" },
+  } as const;
+  for (const client of KAFKA_CLIENTS) {
+    const transport = await createBrokerTransport("127.0.0.1:9092", { client, security });
+    try {
+      assert.equal(
+        transport.target,
+        `kafka 127.0.0.1:9092 (${
+          client === "platformatic" ? "platformatic, " : ""
+        }SASL_PLAINTEXT, SCRAM-SHA-256 as "alice")`,
+      );
+    } finally {
+      await transport.close();
+    }
+  }
+  // Read from the environment when not given, by both clients: the same settings everywhere.
   const before = Deno.env.get("KAFKA_SECURITY_PROTOCOL");
-  Deno.env.set("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
+  Deno.env.set("KAFKA_SECURITY_PROTOCOL", "SSL");
   try {
-    await assert.rejects(
-      () => createBrokerTransport("127.0.0.1:9092", { client: "platformatic" }),
-      (error: unknown) =>
-        error instanceof ConfigError && error.field === "KAFKA_SECURITY_PROTOCOL" &&
-        /use KAFKA_CLIENT=kafkajs on a secured cluster/.test(error.message),
-    );
+    for (const client of KAFKA_CLIENTS) {
+      const transport = await createBrokerTransport("127.0.0.1:9092", { client });
+      await transport.close();
+      assert.match(transport.target, / \((platformatic, )?SSL\)$/);
+    }
+    Deno.env.set("KAFKA_SECURITY_PROTOCOL", "SASL_SSL");
+    for (const client of KAFKA_CLIENTS) {
+      await assert.rejects(
+        () => createBrokerTransport("127.0.0.1:9092", { client }),
+        (error: unknown) =>
+          error instanceof KafkaSecurityError && error.field === "KAFKA_SASL_MECHANISM",
+      );
+    }
   } finally {
     if (before === undefined) Deno.env.delete("KAFKA_SECURITY_PROTOCOL");
     else Deno.env.set("KAFKA_SECURITY_PROTOCOL", before);
   }
-  const plaintext = await createBrokerTransport(
-    "127.0.0.1:9092",
-    {
-      client: "platformatic",
-      security: { protocol: "PLAINTEXT" },
-    } as Parameters<typeof createBrokerTransport>[1],
-  );
-  await plaintext.close();
 });

@@ -461,27 +461,27 @@ Deno.test({
 });
 
 Deno.test({
-  name: "createPlatformaticTransport() refuses a SASL mechanism it cannot map",
+  name:
+    "createPlatformaticTransport() takes the parsed security settings, refusing incomplete ones",
   ignore: cannotLoad,
 }, () => {
   assert.throws(
-    () =>
-      createPlatformaticTransport("127.0.0.1:9092", {
-        sasl: {
-          mechanism: "aws",
-          authorizationIdentity: "a",
-          accessKeyId: "b",
-          secretAccessKey: "c",
-        },
-      }),
+    () => createPlatformaticTransport("127.0.0.1:9092", { security: { protocol: "SASL_SSL" } }),
     (error: unknown) =>
-      error instanceof ConfigError && error.field === "sasl" &&
-      /SASL mechanism "aws" is not supported with KAFKA_CLIENT=platformatic/.test(error.message),
+      error instanceof ConfigError && error.field === "KAFKA_SASL_MECHANISM" &&
+      /^Cannot use KAFKA_SECURITY_PROTOCOL "SASL_SSL" without SASL settings/.test(error.message),
   );
   const transport = createPlatformaticTransport("127.0.0.1:9092", {
-    sasl: { mechanism: "scram-sha-512", username: "pipeline", password: "secret" },
+    security: {
+      protocol: "SASL_PLAINTEXT",
+      sasl: { mechanism: "SCRAM-SHA-512", username: "pipeline", password: "secret" },
+    },
   });
   assert.equal(transport.kind, "kafka");
+  assert.equal(
+    transport.target,
+    'kafka 127.0.0.1:9092 (platformatic, SASL_PLAINTEXT, SCRAM-SHA-512 as "pipeline")',
+  );
 });
 
 Deno.test({

@@ -2,8 +2,10 @@
  * SASL/OAUTHBEARER tokens from an OAuth 2 client-credentials grant (RFC 6749 section 4.4), as
  * librdkafka's `sasl.oauthbearer.method=oidc` gets them: `POST` to the token endpoint with the
  * client id and secret in HTTP Basic authentication, `grant_type=client_credentials` and the
- * scope, if any. kafkajs asks its `oauthBearerProvider` for a token on every new connection;
- * the provider here reuses a token until shortly before it expires.
+ * scope, if any. Both clients ask the provider for a token on every new connection
+ * (@platformatic/kafka also when the broker asks it to re-authenticate); the provider here
+ * reuses a token until shortly before it expires. kafkajs takes it as it is, the platformatic
+ * transport takes its `value`.
  *
  * @module
  */
@@ -75,7 +77,7 @@ export class OAuthTokenError extends KafkaSecurityError {}
  *
  * @example
  * ```ts ignore
- * import { clientCredentialsProvider } from "./oauth_bearer.ts";
+ * import { clientCredentialsProvider } from "./_oauth_bearer.ts";
  * const provider = clientCredentialsProvider({
  *   tokenEndpointUrl: "https://idp.example/oauth2/token",
  *   clientId: "payments",

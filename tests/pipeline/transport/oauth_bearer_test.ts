@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import {
   clientCredentialsProvider,
   OAuthTokenError,
-} from "../../../../pipeline/transport/kafka/oauth_bearer.ts";
-import { kafkaClientSecurity } from "../../../../pipeline/transport/kafka/security.ts";
+} from "../../../pipeline/transport/_oauth_bearer.ts";
+import { kafkaClientSecurity } from "../../../pipeline/transport/kafka/security.ts";
 
 const SECRET = "client-s3cret/with+odd:chars";
 

@@ -1,10 +1,10 @@
 /**
- * The error class of secured connections, in a file of its own so that `./security.ts` and
- * `./oauth_bearer.ts` can both use it without importing each other.
+ * The error class of secured connections, in a file of its own so that `./_security.ts` and
+ * `./_oauth_bearer.ts` can both use it without importing each other.
  *
  * @module
  */
-import { ConfigError } from "../../errors.ts";
+import { ConfigError } from "../errors.ts";
 
 /**
  * A security setting that cannot be used, or a broker or token endpoint that refused the
