@@ -49,6 +49,10 @@ export interface ScalingResult {
   readonly median: { readonly oneWorker: number; readonly twoWorkers: number };
   /** `median.twoWorkers / median.oneWorker`. */
   readonly ratio: number;
+  /** Median cores kept busy while processing, per worker count (what the machine gave). */
+  readonly coresUsed: { readonly oneWorker: number; readonly twoWorkers: number };
+  /** Median process CPU µs per record, per worker count (what the framework spent). */
+  readonly cpuUsPerRecord: { readonly oneWorker: number; readonly twoWorkers: number };
   /** {@linkcode SCALING_TARGET}. */
   readonly target: number;
   /** Whether `ratio` reached the target. */
@@ -128,6 +132,8 @@ export async function runScalingBench(options: ScalingBenchOptions): Promise<Sca
   const oneWorker = median(runs.filter((r) => r.workers === 1).map((r) => r.recordsPerSecond));
   const twoWorkers = median(runs.filter((r) => r.workers === 2).map((r) => r.recordsPerSecond));
   const ratio = Math.round((twoWorkers / oneWorker) * 100) / 100;
+  const medianOf = (workers: number, pick: (run: ScalingRun) => number) =>
+    median(runs.filter((r) => r.workers === workers).map(pick));
   return {
     records: options.records,
     partitions: options.partitions,
@@ -135,6 +141,14 @@ export async function runScalingBench(options: ScalingBenchOptions): Promise<Sca
     runs,
     median: { oneWorker, twoWorkers },
     ratio,
+    coresUsed: {
+      oneWorker: medianOf(1, (r) => r.coresUsed),
+      twoWorkers: medianOf(2, (r) => r.coresUsed),
+    },
+    cpuUsPerRecord: {
+      oneWorker: medianOf(1, (r) => r.cpuUsPerRecord),
+      twoWorkers: medianOf(2, (r) => r.cpuUsPerRecord),
+    },
     target: SCALING_TARGET,
     pass: ratio >= SCALING_TARGET,
   };
@@ -146,15 +160,19 @@ export function describeScaling(result: ScalingResult): string[] {
     `workers, payment stage burning ${result.burnUs} µs of CPU per order, ${result.records} ` +
     `orders, ${result.partitions} partitions (records/s from the orders made visible to the last ` +
     `outcome durable; median of ${result.runs.length / 2}):`,
-    `  1 worker:  ${result.median.oneWorker} records/s`,
-    `  2 workers: ${result.median.twoWorkers} records/s`,
+    `  1 worker:  ${result.median.oneWorker} records/s, ${result.coresUsed.oneWorker} cores busy, ` +
+    `${result.cpuUsPerRecord.oneWorker} µs CPU/record`,
+    `  2 workers: ${result.median.twoWorkers} records/s, ${result.coresUsed.twoWorkers} cores busy, ` +
+    `${result.cpuUsPerRecord.twoWorkers} µs CPU/record`,
     `  2w/1w: ${result.ratio}x (target >= ${result.target}x): ${result.pass ? "PASS" : "FAIL"}`,
   ];
   for (const run of result.runs) {
     lines.push(
-      `  run ${run.workers}w: ${run.recordsPerSecond} rec/s, ${run.coresUsed} cores busy; CPU ms main ${run.cpuMs.main}, workers ` +
+      `  run ${run.workers}w: ${run.recordsPerSecond} rec/s, first outcome after ` +
+        `${run.firstOutcomeMs} ms, ${run.coresUsed} cores busy; CPU ms main ${run.cpuMs.main}, workers ` +
         `${run.cpuMs.workers.join(" + ")}, other threads ${run.cpuMs.other}; ` +
-        `${run.cpuUsPerRecord} µs CPU/record`,
+        `${run.cpuUsPerRecord} µs CPU/record` +
+        (run.stateChanges.length > 0 ? `; rebalanced: ${run.stateChanges.join(", ")}` : ""),
     );
   }
   return lines;

@@ -46,6 +46,12 @@ export interface ScalingRun {
   readonly cpuUsPerRecord: number;
   /** Cores the process kept busy while processing: its CPU time over `processMs`. */
   readonly coresUsed: number;
+  /** From the records made visible to the first outcome durable, in ms. */
+  readonly firstOutcomeMs: number;
+  /** Member state changes while processing (a rebalance shows here), with their time. */
+  readonly stateChanges: readonly string[];
+  /** Distinct outcomes per second of processing, per input partition. */
+  readonly timeline: Readonly<Record<string, readonly number[]>>;
 }
 
 interface ScalingArgs {
@@ -73,7 +79,13 @@ function group(delta: readonly ThreadCpu[]): ScalingRun["cpuMs"] {
 /** Readiness that also keeps each member's last state, to see the group settled. */
 class WatchedReadiness extends Readiness {
   readonly states = new Map<string, MemberState>();
+  /** Each state change once the clock started, with its time, for the run's timeline. */
+  readonly changes: string[] = [];
+  go: number | undefined;
   override report(id: string, state: MemberState, detail?: string): void {
+    if (this.go !== undefined && this.states.get(id) !== state) {
+      this.changes.push(`${Math.round(performance.now() - this.go)} ms: ${id} ${state}`);
+    }
     this.states.set(id, state);
     super.report(id, state, detail);
   }
@@ -146,6 +158,8 @@ export async function runScaling(args: ScalingArgs): Promise<ScalingRun> {
   const input = await writeHeldBack(args);
   const written = performance.now();
   const seen = new Set<string>();
+  const timeline: Record<string, number[]> = {};
+  let firstOutcome: number | undefined;
   let outcomes = 0;
   const readiness = new WatchedReadiness();
   const supervisor = await startSupervisor({
@@ -161,7 +175,14 @@ export async function runScaling(args: ScalingArgs): Promise<ScalingRun> {
     readiness,
     onOutcome(outcome) {
       outcomes++;
-      seen.add(`${outcome.topic}:${outcome.partition}:${outcome.offset}`);
+      const id = `${outcome.topic}:${outcome.partition}:${outcome.offset}`;
+      if (seen.has(id) || readiness.go === undefined) return;
+      seen.add(id);
+      firstOutcome ??= performance.now();
+      const second = Math.floor((performance.now() - readiness.go) / 1000);
+      const counts = timeline[outcome.partition] ??= [];
+      while (counts.length <= second) counts.push(0);
+      counts[second]++;
     },
     onEvent(event) {
       if (event.type === "crash") console.error(`scaling: ${event.worker}: ${event.error.message}`);
@@ -176,8 +197,9 @@ export async function runScaling(args: ScalingArgs): Promise<ScalingRun> {
     const ready = performance.now();
     const before = threadCpu();
     const cpuBefore = process.cpuUsage();
+    readiness.go = performance.now();
     await input.commit();
-    const go = performance.now();
+    const go = readiness.go;
     await until(`${args.records} outcomes`, () => seen.size >= args.records, args.timeoutMs);
     const done = performance.now();
     const cpu = group(threadCpuDelta(before, threadCpu()));
@@ -193,6 +215,9 @@ export async function runScaling(args: ScalingArgs): Promise<ScalingRun> {
       cpuMs: cpu,
       cpuUsPerRecord: Math.round(((used.user + used.system) / args.records) * 10) / 10,
       coresUsed: Math.round(((used.user + used.system) / 1000 / (done - go)) * 100) / 100,
+      firstOutcomeMs: Math.round((firstOutcome ?? done) - go),
+      stateChanges: readiness.changes,
+      timeline,
     };
   } finally {
     await supervisor.stop(30_000);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { PipelineError } from "../pipeline/errors.ts";
+import { errorMessage, PipelineError } from "../pipeline/errors.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
 import { startPipeline, waitUntilDrained } from "../pipeline/run.ts";
 import { createBrokerTransport, type KafkaClientName } from "../pipeline/transport/broker.ts";
@@ -154,6 +154,23 @@ async function freshMember(options: SoakModeOptions, suffix: string): Promise<Fr
   return JSON.parse(stdout[stdout.length - 1]) as FreshMember;
 }
 
+/**
+ * Waits until the soak's last orders have their outcomes, looking again after a failed look
+ * (a broker briefly without a group coordinator must not lose a 10-minute run's samples).
+ */
+async function drained(options: SoakModeOptions, wait: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  while (true) {
+    try {
+      return await wait();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      options.say(`soak: still waiting for the last outcomes: ${errorMessage(error)}`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 /** Offers orders at the rate for the minutes, sampling RSS; returns the samples. */
 async function soak(options: SoakModeOptions, topicsUsed: string[]) {
   const transport = await createBrokerTransport(options.brokers.join(","), {
@@ -201,7 +218,7 @@ async function soak(options: SoakModeOptions, topicsUsed: string[]) {
     }
     const achievedRate = Math.round((offered / ((performance.now() - startedAt) / 1000)) * 10) /
       10;
-    await waitUntilDrained(pipeline, transport, { timeoutMs: options.timeoutMs });
+    await drained(options, () => waitUntilDrained(pipeline, transport, { timeoutMs: 30_000 }));
     return { samples, offered, achievedRate, outcomes };
   } finally {
     await running.stop();
