@@ -4,6 +4,8 @@
  * the changelog), lets it idle a little, and prints its RSS as one JSON line
  * ({@linkcode FreshMember}). Run after a soak it restores that history; on a fresh suffix, none.
  *
+ * Its peak RSS is read in `/proc/self/status`, which Deno allows only with `-A`.
+ *
  * Usage: `deno run -A bench/_soak_member.ts --brokers 127.0.0.1:9092 --suffix <names>
  *   --partitions <n> --retention-ms <n> [--client kafkajs]`
  *
@@ -49,7 +51,10 @@ export function soakPipelineOptions(
   };
 }
 
-/** This process's peak RSS in MiB (`VmHWM`), or its current RSS where there is no `/proc`. */
+/**
+ * This process's peak RSS in MiB (`VmHWM`), or its current RSS where `/proc/self/status`
+ * cannot be read (not Linux, or Deno run without every permission).
+ */
 export function peakRssMiB(): number {
   try {
     const match = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
