@@ -16,6 +16,9 @@
  * end unless `--keep-topics`. Results go to `bench/results/<date>-<broker>.json` and one line
  * is appended to `bench/results/README.md`.
  *
+ * `--scaling` and `--soak` run only their own bench instead (`_scaling.ts`, `_soak.ts`); the
+ * latency phase is judged against issue 10's targets (`_latency_targets.ts`).
+ *
  * @module
  */
 import { parseArgs } from "node:util";
