@@ -5,6 +5,7 @@ import { median } from "../../bench/_scaling.ts";
 import { rssSummary, warmupSeconds } from "../../bench/_soak.ts";
 import { threadCpuDelta } from "../../bench/_threads.ts";
 import { percentiles } from "../../bench/_stats.ts";
+import { brokerTest } from "../_broker.ts";
 
 Deno.test("latency targets: a p99 at the target passes, one above fails, no sample fails", () => {
   const at = (value: number) => percentiles(Array.from({ length: 100 }, () => value));
@@ -71,3 +72,28 @@ Deno.test("threads: the CPU delta is per thread id, idle threads left out", () =
     { tid: 1, name: "deno", cpuMs: 2 },
   ]);
 });
+
+brokerTest(
+  "scaling run: two workers handle every order once the group has settled",
+  async (brokers) => {
+    // Loaded here: kafkajs reads the environment when it loads (plain `deno test` grants none).
+    const { runScaling } = await import("../../bench/_scaling_variant.ts");
+    const run = await runScaling({
+      brokers,
+      suffix: `test-${Date.now().toString(36)}`,
+      records: 400,
+      partitions: 2,
+      workers: 2,
+      burnUs: 50,
+      timeoutMs: 60_000,
+    });
+    assert.equal(run.workers, 2);
+    // Every order has its outcome; outcomes reported before the clock started would be missing.
+    const counted = Object.values(run.timeline).flat().reduce((sum, n) => sum + n, 0);
+    assert.equal(counted, 400);
+    assert.ok(run.outcomes >= 400);
+    assert.deepEqual(Object.keys(run.timeline).sort(), ["0", "1"]);
+    assert.ok(run.recordsPerSecond > 0);
+    assert.ok(run.firstOutcomeMs <= run.processMs);
+  },
+);
