@@ -53,6 +53,11 @@ export interface ScalingResult {
   readonly coresUsed: { readonly oneWorker: number; readonly twoWorkers: number };
   /** Median process CPU µs per record, per worker count (what the framework spent). */
   readonly cpuUsPerRecord: { readonly oneWorker: number; readonly twoWorkers: number };
+  /**
+   * Loop turns of two spinning workers over one's, measured before and after the runs: what
+   * the machine gave a second thread (see {@linkcode machineCeiling}).
+   */
+  readonly machineCeiling: { readonly before: number; readonly after: number };
   /** {@linkcode SCALING_TARGET}. */
   readonly target: number;
   /** Whether `ratio` reached the target. */
@@ -106,8 +111,50 @@ async function runChild(
   return JSON.parse(stdout[stdout.length - 1]) as ScalingRun;
 }
 
+/** Spins `count` workers at once for `ms` and returns the loop turns they made in all. */
+async function spin(count: number, ms: number): Promise<number> {
+  const url = new URL("./_spin_worker.ts", import.meta.url);
+  const workers = Array.from({ length: count }, () => new Worker(url, { type: "module" }));
+  try {
+    const turns = await Promise.all(
+      workers.map((worker) =>
+        new Promise<number>((resolve, reject) => {
+          worker.onmessage = (event: MessageEvent<number>) => resolve(event.data);
+          worker.onerror = (event) => {
+            event.preventDefault();
+            reject(new PipelineError(`Cannot calibrate the scaling bench: ${event.message}`));
+          };
+          worker.postMessage({ ms });
+        })
+      ),
+    );
+    return turns.reduce((sum, n) => sum + n, 0);
+  } finally {
+    workers.forEach((worker) => worker.terminate());
+  }
+}
+
+/**
+ * What this machine gives a second thread right now: the loop turns of two workers spinning at
+ * once over those of one alone, median of `rounds` (1 s each). No worker count can beat it: a
+ * ratio 2w/1w below the target is the machine's when this is below the target too.
+ */
+export async function machineCeiling(rounds: number): Promise<number> {
+  const ratios: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const one = await spin(1, 1000);
+    const two = await spin(2, 1000);
+    ratios.push(two / one);
+  }
+  return Math.round(median(ratios) * 100) / 100;
+}
+
 /** Writes the orders once, then runs 1 and 2 workers alternately, `rounds` times each. */
 export async function runScalingBench(options: ScalingBenchOptions): Promise<ScalingResult> {
+  options.say(
+    "scaling: how much CPU a second thread gets on this machine now (spinning workers) ...",
+  );
+  const ceilingBefore = await machineCeiling(options.rounds);
   const runs: ScalingRun[] = [];
   for (let round = 0; round < options.rounds; round++) {
     // Alternating which goes first: neither always runs on a broker warmed by the other.
@@ -132,6 +179,7 @@ export async function runScalingBench(options: ScalingBenchOptions): Promise<Sca
   const oneWorker = median(runs.filter((r) => r.workers === 1).map((r) => r.recordsPerSecond));
   const twoWorkers = median(runs.filter((r) => r.workers === 2).map((r) => r.recordsPerSecond));
   const ratio = Math.round((twoWorkers / oneWorker) * 100) / 100;
+  const ceilingAfter = await machineCeiling(options.rounds);
   const medianOf = (workers: number, pick: (run: ScalingRun) => number) =>
     median(runs.filter((r) => r.workers === workers).map(pick));
   return {
@@ -149,6 +197,7 @@ export async function runScalingBench(options: ScalingBenchOptions): Promise<Sca
       oneWorker: medianOf(1, (r) => r.cpuUsPerRecord),
       twoWorkers: medianOf(2, (r) => r.cpuUsPerRecord),
     },
+    machineCeiling: { before: ceilingBefore, after: ceilingAfter },
     target: SCALING_TARGET,
     pass: ratio >= SCALING_TARGET,
   };
@@ -165,6 +214,8 @@ export function describeScaling(result: ScalingResult): string[] {
     `  2 workers: ${result.median.twoWorkers} records/s, ${result.coresUsed.twoWorkers} cores busy, ` +
     `${result.cpuUsPerRecord.twoWorkers} µs CPU/record`,
     `  2w/1w: ${result.ratio}x (target >= ${result.target}x): ${result.pass ? "PASS" : "FAIL"}`,
+    `  this machine's ceiling (2 spinning workers / 1, before and after): ` +
+    `${result.machineCeiling.before}x, ${result.machineCeiling.after}x`,
   ];
   for (const run of result.runs) {
     lines.push(

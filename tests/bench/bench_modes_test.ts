@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { judgeLatency, LATENCY_TARGETS } from "../../bench/_latency_targets.ts";
 import { burn, createBurningGateway } from "../../bench/_burn_pipeline.ts";
-import { median } from "../../bench/_scaling.ts";
+import { machineCeiling, median } from "../../bench/_scaling.ts";
 import { rssSummary, warmupSeconds } from "../../bench/_soak.ts";
 import { threadCpuDelta } from "../../bench/_threads.ts";
 import { percentiles } from "../../bench/_stats.ts";
 import { brokerTest } from "../_broker.ts";
+import { requires } from "../_permissions.ts";
 
 Deno.test("latency targets: a p99 at the target passes, one above fails, no sample fails", () => {
   const at = (value: number) => percentiles(Array.from({ length: 100 }, () => value));
@@ -22,6 +23,17 @@ Deno.test("latency targets: a p99 at the target passes, one above fails, no samp
 Deno.test("scaling: median of odd and even counts", () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+Deno.test({
+  name: "scaling: the machine's ceiling compares two spinning workers with one",
+  // A worker's module is read from disk.
+  ...requires("read"),
+  async fn() {
+    const ceiling = await machineCeiling(1);
+    // Two threads make at most twice the turns of one (plus noise), and more than none.
+    assert.ok(ceiling > 0 && ceiling < 2.5, `ceiling ${ceiling}`);
+  },
 });
 
 Deno.test("burn: the gateway holds the thread at least the burn time per charge", async () => {
