@@ -16,6 +16,9 @@
  * end unless `--keep-topics`. Results go to `bench/results/<date>-<broker>.json` and one line
  * is appended to `bench/results/README.md`.
  *
+ * `--scaling` and `--soak` run only their own bench instead (`_scaling.ts`, `_soak.ts`); the
+ * latency phase is judged against issue 10's targets (`_latency_targets.ts`).
+ *
  * @module
  */
 import { parseArgs } from "node:util";
@@ -38,7 +41,10 @@ import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { type ClientRow, compareClients, describeClients } from "./_clients.ts";
+import { describeTargets, judgeLatency } from "./_latency_targets.ts";
 import { profileTransport } from "./_profiled_transport.ts";
+import { scalingMode } from "./_scaling.ts";
+import { soakMode } from "./_soak.ts";
 import type { TransportProfile } from "./_profiled_transport.ts";
 import { rawKafkaSecurity, runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
 import type { RawBaselineResult } from "./_raw_kafkajs.ts";
@@ -70,6 +76,15 @@ Options:
   --skip-latency         leave out the latency phase
   --keep-topics          do not delete the run's topics at the end
   --out <dir>            where results go                             [default: bench/results]
+  --scaling              only the worker scaling bench: the payment stage burning --burn-us
+                         of CPU per order in 1 and in 2 Deno workers, --rounds each,
+                         interleaved (--records orders; --partitions default 4)
+  --burn-us <n>          CPU time the scaling bench burns per order   [default: 200]
+  --rounds <n>           runs of each worker count in --scaling       [default: 3]
+  --soak                 only the soak: orders at --rate to one in-process member for
+                         --soak-minutes, RSS sampled every 10 s, then RSS of a fresh member
+                         after that history against one after none
+  --soak-minutes <n>     how long the soak offers orders              [default: 10]
   -h, --help             show this help`;
 
 /** The settings of one run. */
@@ -92,6 +107,15 @@ interface BenchConfig {
   readonly skipLatency: boolean;
   readonly keepTopics: boolean;
   readonly out: string;
+  /** `--scaling`: run only the worker scaling bench. */
+  readonly scaling: boolean;
+  readonly burnUs: number;
+  readonly rounds: number;
+  /** Partitions of the scaling bench: `--partitions`, else 4 (even, for 2 workers). */
+  readonly scalingPartitions: number;
+  /** `--soak`: run only the soak. */
+  readonly soak: boolean;
+  readonly soakMinutes: number;
 }
 
 function positiveInt(flag: string, value: string | undefined, fallback: number): number {
@@ -124,6 +148,11 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       "skip-latency": { type: "boolean", default: false },
       "keep-topics": { type: "boolean", default: false },
       out: { type: "string", default: "bench/results" },
+      scaling: { type: "boolean", default: false },
+      "burn-us": { type: "string" },
+      rounds: { type: "string" },
+      soak: { type: "boolean", default: false },
+      "soak-minutes": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -151,6 +180,12 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     skipLatency: values["skip-latency"],
     keepTopics: values["keep-topics"],
     out: values.out,
+    scaling: values.scaling,
+    burnUs: positiveInt("--burn-us", values["burn-us"], 200),
+    rounds: positiveInt("--rounds", values.rounds, 3),
+    scalingPartitions: positiveInt("--partitions", values.partitions, 4),
+    soak: values.soak,
+    soakMinutes: positiveInt("--soak-minutes", values["soak-minutes"], 10),
   };
 }
 
@@ -557,6 +592,27 @@ async function writeResults(config: BenchConfig, results: Record<string, unknown
 async function bench(config: BenchConfig): Promise<void> {
   const brokers = config.brokers.split(",").map((b) => b.trim()).filter((b) => b);
   await checkBroker(brokers);
+  const modeOptions = {
+    brokers,
+    records: config.records,
+    out: config.out,
+    timeoutMs: config.phaseTimeoutMs,
+    suffix: String(Date.now()),
+    say: (line: string) => console.error(line),
+    cleanup: (topics: string[]) =>
+      config.keepTopics ? Promise.resolve() : deleteTopics(brokers, topics),
+  };
+  if (config.scaling || config.soak) {
+    if (config.scaling) {
+      const { burnUs, rounds, scalingPartitions: partitions } = config;
+      await scalingMode({ ...modeOptions, burnUs, rounds, partitions });
+    }
+    if (config.soak) {
+      const { rate, soakMinutes: minutes, partitions, client } = config;
+      await soakMode({ ...modeOptions, rate, minutes, partitions, client });
+    }
+    return;
+  }
   const date = new Date();
   const suffix = String(date.getTime());
   const say = (line: string) => console.error(line);
@@ -698,6 +754,10 @@ async function bench(config: BenchConfig): Promise<void> {
         `  created -> outcome durable:  ${describePercentiles(latency.toDurableMs)}`,
         `  created -> offset committed: ${describePercentiles(latency.toCommittedMs)}` +
           ` (seen by polling every ${latency.commitPollMs} ms)`,
+        ...describeTargets(
+          judgeLatency(latency.toDurableMs, latency.toCommittedMs),
+          latency.offeredRate,
+        ),
         ...describeProfile(latency.profile),
       );
     }
@@ -718,6 +778,7 @@ async function bench(config: BenchConfig): Promise<void> {
       ratio,
       embedded,
       latency,
+      latencyTargets: latency && judgeLatency(latency.toDurableMs, latency.toCommittedMs),
     }, date);
     console.log(`\nresults: ${file}`);
   } finally {

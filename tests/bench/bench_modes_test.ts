@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { judgeLatency, LATENCY_TARGETS } from "../../bench/_latency_targets.ts";
+import { burn, createBurningGateway } from "../../bench/_burn_pipeline.ts";
+import { machineCeiling, median } from "../../bench/_scaling.ts";
+import { rssSummary, warmupSeconds } from "../../bench/_soak.ts";
+import { threadCpuDelta } from "../../bench/_threads.ts";
+import { percentiles } from "../../bench/_stats.ts";
+import { brokerTest } from "../_broker.ts";
+import { requires } from "../_permissions.ts";
+
+Deno.test("latency targets: a p99 at the target passes, one above fails, no sample fails", () => {
+  const at = (value: number) => percentiles(Array.from({ length: 100 }, () => value));
+  const [durable, committed] = judgeLatency(
+    at(LATENCY_TARGETS.durableP99Ms),
+    at(LATENCY_TARGETS.committedP99Ms + 1),
+  );
+  assert.equal(durable.pass, true);
+  assert.equal(committed.pass, false);
+  assert.equal(committed.p99Ms, LATENCY_TARGETS.committedP99Ms + 1);
+  assert.equal(judgeLatency(percentiles([]), percentiles([]))[0].pass, false);
+});
+
+Deno.test("scaling: median of odd and even counts", () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+});
+
+Deno.test({
+  name: "scaling: the machine's ceiling compares two spinning workers with one",
+  // A worker's module is read from disk.
+  ...requires("read"),
+  async fn() {
+    const ceiling = await machineCeiling(1);
+    // Two threads make at most twice the turns of one (plus noise), and more than none.
+    assert.ok(ceiling > 0 && ceiling < 2.5, `ceiling ${ceiling}`);
+  },
+});
+
+Deno.test("burn: the gateway holds the thread at least the burn time per charge", async () => {
+  const gateway = createBurningGateway(2000);
+  const started = performance.now();
+  const charge = await gateway.charge({
+    idempotencyKey: "order-1",
+    amount: 10,
+    currency: "EUR",
+    attempt: 1,
+  });
+  assert.ok(performance.now() - started >= 2);
+  assert.equal(gateway.charges, 1);
+  assert.ok(charge.paymentId.length > 0);
+  const before = performance.now();
+  burn(1000);
+  assert.ok(performance.now() - before >= 1);
+});
+
+Deno.test("soak: the spread is judged on the samples after the warm-up only", () => {
+  const samples = [100, 200, 210, 220, 205].map((rssMiB, i) => ({
+    atS: i * 10,
+    rssMiB,
+    heapMiB: 1,
+    outcomes: i,
+  }));
+  const summary = rssSummary(samples, 10);
+  assert.deepEqual(summary.rss, { first: 200, last: 205, min: 200, max: 220 });
+  assert.equal(summary.spread, 0.1);
+  assert.equal(summary.flat, true);
+  assert.equal(rssSummary(samples, 0).flat, false);
+  assert.throws(() => rssSummary(samples, 60), /no RSS sample after the 60 s warm-up/);
+  assert.equal(warmupSeconds(10), 120);
+  assert.equal(warmupSeconds(1), 18);
+});
+
+Deno.test("threads: the CPU delta is per thread id, idle threads left out", () => {
+  const delta = threadCpuDelta(
+    [{ tid: 1, name: "deno", cpuMs: 10 }, { tid: 2, name: "worker-1", cpuMs: 5 }],
+    [
+      { tid: 1, name: "deno", cpuMs: 12 },
+      { tid: 2, name: "worker-1", cpuMs: 5 },
+      { tid: 3, name: "worker-2", cpuMs: 7 },
+    ],
+  );
+  assert.deepEqual(delta, [
+    { tid: 3, name: "worker-2", cpuMs: 7 },
+    { tid: 1, name: "deno", cpuMs: 2 },
+  ]);
+});
+
+brokerTest(
+  "scaling run: two workers handle every order once the group has settled",
+  async (brokers) => {
+    // Loaded here: kafkajs reads the environment when it loads (plain `deno test` grants none).
+    const { runScaling } = await import("../../bench/_scaling_variant.ts");
+    const run = await runScaling({
+      brokers,
+      suffix: `test-${Date.now().toString(36)}`,
+      records: 400,
+      partitions: 2,
+      workers: 2,
+      burnUs: 50,
+      timeoutMs: 60_000,
+    });
+    assert.equal(run.workers, 2);
+    // Every order has its outcome; outcomes reported before the clock started would be missing.
+    const counted = Object.values(run.timeline).flat().reduce((sum, n) => sum + n, 0);
+    assert.equal(counted, 400);
+    assert.ok(run.outcomes >= 400);
+    assert.deepEqual(Object.keys(run.timeline).sort(), ["0", "1"]);
+    assert.ok(run.recordsPerSecond > 0);
+    assert.ok(run.firstOutcomeMs <= run.processMs);
+  },
+);
