@@ -85,6 +85,7 @@ async function measure(name: string, transport: Transport, keys: number) {
   await fillChangelog(transport, writer, keys);
   const fillMs = Date.now() - filling;
   const before = heapUsed();
+  const rssBefore = Deno.memoryUsage().rss;
   const state = createStageState(transport, { changelog });
   const started = performance.now();
   await state.listener.assigned(
@@ -100,6 +101,8 @@ async function measure(name: string, transport: Transport, keys: number) {
     bytes_per_key: Math.round((after - before) / keys),
     restore_ms: Math.round(restoreMs),
     restore_s_per_million_keys: Number((restoreMs / keys * 1e6 / 1000).toFixed(2)),
+    // RSS never shrinks back: what the restore added is what it needed at its peak.
+    restore_rss_growth_mib: Math.round((Deno.memoryUsage().rss - rssBefore) / 1048576),
     fill_ms: fillMs,
   };
   console.log(JSON.stringify(result));
