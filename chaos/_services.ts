@@ -44,7 +44,9 @@ export async function taskCommand(
 }
 
 /** Variables a child keeps from the suite's environment; the rest is set per service. */
-const KEPT = /^(PATH|HOME|USER|TMPDIR|TMP|TEMP|LANG|LC_\w+|NO_COLOR|DENO_DIR|XDG_\w+|CI)$/;
+// KAFKA_CLIENT too: the suite runs the services on the client it was started with.
+const KEPT =
+  /^(PATH|HOME|USER|TMPDIR|TMP|TEMP|LANG|LC_\w+|NO_COLOR|DENO_DIR|XDG_\w+|CI|KAFKA_CLIENT)$/;
 
 /** A service process. */
 export interface ServiceProcess {

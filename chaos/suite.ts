@@ -599,7 +599,8 @@ async function runMode(
           ? ` (fallback: no 'deno task payments' on this checkout; each start of the pipeline ` +
             `command also publishes one order of its own, counted like the others)`
           : "") +
-        (commands.exactlyOnce === true ? `, PROCESSING_GUARANTEE=${guarantee}` : ""),
+        (commands.exactlyOnce === true ? `, PROCESSING_GUARANTEE=${guarantee}` : "") +
+        `, KAFKA_CLIENT=${Deno.env.get("KAFKA_CLIENT") ?? "(default)"}`,
     );
     setup.push(
       broker.notOwned !== undefined
