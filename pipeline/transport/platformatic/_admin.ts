@@ -8,6 +8,7 @@ import { FindCoordinatorKeyTypes, ListOffsetTimestamps } from "@platformatic/kaf
 import { PipelineError } from "../../errors.ts";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
 import { validateTopicSpec, waitForTopics } from "../_topic_spec.ts";
+import { protocolIds } from "./_errors.ts";
 
 /** Settings {@linkcode ensureTopics} needs from the transport options. */
 export interface EnsureTopicsSettings {
@@ -67,7 +68,9 @@ export async function ensureTopics(
         configs: Object.entries(spec.config ?? {}).map(([name, value]) => ({ name, value })),
       });
     } catch (error) {
-      // Another client may have created it meanwhile: that is fine.
+      // Another client (a process starting beside this one) may have created it meanwhile:
+      // that is fine. Its metadata may not list the topic yet, so the broker's answer decides.
+      if (protocolIds(error).includes("TOPIC_ALREADY_EXISTS")) continue;
       if (!(await admin.listTopics()).includes(spec.name)) throw error;
     }
   }

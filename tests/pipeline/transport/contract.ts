@@ -239,6 +239,28 @@ export function transportContract(
     });
   }
 
+  contractTest(
+    "ensureTopics racing another creation of the same topics resolves (processes start together)",
+    async (s) => {
+      const specs = Array.from({ length: 6 }, () => ({
+        name: uniqueName("topic"),
+        partitions: 2,
+        replicationFactor: 1,
+      }));
+      // A second client, as a second process would be.
+      const other = await open();
+      try {
+        await Promise.all([s.transport.ensureTopics(specs), other.transport.ensureTopics(specs)]);
+      } finally {
+        await other.transport.close();
+        await other.cleanup?.();
+      }
+      for (const spec of specs) {
+        assert.equal((await s.transport.endOffsets(spec.name)).end.length, 2, spec.name);
+      }
+    },
+  );
+
   contractTest("ensureTopics creates missing topics and leaves existing ones", async (s) => {
     const first = uniqueName("topic");
     const second = uniqueName("topic");
