@@ -100,6 +100,8 @@ export interface RecordHandlerOptions {
 }
 
 const encoder = new TextEncoder();
+/** Record keys as text, decoded once per record with one decoder. */
+const keyDecoder = new TextDecoder();
 const HEARTBEAT_EVERY_MS = 3000;
 const log = getLogger(["pipeline", "runner"]);
 
@@ -109,6 +111,9 @@ function int(headers: RecordHeaders, name: string): number | undefined {
   const parsed = Number(value);
   return Number.isSafeInteger(parsed) ? parsed : undefined;
 }
+
+/** A stage's `setAttributes` when no span records them. */
+function ignoreAttributes(): void {}
 
 /** Headers that travel with a record through every hop: trace context and nothing else. */
 function traceHeaders(headers: RecordHeaders): RecordHeaders {
@@ -148,6 +153,8 @@ export function createRecordHandler(
   const { stage, retry } = node;
   const { producer, clock, random, state, onOutcome, group } = options;
   const telemetry = options.instrumentation ?? noopInstrumentation;
+  /** Spans are recorded: only then are the per-record trace wrappers worth their closures. */
+  const traced = telemetry.enabled;
   if (stage.key && state === undefined) {
     throw new TypeError(`Stage "${stage.name}" is keyed but no state was given`);
   }
@@ -161,12 +168,18 @@ export function createRecordHandler(
    */
   const pendingKeys = new Map<string, Promise<void>>();
 
-  /** Queues a record on the producer in a `send` span; resolves once it is acknowledged. */
+  /**
+   * Queues a record on the producer in a `send` span; resolves once it is acknowledged. With
+   * tracing off there is no span to open and no context to inject: the record goes as it is.
+   */
   function send(
     via: Producer,
     record: OutgoingRecord,
     key: string | undefined,
   ): Promise<void> {
+    if (!traced) {
+      return via.send([record]).then(() => telemetry.metrics.sent(record.topic));
+    }
     const headers = { ...record.headers };
     // Called, not awaited: the span starts and the trace context is injected right now.
     return telemetry.traceSend(record.topic, headers, { key, stage: stage.name }, async () => {
@@ -177,6 +190,9 @@ export function createRecordHandler(
 
   /** Waits for every send; rejects with the first failure once all have settled. */
   async function allDurable(sends: readonly Promise<void>[]): Promise<void> {
+    // The usual cases, one output or one state entry, need no settling of an array.
+    if (sends.length === 0) return;
+    if (sends.length === 1) return await sends[0];
     const results = await Promise.allSettled(sends);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failure !== undefined) throw failure.reason;
@@ -202,7 +218,7 @@ export function createRecordHandler(
       await waitUntilDue(Math.min(dueAt, latest), clock, context);
     }
     const started = clock.now();
-    const keyText = record.key === null ? undefined : new TextDecoder().decode(record.key);
+    const keyText = record.key === null ? undefined : keyDecoder.decode(record.key);
     const priorAttempts = int(record.headers, HEADER.ATTEMPTS) ?? 0;
     const original = tier === 0 ? undefined : {
       topic: record.headers[HEADER.ORIGINAL_TOPIC] ?? node.input,
@@ -215,7 +231,6 @@ export function createRecordHandler(
       partition: record.partition,
       offset: record.offset,
     };
-    const where = { ...errorContext, key: keyText };
     telemetry.metrics.consumed(stage.name, record.topic, record.partition);
     telemetry.metrics.inFlight(1);
     // Resolved once the record's outcome is decided and its sends are queued: from then on
@@ -224,7 +239,7 @@ export function createRecordHandler(
     const handedOver = new Promise<void>((resolve) => handOver = resolve);
     // The process span stays open until the outcome is durable, so the send spans stay inside
     // it and its duration (and the processing-latency metric) still means "until durable".
-    const processing = telemetry.traceProcess(record, group, stage.name, async () => {
+    const body = async () => {
       const finish = (outcome: Omit<StageOutcome, "stage" | "record">) => {
         const now = clock.now();
         const ms = now - started;
@@ -294,7 +309,8 @@ export function createRecordHandler(
         if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
-          ...where,
+          ...errorContext,
+          key: keyText,
           dlq: node.deadLetter,
           error_type: envelope.error_type,
           error_reason: envelope.error_reason,
@@ -451,7 +467,8 @@ export function createRecordHandler(
           ], following);
           state!.set(record.partition, idempotencyKey!, following);
           log.info("Record follows an earlier record of key {key} into retry tier {tier}", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             tier: target,
             parked_behind: head?.offset,
           });
@@ -470,7 +487,8 @@ export function createRecordHandler(
           }
           telemetry.metrics.duplicateSkipped(stage.name);
           log.info("Record skipped: key {key} already has an outcome ({outcome})", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             outcome: known,
           });
           finish({ kind: "duplicate", attempts: 0, retries: 0, outputs: 0 });
@@ -487,13 +505,15 @@ export function createRecordHandler(
           const attempt = priorAttempts + i;
           if (attempt > 1) telemetry.metrics.retried(stage.name, tier);
           try {
-            encoded = await telemetry.traceAttempt(stage.name, attempt, async () => {
+            const tryOnce = async () => {
               const stageContext: StageContext = {
                 record,
                 attempt,
                 signal: context.signal,
                 clock,
-                setAttributes: (attributes) => telemetry.setSpanAttributes(attributes),
+                setAttributes: traced
+                  ? (attributes) => telemetry.setSpanAttributes(attributes)
+                  : ignoreAttributes,
               };
               // A slow handler must not get its member evicted from the group.
               const beat = setInterval(() => {
@@ -518,7 +538,9 @@ export function createRecordHandler(
                 value: encodeValue(stage.output!, output, errorContext),
                 headers: traceHeaders(record.headers),
               }));
-            });
+            };
+            encoded =
+              await (traced ? telemetry.traceAttempt(stage.name, attempt, tryOnce) : tryOnce());
             break;
           } catch (error) {
             if (context.signal.aborted) throw error;
@@ -528,7 +550,8 @@ export function createRecordHandler(
             if (i < retry.attempts) {
               const delayMs = backoffDelay(retry, i, random);
               log.debug("Attempt {attempt} failed, retrying in {delay_ms} ms: {error_reason}", {
-                ...where,
+                ...errorContext,
+                key: keyText,
                 attempt,
                 delay_ms: delayMs,
                 error_type: errorType(error),
@@ -572,7 +595,8 @@ export function createRecordHandler(
           ], after);
           if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             tier: next,
             retry_topic: node.retryTopics[tier],
             delay_ms: retry.tiers[tier].delayMs,
@@ -595,7 +619,8 @@ export function createRecordHandler(
       } finally {
         releaseKey?.();
       }
-    });
+    };
+    const processing = traced ? telemetry.traceProcess(record, group, stage.name, body) : body();
 
     const durable = processing.then(
       () => telemetry.metrics.inFlight(-1),
@@ -606,7 +631,8 @@ export function createRecordHandler(
           // record again after a backoff.
           telemetry.metrics.failed(stage.name, errorType(error));
           log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             error_type: errorType(error),
             error_reason: errorMessage(error),
           });
