@@ -73,6 +73,8 @@ interface VariantArgs {
   readonly records: number;
   readonly partitions: number;
   readonly timeoutMs: number;
+  /** Members of the payment stage in the pipeline variants (in this process). */
+  readonly members: number;
   /** Where to write a V8 CPU profile of the run (`.cpuprofile`), if anywhere. */
   readonly profile?: string;
 }
@@ -242,7 +244,7 @@ async function pipelineVariant(args: VariantArgs, client: KafkaClientName): Prom
     dlqTopic: `${args.output}-dlq`,
     groupId: args.group,
     partitions: args.partitions,
-    concurrency: args.partitions,
+    concurrency: args.members,
   });
   await transport.ensureTopics(pipeline.topics);
   const running = await startPipeline(pipeline, { transport });
@@ -284,6 +286,7 @@ function parseVariantArgs(argv: string[]): VariantArgs {
       records: { type: "string" },
       partitions: { type: "string" },
       "timeout-ms": { type: "string" },
+      members: { type: "string" },
       profile: { type: "string" },
     },
     strict: true,
@@ -307,6 +310,7 @@ function parseVariantArgs(argv: string[]): VariantArgs {
     records: Number(values.records),
     partitions: Number(values.partitions),
     timeoutMs: Number(values["timeout-ms"] ?? 300_000),
+    members: Number(values.members ?? 1),
     profile: values.profile,
   };
 }
