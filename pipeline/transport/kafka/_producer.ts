@@ -62,6 +62,12 @@ function placingPartitioner() {
   };
 }
 
+/** Whether an object has an own enumerable property (no array of entries made to find out). */
+function hasAny(object: Record<string, string>): boolean {
+  for (const _ in object) return true;
+  return false;
+}
+
 function reportsFor(
   records: readonly OutgoingRecord[],
   messages: readonly Message[],
@@ -155,7 +161,7 @@ export async function openProducer(
         key: toWire(record.key),
         value: toWire(record.value),
         partition: record.partition,
-        headers: record.headers ? { ...record.headers } : undefined,
+        headers: record.headers && hasAny(record.headers) ? { ...record.headers } : undefined,
       };
       messages[index] = message;
       const list = byTopic.get(record.topic);

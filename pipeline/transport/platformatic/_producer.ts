@@ -32,6 +32,12 @@ export function toBuffer(data: Uint8Array | string | null): Buffer | undefined {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/** Whether an object has an own enumerable property (no array of entries made to find out). */
+function hasAny(object: Record<string, string>): boolean {
+  for (const _ in object) return true;
+  return false;
+}
+
 /** The client options producers of a transport share. */
 export type ProducerBase = ProducerOptions<Buffer, Buffer, Buffer, Buffer>;
 
@@ -69,7 +75,10 @@ export class Placement {
   /** The client's messages for `records`, each with its partition; call `learn` first. */
   messages(records: readonly OutgoingRecord[]): MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] {
     return records.map((record) => {
-      const key = toBuffer(record.key);
+      // A text key is encoded once: the same bytes are hashed and sent.
+      const key = toBuffer(
+        typeof record.key === "string" ? encoder.encode(record.key) : record.key,
+      );
       const count = this.#counts.get(record.topic)!;
       let partition: number;
       if (record.partition !== undefined) {
@@ -89,12 +98,9 @@ export class Placement {
         this.#roundRobin.set(record.topic, next + 1);
         partition = next % count;
       } else {
-        partition = partitionForKey(
-          typeof record.key === "string" ? encoder.encode(record.key) : key,
-          count,
-        );
+        partition = partitionForKey(key, count);
       }
-      const headers = record.headers
+      const headers = record.headers && hasAny(record.headers)
         ? new Map(
           Object.entries(record.headers).map(([name, value]) => [
             Buffer.from(name, "utf8"),
