@@ -112,6 +112,44 @@ function int(headers: RecordHeaders, name: string): number | undefined {
   return Number.isSafeInteger(parsed) ? parsed : undefined;
 }
 
+/**
+ * Heartbeats for every record whose handler is running, from one timer: a slow handler must
+ * not get its member evicted from the group, and a timer per record would cost more than most
+ * handlers. The timer runs while handlers do and stops at the first tick that finds none; it
+ * never keeps the process alive by itself.
+ */
+class Heartbeats {
+  readonly #running = new Set<RecordContext>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Heartbeats for `context` every few seconds until {@linkcode delete}. */
+  add(context: RecordContext): void {
+    this.#running.add(context);
+    if (this.#timer !== undefined) return;
+    const timer = setInterval(() => this.#beat(), HEARTBEAT_EVERY_MS);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  /** Stops the heartbeats for `context`. */
+  delete(context: RecordContext): void {
+    this.#running.delete(context);
+  }
+
+  #beat(): void {
+    if (this.#running.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    for (const context of this.#running) {
+      // A failed heartbeat means a rebalance is under way; the transport then aborts
+      // `context.signal`, which is how the handler learns of it.
+      context.heartbeat().catch(() => undefined);
+    }
+  }
+}
+
 /** A stage's `setAttributes` when no span records them. */
 function ignoreAttributes(): void {}
 
@@ -161,6 +199,8 @@ export function createRecordHandler(
   const tierOf = new Map(node.retryTopics.map((topic, i) => [topic, i + 1]));
   /** Whether a record's sends commit or abort as one (its task's transaction). */
   const atomic = options.producerFor !== undefined;
+
+  const heartbeats = new Heartbeats();
 
   /**
    * Idempotency keys whose record is being handled here and whose outcome is not durable yet,
@@ -516,16 +556,12 @@ export function createRecordHandler(
                   : ignoreAttributes,
               };
               // A slow handler must not get its member evicted from the group.
-              const beat = setInterval(() => {
-                // A failed heartbeat means a rebalance is under way; the transport then aborts
-                // `context.signal`, which is how the handler learns of it.
-                context.heartbeat().catch(() => undefined);
-              }, HEARTBEAT_EVERY_MS);
+              heartbeats.add(context);
               let result;
               try {
                 result = await stage.handle(input, stageContext);
               } finally {
-                clearInterval(beat);
+                heartbeats.delete(context);
               }
               const outputs = result === null || result === undefined
                 ? []

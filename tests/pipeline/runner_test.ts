@@ -599,6 +599,46 @@ Deno.test("runner: with tracing off no trace wrapper is called per record, and m
   assert.deepEqual(counted, ["consumed double", "sent out"]);
 });
 
+Deno.test("runner: handlers running longer than the heartbeat interval have their records' contexts heartbeaten", async () => {
+  // Each handler waits until its own record's context has heartbeaten (within a deadline):
+  // both are served while they run at once.
+  const beaten = new Map<number, () => void>();
+  const stage = doubleStage(({ n }) => {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    beaten.set(n, resolve);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no heartbeat for ${n} within 10 s`)), 10_000);
+    });
+    return Promise.race([promise, deadline]).then(() => ({ n: 2 * n })).finally(() =>
+      clearTimeout(timer)
+    );
+  });
+  const node = definePipeline(numbersSpec({ stage })).stage("double");
+  const { producer, sends } = gatedProducer();
+  const handler = createRecordHandler(node, {
+    producer,
+    group: "g",
+    clock: new FakeClock({ start: START, autoAdvance: true }),
+    random: seededRandom(1),
+  });
+  const beats: number[] = [];
+  const contextOf = (n: number): RecordContext => ({
+    signal: new AbortController().signal,
+    heartbeat() {
+      beats.push(n);
+      beaten.get(n)?.();
+      return Promise.resolve();
+    },
+  });
+  const results = await Promise.all(
+    [1, 2].map((n) => handler(numberRecord(n, n), contextOf(n))),
+  );
+  assert.deepEqual([...new Set(beats)].sort(), [1, 2]);
+  for (const send of sends) send.resolve();
+  for (const result of results) if (isRecordAck(result)) await result.durable;
+});
+
 Deno.test("runner: a record whose key has an outcome on its way waits for it, then is a duplicate", async () => {
   const h = await directHandler({ idempotent: true });
   const first = await h.handle(numberRecord(1, 0));
