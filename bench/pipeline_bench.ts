@@ -38,6 +38,7 @@ import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { type ClientRow, compareClients, describeClients } from "./_clients.ts";
+import { type VariantName, VARIANTS } from "./_client_variant.ts";
 import { profileTransport } from "./_profiled_transport.ts";
 import type { TransportProfile } from "./_profiled_transport.ts";
 import { rawKafkaSecurity, runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
@@ -66,6 +67,8 @@ Options:
                          per record (the runner's shape) and per fetched batch
   --skip-clients         leave out the client comparison (raw loop and pipeline on kafkajs
                          and on @platformatic/kafka, one process each)
+  --variants <list>      only these client-comparison variants, comma-separated
+                         [default: all: ${VARIANTS.join(", ")}]
   --skip-embedded        leave out the embedded transport line
   --skip-latency         leave out the latency phase
   --keep-topics          do not delete the run's topics at the end
@@ -88,6 +91,8 @@ interface BenchConfig {
   readonly coalesce: boolean;
   readonly transform: boolean;
   readonly skipClients: boolean;
+  /** The client-comparison variants to run. */
+  readonly variants: readonly VariantName[];
   readonly skipEmbedded: boolean;
   readonly skipLatency: boolean;
   readonly keepTopics: boolean;
@@ -105,6 +110,19 @@ function positiveInt(flag: string, value: string | undefined, fallback: number):
   return parsed;
 }
 
+function parseVariants(value: string | undefined): readonly VariantName[] {
+  if (value === undefined) return VARIANTS;
+  const names = value.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  const unknown = names.filter((name) => !VARIANTS.includes(name as VariantName));
+  if (names.length === 0 || unknown.length > 0) {
+    throw new PipelineError(
+      `Cannot run the benchmark as '--variants' must list some of ${VARIANTS.join(", ")}: ` +
+        `current value is "${value}"`,
+    );
+  }
+  return names as VariantName[];
+}
+
 function parseBenchArgs(args: string[]): BenchConfig | undefined {
   const { values } = parseArgs({
     args,
@@ -120,6 +138,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       coalesce: { type: "boolean", default: false },
       transform: { type: "boolean", default: false },
       "skip-clients": { type: "boolean", default: false },
+      variants: { type: "string" },
       "skip-embedded": { type: "boolean", default: false },
       "skip-latency": { type: "boolean", default: false },
       "keep-topics": { type: "boolean", default: false },
@@ -147,6 +166,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     coalesce: values.coalesce,
     transform: values.transform,
     skipClients: values["skip-clients"],
+    variants: parseVariants(values.variants),
     skipEmbedded: values["skip-embedded"],
     skipLatency: values["skip-latency"],
     keepTopics: values["keep-topics"],
@@ -579,6 +599,7 @@ async function bench(config: BenchConfig): Promise<void> {
         timeoutMs: config.phaseTimeoutMs,
         topicsUsed,
         say,
+        variants: config.variants,
       });
       console.log(["", "Kafka clients, the payment stage's job:", ...describeClients(clients)]
         .join("\n"));
