@@ -40,6 +40,7 @@ import { createBrokerTransport, type KafkaClientName } from "../pipeline/transpo
 import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { PROCESS_PAYMENT } from "../stages/process_payment.ts";
+import { burn, createBurnPipeline } from "./_burn_pipeline.ts";
 import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { startSupervisor } from "../pipeline/supervisor/mod.ts";
 
@@ -99,14 +100,19 @@ interface VariantArgs {
   readonly timeoutMs: number;
   /** Members of the payment stage in the pipeline variants (in this process). */
   readonly members: number;
+  /** CPU-burning rounds per record (`_burn_pipeline.ts`), in every variant; 0: none. */
+  readonly burnRounds: number;
   /** Where to write a V8 CPU profile of the run (`.cpuprofile`), if anywhere. */
   readonly profile?: string;
 }
 
 const BATCH = 500;
+/** Where the raw loops' burnt rounds go, so the work cannot be optimised out. */
+let burnSink = 0;
 
 /** The outcome the payment stage writes for an order, as the raw loops encode it. */
-function transform(value: Buffer | null | undefined): string {
+function transform(value: Buffer | null | undefined, burnRounds: number): string {
+  if (burnRounds > 0) burnSink ^= burn(burnRounds);
   const order = JSON.parse(value?.toString("utf8") ?? "null");
   return JSON.stringify({
     event_type: "PaymentProcessed",
@@ -167,7 +173,7 @@ async function rawKafkajs(args: VariantArgs): Promise<void> {
             acks: -1,
             messages: batch.messages.slice(at, at + BATCH).map((message) => ({
               key: message.key,
-              value: transform(message.value),
+              value: transform(message.value, args.burnRounds),
             })),
           });
         }
@@ -238,7 +244,7 @@ async function rawPlatformatic(args: VariantArgs): Promise<void> {
     for await (const message of stream) {
       batch.push({
         key: message.key,
-        value: transform(message.value),
+        value: transform(message.value, args.burnRounds),
         partition: message.partition,
         offset: message.offset,
       });
@@ -272,10 +278,12 @@ async function pipelineVariant(
     partitions: args.partitions,
     concurrency: args.members,
   };
-  const pipeline = createOrdersPipeline({
-    gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0 }),
-    ...options,
-  });
+  const pipeline = args.burnRounds > 0
+    ? createBurnPipeline({ ...options, burnRounds: args.burnRounds })
+    : createOrdersPipeline({
+      gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0 }),
+      ...options,
+    });
   await transport.ensureTopics(pipeline.topics);
   const workers = mode === "workers1" ? 1 : mode === "workers2" ? 2 : 0;
   const running = workers > 0 ? undefined : await startPipeline(pipeline, {
@@ -283,11 +291,17 @@ async function pipelineVariant(
     guarantee,
   });
   const supervisor = workers === 0 ? undefined : await startSupervisor({
-    pipeline: {
-      module: new URL("../stages/worker_pipeline.ts", import.meta.url).href,
-      export: "createWorkerPipeline",
-      options: { ...options, failureRate: 0, latencyMs: 0 },
-    },
+    pipeline: args.burnRounds > 0
+      ? {
+        module: new URL("./_burn_pipeline.ts", import.meta.url).href,
+        export: "createBurnPipeline",
+        options: { ...options, burnRounds: args.burnRounds },
+      }
+      : {
+        module: new URL("../stages/worker_pipeline.ts", import.meta.url).href,
+        export: "createWorkerPipeline",
+        options: { ...options, failureRate: 0, latencyMs: 0 },
+      },
     transport: { kind: "kafka", brokers: args.brokers, options: { client } },
     stages: { [PROCESS_PAYMENT]: { workers } },
     guarantee,
@@ -332,6 +346,7 @@ function parseVariantArgs(argv: string[]): VariantArgs {
       partitions: { type: "string" },
       "timeout-ms": { type: "string" },
       members: { type: "string" },
+      "burn-rounds": { type: "string" },
       profile: { type: "string" },
     },
     strict: true,
@@ -356,6 +371,7 @@ function parseVariantArgs(argv: string[]): VariantArgs {
     partitions: Number(values.partitions),
     timeoutMs: Number(values["timeout-ms"] ?? 300_000),
     members: Number(values.members ?? 1),
+    burnRounds: Number(values["burn-rounds"] ?? 0),
     profile: values.profile,
   };
 }

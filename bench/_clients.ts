@@ -33,6 +33,11 @@ export interface CompareClientsOptions {
    * @default VARIANTS (every one)
    */
   readonly variants?: readonly VariantName[];
+  /**
+   * CPU-burning rounds per record in every variant (`_burn_pipeline.ts`).
+   * @default 0
+   */
+  readonly burnRounds?: number;
 }
 
 /** One variant's result and its ratio to the fastest raw loop. */
@@ -108,6 +113,8 @@ async function runChild(
       String(options.partitions),
       "--timeout-ms",
       String(options.timeoutMs),
+      "--burn-rounds",
+      String(options.burnRounds ?? 0),
     ],
     stdout: "piped",
     stderr: "piped",

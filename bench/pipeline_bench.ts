@@ -67,6 +67,8 @@ Options:
                          per record (the runner's shape) and per fetched batch
   --skip-clients         leave out the client comparison (raw loop and pipeline on kafkajs
                          and on @platformatic/kafka, one process each)
+  --burn-rounds <n>      client comparison: burn this many CPU rounds per record in every
+                         variant (about 6 µs per 1000 here), to see workers scale [default: 0]
   --variants <list>      only these client-comparison variants, comma-separated
                          [default: all: ${VARIANTS.join(", ")}]
   --skip-embedded        leave out the embedded transport line
@@ -93,6 +95,8 @@ interface BenchConfig {
   readonly skipClients: boolean;
   /** The client-comparison variants to run. */
   readonly variants: readonly VariantName[];
+  /** CPU-burning rounds per record in the client comparison. */
+  readonly burnRounds: number;
   readonly skipEmbedded: boolean;
   readonly skipLatency: boolean;
   readonly keepTopics: boolean;
@@ -139,6 +143,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       transform: { type: "boolean", default: false },
       "skip-clients": { type: "boolean", default: false },
       variants: { type: "string" },
+      "burn-rounds": { type: "string" },
       "skip-embedded": { type: "boolean", default: false },
       "skip-latency": { type: "boolean", default: false },
       "keep-topics": { type: "boolean", default: false },
@@ -167,6 +172,9 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     transform: values.transform,
     skipClients: values["skip-clients"],
     variants: parseVariants(values.variants),
+    burnRounds: values["burn-rounds"] === undefined
+      ? 0
+      : positiveInt("--burn-rounds", values["burn-rounds"], 0),
     skipEmbedded: values["skip-embedded"],
     skipLatency: values["skip-latency"],
     keepTopics: values["keep-topics"],
@@ -531,7 +539,9 @@ function withClientRows(
   }
   const name = file.slice(config.out.length + 1);
   const lines = rows.map((row) =>
-    `| ${date.toISOString()} | ${config.brokers} | ${row.records} | ${row.variant} | ` +
+    `| ${date.toISOString()} | ${config.brokers} | ${row.records} | ${row.variant}${
+      config.burnRounds > 0 ? ` (burn ${config.burnRounds})` : ""
+    } | ` +
     `${row.recordsPerSecond} | ${row.cpuUsPerRecord} | ${row.peakRssMiB} | ` +
     `${row.ratioToFastestRaw} | [${name}](${name}) |\n`
   ).join("");
@@ -600,6 +610,7 @@ async function bench(config: BenchConfig): Promise<void> {
         topicsUsed,
         say,
         variants: config.variants,
+        burnRounds: config.burnRounds,
       });
       console.log(["", "Kafka clients, the payment stage's job:", ...describeClients(clients)]
         .join("\n"));
