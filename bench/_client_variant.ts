@@ -1,7 +1,10 @@
 /**
  * One variant of the client comparison, run in its own process so its CPU time and peak RSS
  * are its own: the payment stage's job over `--records` orders already in `--input`, on one
- * Kafka client, either as a raw loop or through the pipeline. Prints one JSON line
+ * Kafka client, either as a raw loop or through the pipeline: in this process (`pipeline-*`,
+ * `--members` members, 1 by default) or in 1 or 2 supervised Deno workers (`workers1-*`,
+ * `workers2-*`, what `deno task pipeline` runs on Kafka), under `at_least_once`, or
+ * `exactly_once` for the names ending in `-eos`. Telemetry is off. Prints one JSON line
  * ({@linkcode VariantResult}) and exits.
  *
  * The raw loop does what the pipeline does per record, with nothing else: consume a batch,
@@ -39,17 +42,39 @@ import { platformaticClientSecurity } from "../pipeline/transport/platformatic/m
 import { rawKafkaSecurity } from "./_raw_kafkajs.ts";
 import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
+import { PROCESS_PAYMENT } from "../stages/process_payment.ts";
+import { burn, createBurnPipeline } from "./_burn_pipeline.ts";
+import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
+import { startSupervisor } from "../pipeline/supervisor/mod.ts";
 
-/** The variants, by name. */
-export const VARIANTS = [
+/** How a variant runs the job: a raw client loop, the pipeline in process, or in workers. */
+export type VariantMode = "raw" | "pipeline" | "workers1" | "workers2";
+
+/** One variant's name: `<mode>-<client>`, and `-eos` for the pipeline under exactly_once. */
+export type VariantName =
+  | `raw-${KafkaClientName}`
+  | `${Exclude<VariantMode, "raw">}-${KafkaClientName}`
+  | `${Exclude<VariantMode, "raw">}-${KafkaClientName}-eos`;
+
+/** The variants, by name, in the order the bench runs them. */
+export const VARIANTS: readonly VariantName[] = [
   "raw-kafkajs",
   "raw-platformatic",
-  "pipeline-kafkajs",
-  "pipeline-platformatic",
-] as const;
+  ...(["pipeline", "workers1", "workers2"] as const).flatMap((mode) =>
+    (["kafkajs", "platformatic"] as const).flatMap((client) => [
+      `${mode}-${client}` as const,
+      `${mode}-${client}-eos` as const,
+    ])
+  ),
+];
 
-/** One variant's name. */
-export type VariantName = typeof VARIANTS[number];
+/** What a variant's name says. */
+export function parseVariant(
+  name: VariantName,
+): { mode: VariantMode; client: KafkaClientName; guarantee: ProcessingGuarantee } {
+  const [mode, client, eos] = name.split("-") as [VariantMode, KafkaClientName, string?];
+  return { mode, client, guarantee: eos === "eos" ? "exactly_once" : "at_least_once" };
+}
 
 /** What a variant process prints. */
 export interface VariantResult {
@@ -76,14 +101,21 @@ interface VariantArgs {
   readonly records: number;
   readonly partitions: number;
   readonly timeoutMs: number;
+  /** Members of the payment stage in the pipeline variants (in this process). */
+  readonly members: number;
+  /** CPU-burning rounds per record (`_burn_pipeline.ts`), in every variant; 0: none. */
+  readonly burnRounds: number;
   /** Where to write a V8 CPU profile of the run (`.cpuprofile`), if anywhere. */
   readonly profile?: string;
 }
 
 const BATCH = 500;
+/** Where the raw loops' burnt rounds go, so the work cannot be optimised out. */
+let burnSink = 0;
 
 /** The outcome the payment stage writes for an order, as the raw loops encode it. */
-function transform(value: Buffer | null | undefined): string {
+function transform(value: Buffer | null | undefined, burnRounds: number): string {
+  if (burnRounds > 0) burnSink ^= burn(burnRounds);
   const order = JSON.parse(value?.toString("utf8") ?? "null");
   return JSON.stringify({
     event_type: "PaymentProcessed",
@@ -145,7 +177,7 @@ async function rawKafkajs(args: VariantArgs): Promise<void> {
             acks: -1,
             messages: batch.messages.slice(at, at + BATCH).map((message) => ({
               key: message.key,
-              value: transform(message.value),
+              value: transform(message.value, args.burnRounds),
             })),
           });
         }
@@ -224,7 +256,7 @@ async function rawPlatformatic(args: VariantArgs): Promise<void> {
     for await (const message of stream) {
       batch.push({
         key: message.key,
-        value: transform(message.value),
+        value: transform(message.value, args.burnRounds),
         partition: message.partition,
         offset: message.offset,
       });
@@ -241,37 +273,66 @@ async function rawPlatformatic(args: VariantArgs): Promise<void> {
   }
 }
 
-async function pipelineVariant(args: VariantArgs, client: KafkaClientName): Promise<void> {
+async function pipelineVariant(
+  args: VariantArgs,
+  { mode, client, guarantee }: ReturnType<typeof parseVariant>,
+): Promise<void> {
   const transport = await createBrokerTransport(args.brokers, {
     client,
     clientId: `bench-pipeline-${client}`,
     logger: () => {},
   });
-  const pipeline = createOrdersPipeline({
-    gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0 }),
+  const options = {
     ordersTopic: args.input,
     paymentsTopic: args.output,
     dlqTopic: `${args.output}-dlq`,
     groupId: args.group,
     partitions: args.partitions,
-    concurrency: args.partitions,
-  });
+    concurrency: args.members,
+  };
+  const pipeline = args.burnRounds > 0
+    ? createBurnPipeline({ ...options, burnRounds: args.burnRounds })
+    : createOrdersPipeline({
+      gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0 }),
+      ...options,
+    });
   await transport.ensureTopics(pipeline.topics);
-  const running = await startPipeline(pipeline, { transport });
+  const workers = mode === "workers1" ? 1 : mode === "workers2" ? 2 : 0;
+  const running = workers > 0 ? undefined : await startPipeline(pipeline, {
+    transport,
+    guarantee,
+  });
+  const supervisor = workers === 0 ? undefined : await startSupervisor({
+    pipeline: args.burnRounds > 0
+      ? {
+        module: new URL("./_burn_pipeline.ts", import.meta.url).href,
+        export: "createBurnPipeline",
+        options: { ...options, burnRounds: args.burnRounds },
+      }
+      : {
+        module: new URL("../stages/worker_pipeline.ts", import.meta.url).href,
+        export: "createWorkerPipeline",
+        options: { ...options, failureRate: 0, latencyMs: 0 },
+      },
+    transport: { kind: "kafka", brokers: args.brokers, options: { client } },
+    stages: { [PROCESS_PAYMENT]: { workers } },
+    guarantee,
+  });
   try {
     await waitUntilDrained(pipeline, transport, { timeoutMs: args.timeoutMs, pollMs: 20 });
   } finally {
-    await running.stop();
+    await running?.stop();
+    await supervisor?.stop();
     await transport.close();
   }
 }
 
 /** Runs one variant in this process and measures it. */
 export async function runVariant(args: VariantArgs): Promise<VariantResult> {
-  if (args.variant === "raw-kafkajs") await rawKafkajs(args);
-  else if (args.variant === "raw-platformatic") await rawPlatformatic(args);
-  else if (args.variant === "pipeline-kafkajs") await pipelineVariant(args, "kafkajs");
-  else await pipelineVariant(args, "platformatic");
+  const variant = parseVariant(args.variant);
+  if (variant.mode !== "raw") await pipelineVariant(args, variant);
+  else if (variant.client === "kafkajs") await rawKafkajs(args);
+  else await rawPlatformatic(args);
   const ms = performance.now();
   const cpu = process.cpuUsage();
   return {
@@ -296,6 +357,8 @@ function parseVariantArgs(argv: string[]): VariantArgs {
       records: { type: "string" },
       partitions: { type: "string" },
       "timeout-ms": { type: "string" },
+      members: { type: "string" },
+      "burn-rounds": { type: "string" },
       profile: { type: "string" },
     },
     strict: true,
@@ -319,6 +382,8 @@ function parseVariantArgs(argv: string[]): VariantArgs {
     records: Number(values.records),
     partitions: Number(values.partitions),
     timeoutMs: Number(values["timeout-ms"] ?? 300_000),
+    members: Number(values.members ?? 1),
+    burnRounds: Number(values["burn-rounds"] ?? 0),
     profile: values.profile,
   };
 }

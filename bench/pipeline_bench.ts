@@ -42,6 +42,7 @@ import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.t
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { type ClientRow, compareClients, describeClients } from "./_clients.ts";
 import { describeTargets, judgeLatency } from "./_latency_targets.ts";
+import { type VariantName, VARIANTS } from "./_client_variant.ts";
 import { profileTransport } from "./_profiled_transport.ts";
 import { scalingMode } from "./_scaling.ts";
 import { soakMode } from "./_soak.ts";
@@ -72,6 +73,10 @@ Options:
                          per record (the runner's shape) and per fetched batch
   --skip-clients         leave out the client comparison (raw loop and pipeline on kafkajs
                          and on @platformatic/kafka, one process each)
+  --burn-rounds <n>      client comparison: burn this many CPU rounds per record in every
+                         variant (about 6 µs per 1000 here), to see workers scale [default: 0]
+  --variants <list>      only these client-comparison variants, comma-separated
+                         [default: all: ${VARIANTS.join(", ")}]
   --skip-embedded        leave out the embedded transport line
   --skip-latency         leave out the latency phase
   --keep-topics          do not delete the run's topics at the end
@@ -103,6 +108,10 @@ interface BenchConfig {
   readonly coalesce: boolean;
   readonly transform: boolean;
   readonly skipClients: boolean;
+  /** The client-comparison variants to run. */
+  readonly variants: readonly VariantName[];
+  /** CPU-burning rounds per record in the client comparison. */
+  readonly burnRounds: number;
   readonly skipEmbedded: boolean;
   readonly skipLatency: boolean;
   readonly keepTopics: boolean;
@@ -129,6 +138,19 @@ function positiveInt(flag: string, value: string | undefined, fallback: number):
   return parsed;
 }
 
+function parseVariants(value: string | undefined): readonly VariantName[] {
+  if (value === undefined) return VARIANTS;
+  const names = value.split(",").map((name) => name.trim()).filter((name) => name !== "");
+  const unknown = names.filter((name) => !VARIANTS.includes(name as VariantName));
+  if (names.length === 0 || unknown.length > 0) {
+    throw new PipelineError(
+      `Cannot run the benchmark as '--variants' must list some of ${VARIANTS.join(", ")}: ` +
+        `current value is "${value}"`,
+    );
+  }
+  return names as VariantName[];
+}
+
 function parseBenchArgs(args: string[]): BenchConfig | undefined {
   const { values } = parseArgs({
     args,
@@ -144,6 +166,8 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       coalesce: { type: "boolean", default: false },
       transform: { type: "boolean", default: false },
       "skip-clients": { type: "boolean", default: false },
+      variants: { type: "string" },
+      "burn-rounds": { type: "string" },
       "skip-embedded": { type: "boolean", default: false },
       "skip-latency": { type: "boolean", default: false },
       "keep-topics": { type: "boolean", default: false },
@@ -176,6 +200,10 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     coalesce: values.coalesce,
     transform: values.transform,
     skipClients: values["skip-clients"],
+    variants: parseVariants(values.variants),
+    burnRounds: values["burn-rounds"] === undefined
+      ? 0
+      : positiveInt("--burn-rounds", values["burn-rounds"], 0),
     skipEmbedded: values["skip-embedded"],
     skipLatency: values["skip-latency"],
     keepTopics: values["keep-topics"],
@@ -546,7 +574,9 @@ function withClientRows(
   }
   const name = file.slice(config.out.length + 1);
   const lines = rows.map((row) =>
-    `| ${date.toISOString()} | ${config.brokers} | ${row.records} | ${row.variant} | ` +
+    `| ${date.toISOString()} | ${config.brokers} | ${row.records} | ${row.variant}${
+      config.burnRounds > 0 ? ` (burn ${config.burnRounds})` : ""
+    } | ` +
     `${row.recordsPerSecond} | ${row.cpuUsPerRecord} | ${row.peakRssMiB} | ` +
     `${row.ratioToFastestRaw} | [${name}](${name}) |\n`
   ).join("");
@@ -635,6 +665,8 @@ async function bench(config: BenchConfig): Promise<void> {
         timeoutMs: config.phaseTimeoutMs,
         topicsUsed,
         say,
+        variants: config.variants,
+        burnRounds: config.burnRounds,
       });
       console.log(["", "Kafka clients, the payment stage's job:", ...describeClients(clients)]
         .join("\n"));

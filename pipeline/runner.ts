@@ -100,6 +100,8 @@ export interface RecordHandlerOptions {
 }
 
 const encoder = new TextEncoder();
+/** Record keys as text, decoded once per record with one decoder. */
+const keyDecoder = new TextDecoder();
 const HEARTBEAT_EVERY_MS = 3000;
 const log = getLogger(["pipeline", "runner"]);
 
@@ -109,6 +111,47 @@ function int(headers: RecordHeaders, name: string): number | undefined {
   const parsed = Number(value);
   return Number.isSafeInteger(parsed) ? parsed : undefined;
 }
+
+/**
+ * Heartbeats for every record whose handler is running, from one timer: a slow handler must
+ * not get its member evicted from the group, and a timer per record would cost more than most
+ * handlers. The timer runs while handlers do and stops at the first tick that finds none; it
+ * never keeps the process alive by itself.
+ */
+class Heartbeats {
+  readonly #running = new Set<RecordContext>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** Heartbeats for `context` every few seconds until {@linkcode delete}. */
+  add(context: RecordContext): void {
+    this.#running.add(context);
+    if (this.#timer !== undefined) return;
+    const timer = setInterval(() => this.#beat(), HEARTBEAT_EVERY_MS);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  /** Stops the heartbeats for `context`. */
+  delete(context: RecordContext): void {
+    this.#running.delete(context);
+  }
+
+  #beat(): void {
+    if (this.#running.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    for (const context of this.#running) {
+      // A failed heartbeat means a rebalance is under way; the transport then aborts
+      // `context.signal`, which is how the handler learns of it.
+      context.heartbeat().catch(() => undefined);
+    }
+  }
+}
+
+/** A stage's `setAttributes` when no span records them. */
+function ignoreAttributes(): void {}
 
 /** Headers that travel with a record through every hop: trace context and nothing else. */
 function traceHeaders(headers: RecordHeaders): RecordHeaders {
@@ -148,6 +191,8 @@ export function createRecordHandler(
   const { stage, retry } = node;
   const { producer, clock, random, state, onOutcome, group } = options;
   const telemetry = options.instrumentation ?? noopInstrumentation;
+  /** Spans are recorded: only then are the per-record trace wrappers worth their closures. */
+  const traced = telemetry.enabled;
   if (stage.key && state === undefined) {
     throw new TypeError(`Stage "${stage.name}" is keyed but no state was given`);
   }
@@ -155,18 +200,26 @@ export function createRecordHandler(
   /** Whether a record's sends commit or abort as one (its task's transaction). */
   const atomic = options.producerFor !== undefined;
 
+  const heartbeats = new Heartbeats();
+
   /**
    * Idempotency keys whose record is being handled here and whose outcome is not durable yet,
    * with a promise that settles (never rejects) once it is, or once the record failed.
    */
   const pendingKeys = new Map<string, Promise<void>>();
 
-  /** Queues a record on the producer in a `send` span; resolves once it is acknowledged. */
+  /**
+   * Queues a record on the producer in a `send` span; resolves once it is acknowledged. With
+   * tracing off there is no span to open and no context to inject: the record goes as it is.
+   */
   function send(
     via: Producer,
     record: OutgoingRecord,
     key: string | undefined,
   ): Promise<void> {
+    if (!traced) {
+      return via.send([record]).then(() => telemetry.metrics.sent(record.topic));
+    }
     const headers = { ...record.headers };
     // Called, not awaited: the span starts and the trace context is injected right now.
     return telemetry.traceSend(record.topic, headers, { key, stage: stage.name }, async () => {
@@ -177,6 +230,9 @@ export function createRecordHandler(
 
   /** Waits for every send; rejects with the first failure once all have settled. */
   async function allDurable(sends: readonly Promise<void>[]): Promise<void> {
+    // The usual cases, one output or one state entry, need no settling of an array.
+    if (sends.length === 0) return;
+    if (sends.length === 1) return await sends[0];
     const results = await Promise.allSettled(sends);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failure !== undefined) throw failure.reason;
@@ -202,7 +258,7 @@ export function createRecordHandler(
       await waitUntilDue(Math.min(dueAt, latest), clock, context);
     }
     const started = clock.now();
-    const keyText = record.key === null ? undefined : new TextDecoder().decode(record.key);
+    const keyText = record.key === null ? undefined : keyDecoder.decode(record.key);
     const priorAttempts = int(record.headers, HEADER.ATTEMPTS) ?? 0;
     const original = tier === 0 ? undefined : {
       topic: record.headers[HEADER.ORIGINAL_TOPIC] ?? node.input,
@@ -215,7 +271,6 @@ export function createRecordHandler(
       partition: record.partition,
       offset: record.offset,
     };
-    const where = { ...errorContext, key: keyText };
     telemetry.metrics.consumed(stage.name, record.topic, record.partition);
     telemetry.metrics.inFlight(1);
     // Resolved once the record's outcome is decided and its sends are queued: from then on
@@ -224,7 +279,7 @@ export function createRecordHandler(
     const handedOver = new Promise<void>((resolve) => handOver = resolve);
     // The process span stays open until the outcome is durable, so the send spans stay inside
     // it and its duration (and the processing-latency metric) still means "until durable".
-    const processing = telemetry.traceProcess(record, group, stage.name, async () => {
+    const body = async () => {
       const finish = (outcome: Omit<StageOutcome, "stage" | "record">) => {
         const now = clock.now();
         const ms = now - started;
@@ -294,7 +349,8 @@ export function createRecordHandler(
         if (entry !== undefined) state!.set(record.partition, keyText!, entry);
         telemetry.metrics.deadLettered(stage.name, envelope.error_type, node.deadLetter);
         log.warn("Record dead-lettered to {dlq}: {error_type}: {error_reason}", {
-          ...where,
+          ...errorContext,
+          key: keyText,
           dlq: node.deadLetter,
           error_type: envelope.error_type,
           error_reason: envelope.error_reason,
@@ -451,7 +507,8 @@ export function createRecordHandler(
           ], following);
           state!.set(record.partition, idempotencyKey!, following);
           log.info("Record follows an earlier record of key {key} into retry tier {tier}", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             tier: target,
             parked_behind: head?.offset,
           });
@@ -470,7 +527,8 @@ export function createRecordHandler(
           }
           telemetry.metrics.duplicateSkipped(stage.name);
           log.info("Record skipped: key {key} already has an outcome ({outcome})", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             outcome: known,
           });
           finish({ kind: "duplicate", attempts: 0, retries: 0, outputs: 0 });
@@ -487,25 +545,23 @@ export function createRecordHandler(
           const attempt = priorAttempts + i;
           if (attempt > 1) telemetry.metrics.retried(stage.name, tier);
           try {
-            encoded = await telemetry.traceAttempt(stage.name, attempt, async () => {
+            const tryOnce = async () => {
               const stageContext: StageContext = {
                 record,
                 attempt,
                 signal: context.signal,
                 clock,
-                setAttributes: (attributes) => telemetry.setSpanAttributes(attributes),
+                setAttributes: traced
+                  ? (attributes) => telemetry.setSpanAttributes(attributes)
+                  : ignoreAttributes,
               };
               // A slow handler must not get its member evicted from the group.
-              const beat = setInterval(() => {
-                // A failed heartbeat means a rebalance is under way; the transport then aborts
-                // `context.signal`, which is how the handler learns of it.
-                context.heartbeat().catch(() => undefined);
-              }, HEARTBEAT_EVERY_MS);
+              heartbeats.add(context);
               let result;
               try {
                 result = await stage.handle(input, stageContext);
               } finally {
-                clearInterval(beat);
+                heartbeats.delete(context);
               }
               const outputs = result === null || result === undefined
                 ? []
@@ -518,7 +574,9 @@ export function createRecordHandler(
                 value: encodeValue(stage.output!, output, errorContext),
                 headers: traceHeaders(record.headers),
               }));
-            });
+            };
+            encoded =
+              await (traced ? telemetry.traceAttempt(stage.name, attempt, tryOnce) : tryOnce());
             break;
           } catch (error) {
             if (context.signal.aborted) throw error;
@@ -528,7 +586,8 @@ export function createRecordHandler(
             if (i < retry.attempts) {
               const delayMs = backoffDelay(retry, i, random);
               log.debug("Attempt {attempt} failed, retrying in {delay_ms} ms: {error_reason}", {
-                ...where,
+                ...errorContext,
+                key: keyText,
                 attempt,
                 delay_ms: delayMs,
                 error_type: errorType(error),
@@ -572,7 +631,8 @@ export function createRecordHandler(
           ], after);
           if (after !== undefined) state!.set(record.partition, idempotencyKey!, after);
           log.info("Record sent to retry tier {tier} ({retry_topic}), due in {delay_ms} ms", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             tier: next,
             retry_topic: node.retryTopics[tier],
             delay_ms: retry.tiers[tier].delayMs,
@@ -595,7 +655,8 @@ export function createRecordHandler(
       } finally {
         releaseKey?.();
       }
-    });
+    };
+    const processing = traced ? telemetry.traceProcess(record, group, stage.name, body) : body();
 
     const durable = processing.then(
       () => telemetry.metrics.inFlight(-1),
@@ -606,7 +667,8 @@ export function createRecordHandler(
           // record again after a backoff.
           telemetry.metrics.failed(stage.name, errorType(error));
           log.error("Record outcome not durable, it will be delivered again: {error_reason}", {
-            ...where,
+            ...errorContext,
+            key: keyText,
             error_type: errorType(error),
             error_reason: errorMessage(error),
           });

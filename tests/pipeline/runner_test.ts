@@ -28,6 +28,8 @@ import { isRecordAck } from "../../pipeline/transport/transport.ts";
 import { partitionForKey } from "../../pipeline/transport/murmur2.ts";
 import { createStageState } from "../../pipeline/state_store.ts";
 import { createRecordHandler } from "../../pipeline/runner.ts";
+import { NOOP_PIPELINE_METRICS, noopInstrumentation } from "../../pipeline/instrumentation.ts";
+import type { Instrumentation } from "../../pipeline/instrumentation.ts";
 import { doubleStage, envelopes, json, keyText, numbersSpec, waitUntil } from "../_fixtures.ts";
 import type { NumHandler, NumValue } from "../_fixtures.ts";
 
@@ -502,7 +504,9 @@ function numberRecord(n: number, offset: number): ConsumedRecord {
 }
 
 /** A record handler over a gated producer, calling the stage directly (no transport). */
-async function directHandler(options: { idempotent?: boolean } = {}) {
+async function directHandler(
+  options: { idempotent?: boolean; instrumentation?: Instrumentation } = {},
+) {
   const { producer, sends, changelog } = gatedProducer();
   const handled: number[] = [];
   const stage = doubleStage(
@@ -529,6 +533,7 @@ async function directHandler(options: { idempotent?: boolean } = {}) {
     random: seededRandom(1),
     state,
     onOutcome: (outcome) => outcomes.push(outcome),
+    instrumentation: options.instrumentation,
   });
   const context: RecordContext = {
     heartbeat: () => Promise.resolve(),
@@ -564,6 +569,74 @@ Deno.test("runner: the handler resolves before its output is durable; the outcom
   await ack.durable;
   assert.deepEqual(kinds(h.outcomes), ["output"]);
   assert.equal(h.known("k1"), "output");
+});
+
+Deno.test("runner: with tracing off no trace wrapper is called per record, and metrics still are", async () => {
+  const traced: string[] = [];
+  const counted: string[] = [];
+  const refuse = (name: string) => () => {
+    traced.push(name);
+    throw new Error(`${name} called with tracing off`);
+  };
+  const instrumentation: Instrumentation = {
+    ...noopInstrumentation,
+    enabled: false,
+    traceSend: refuse("traceSend"),
+    traceProcess: refuse("traceProcess"),
+    traceAttempt: refuse("traceAttempt"),
+    metrics: {
+      ...NOOP_PIPELINE_METRICS,
+      consumed: (stage) => counted.push(`consumed ${stage}`),
+      sent: (topic) => counted.push(`sent ${topic}`),
+    },
+  };
+  const h = await directHandler({ idempotent: true, instrumentation });
+  const ack = await h.handle(numberRecord(1, 0));
+  for (const send of h.sends) send.resolve();
+  await ack.durable;
+  assert.deepEqual(traced, []);
+  assert.deepEqual(kinds(h.outcomes), ["output"]);
+  assert.deepEqual(counted, ["consumed double", "sent out"]);
+});
+
+Deno.test("runner: handlers running longer than the heartbeat interval have their records' contexts heartbeaten", async () => {
+  // Each handler waits until its own record's context has heartbeaten (within a deadline):
+  // both are served while they run at once.
+  const beaten = new Map<number, () => void>();
+  const stage = doubleStage(({ n }) => {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    beaten.set(n, resolve);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no heartbeat for ${n} within 10 s`)), 10_000);
+    });
+    return Promise.race([promise, deadline]).then(() => ({ n: 2 * n })).finally(() =>
+      clearTimeout(timer)
+    );
+  });
+  const node = definePipeline(numbersSpec({ stage })).stage("double");
+  const { producer, sends } = gatedProducer();
+  const handler = createRecordHandler(node, {
+    producer,
+    group: "g",
+    clock: new FakeClock({ start: START, autoAdvance: true }),
+    random: seededRandom(1),
+  });
+  const beats: number[] = [];
+  const contextOf = (n: number): RecordContext => ({
+    signal: new AbortController().signal,
+    heartbeat() {
+      beats.push(n);
+      beaten.get(n)?.();
+      return Promise.resolve();
+    },
+  });
+  const results = await Promise.all(
+    [1, 2].map((n) => handler(numberRecord(n, n), contextOf(n))),
+  );
+  assert.deepEqual([...new Set(beats)].sort(), [1, 2]);
+  for (const send of sends) send.resolve();
+  for (const result of results) if (isRecordAck(result)) await result.durable;
 });
 
 Deno.test("runner: a record whose key has an outcome on its way waits for it, then is a duplicate", async () => {

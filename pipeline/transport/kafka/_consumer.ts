@@ -98,13 +98,19 @@ function partitionKey(topic: string, partition: number): string {
   return `${topic}\0${partition}`;
 }
 
+/**
+ * A view of the bytes kafkajs decoded, not a copy: they are a slice of a fetch response that
+ * nothing writes to again. A plain `Uint8Array`, so no Buffer semantics leak out.
+ */
 function toBytes(data: Buffer | null): Uint8Array | null {
-  return data === null ? null : new Uint8Array(data);
+  return data === null ? null : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 function decodeHeaders(headers: IHeaders | undefined): RecordHeaders {
   const out: Record<string, string> = {};
-  for (const [name, raw] of Object.entries(headers ?? {})) {
+  if (headers === undefined) return out;
+  for (const name in headers) {
+    const raw = headers[name];
     // Kafka allows a header name more than once; kafkajs then gives an array: the last wins.
     const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
     if (value === undefined) continue;

@@ -13,7 +13,6 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import kafkajs from "kafkajs";
 import type {
   Kafka,
   Message,
@@ -23,9 +22,10 @@ import type {
 } from "kafkajs";
 import { PipelineError } from "../../errors.ts";
 import type { DeliveryReport, OutgoingRecord, Producer } from "../transport.ts";
+import { murmur2, toPositive } from "../murmur2.ts";
 import { toPipelineError } from "./_errors.ts";
 
-const { Partitioners } = kafkajs;
+const encoder = new TextEncoder();
 
 /** Bytes or text as kafkajs wants it: a Buffer (a bare Uint8Array would be stringified). */
 export function toWire(data: Uint8Array | string | null): Buffer | string | null {
@@ -34,54 +34,71 @@ export function toWire(data: Uint8Array | string | null): Buffer | string | null
 }
 
 /**
- * Kafka's default partitioner (murmur2 of the key bytes, round-robin without a key), wrapped to
- * remember each message's partition. kafkajs calls the partitioner again when it retries a
- * send; remembering keeps an unkeyed record on the partition first chosen, and tells `send`
- * where every record went, which the produce response alone does not.
+ * Kafka's default placement, computed once per message and written on it: the message's own
+ * partition if it has one, else murmur2 of the key bytes (`../murmur2.ts`, the Java client's
+ * and kafkajs's placement, without kafkajs's 64-bit `Long` arithmetic), else round-robin over
+ * the partitions with a leader. kafkajs calls the partitioner again when it retries a send: the
+ * written partition keeps the message where it was first placed, and tells `send` where every
+ * record went, which the produce response alone does not.
  */
-function recordingPartitioner(chosen: WeakMap<Message, number>) {
-  return function createRecordingPartitioner() {
-    const partitioner = Partitioners.DefaultPartitioner();
-    return function recordPartition(args: PartitionerArgs): number {
-      const remembered = chosen.get(args.message);
-      if (remembered !== undefined && remembered < args.partitionMetadata.length) {
-        return remembered;
-      }
-      const partition = partitioner(args);
-      chosen.set(args.message, partition);
-      return partition;
-    };
+function placingPartitioner() {
+  const roundRobin = new Map<string, number>();
+  return function placeMessage({ topic, partitionMetadata, message }: PartitionerArgs): number {
+    if (message.partition !== undefined && message.partition !== null) return message.partition;
+    const { key } = message;
+    let partition: number;
+    if (key !== undefined && key !== null) {
+      partition = toPositive(murmur2(typeof key === "string" ? encoder.encode(key) : key)) %
+        partitionMetadata.length;
+    } else {
+      const available = partitionMetadata.filter((p) => p.leader >= 0);
+      const candidates = available.length > 0 ? available : partitionMetadata;
+      const next = roundRobin.get(topic) ?? Math.floor(Math.random() * candidates.length);
+      roundRobin.set(topic, next + 1);
+      partition = candidates[next % candidates.length].partitionId;
+    }
+    message.partition = partition;
+    return partition;
   };
+}
+
+/** Whether an object has an own enumerable property (no array of entries made to find out). */
+function hasAny(object: Record<string, string>): boolean {
+  for (const _ in object) return true;
+  return false;
 }
 
 function reportsFor(
   records: readonly OutgoingRecord[],
   messages: readonly Message[],
-  chosen: WeakMap<Message, number>,
   responses: readonly RecordMetadata[],
 ): DeliveryReport[] {
-  const baseOffsets = new Map<string, number>();
+  /** Per topic, per partition: the next record's offset. */
+  const next = new Map<string, Map<number, number>>();
   for (const response of responses) {
-    baseOffsets.set(`${response.topicName}\0${response.partition}`, Number(response.baseOffset));
+    let partitions = next.get(response.topicName);
+    if (partitions === undefined) next.set(response.topicName, partitions = new Map());
+    partitions.set(response.partition, Number(response.baseOffset));
   }
   // kafkajs keeps each partition's records in the order given, so a record's offset is the
   // partition's base offset plus the number of records before it on that partition.
-  const seen = new Map<string, number>();
-  return records.map((record, index) => {
-    const partition = chosen.get(messages[index]);
-    const key = `${record.topic}\0${partition}`;
-    const base = baseOffsets.get(key);
-    if (partition === undefined || base === undefined || Number.isNaN(base)) {
+  const reports = new Array<DeliveryReport>(records.length);
+  for (let index = 0; index < records.length; index++) {
+    const { topic } = records[index];
+    const partition = messages[index].partition;
+    const partitions = next.get(topic);
+    const offset = partition === undefined ? undefined : partitions?.get(partition);
+    if (partition === undefined || offset === undefined || Number.isNaN(offset)) {
       throw new PipelineError(
-        `Cannot report delivery of record ${index} to topic "${record.topic}": ` +
+        `Cannot report delivery of record ${index} to topic "${topic}": ` +
           `the broker response has no offset for partition ${partition}`,
-        { topic: record.topic, partition },
+        { topic, partition },
       );
     }
-    const before = seen.get(key) ?? 0;
-    seen.set(key, before + 1);
-    return { topic: record.topic, partition, offset: base + before };
-  });
+    partitions!.set(partition, offset + 1);
+    reports[index] = { topic, partition, offset };
+  }
+  return reports;
 }
 
 /** A producer of the transport, and how many kafkajs producers it has started. */
@@ -95,7 +112,6 @@ export async function openProducer(
   kafka: Kafka,
   brokers: readonly string[],
 ): Promise<KafkaTransportProducer> {
-  const chosen = new WeakMap<Message, number>();
   async function start(): Promise<KafkaProducer> {
     const producer = kafka.producer({
       // No `retry` here: kafkajs 2.2.4 merges the client's retry settings into an object before
@@ -107,7 +123,7 @@ export async function openProducer(
       // sequence numbers in order even if that changes.
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
-      createPartitioner: recordingPartitioner(chosen),
+      createPartitioner: placingPartitioner,
     });
     try {
       await producer.connect();
@@ -136,19 +152,22 @@ export async function openProducer(
 
   async function sendNow(records: readonly OutgoingRecord[]): Promise<DeliveryReport[]> {
     if (spoiled) await renew();
-    const messages: Message[] = records.map((record) => ({
-      key: toWire(record.key),
-      value: toWire(record.value),
-      // kafkajs' default partitioner honours a message's own partition.
-      partition: record.partition,
-      headers: record.headers ? { ...record.headers } : undefined,
-    }));
+    const messages = new Array<Message>(records.length);
     const byTopic = new Map<string, Message[]>();
-    records.forEach((record, index) => {
-      const list = byTopic.get(record.topic) ?? [];
-      list.push(messages[index]);
-      byTopic.set(record.topic, list);
-    });
+    for (let index = 0; index < records.length; index++) {
+      const record = records[index];
+      // The partitioner writes each message's partition on it: a fresh message per send.
+      const message: Message = {
+        key: toWire(record.key),
+        value: toWire(record.value),
+        partition: record.partition,
+        headers: record.headers && hasAny(record.headers) ? { ...record.headers } : undefined,
+      };
+      messages[index] = message;
+      const list = byTopic.get(record.topic);
+      if (list === undefined) byTopic.set(record.topic, [message]);
+      else list.push(message);
+    }
     let responses: RecordMetadata[];
     try {
       responses = await current.sendBatch({
@@ -162,7 +181,7 @@ export async function openProducer(
         topic: records[0].topic,
       });
     }
-    return reportsFor(records, messages, chosen, responses);
+    return reportsFor(records, messages, responses);
   }
 
   function send(records: readonly OutgoingRecord[]): Promise<DeliveryReport[]> {

@@ -23,13 +23,17 @@ import { partitionForKey } from "../murmur2.ts";
 import type { DeliveryReport, OutgoingRecord, Producer } from "../transport.ts";
 import { toPipelineError } from "./_errors.ts";
 
-const encoder = new TextEncoder();
-
 /** Bytes or text as a Buffer view (no copy for bytes). */
 export function toBuffer(data: Uint8Array | string | null): Buffer | undefined {
   if (data === null) return undefined;
   if (typeof data === "string") return Buffer.from(data, "utf8");
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Whether an object has an own enumerable property (no array of entries made to find out). */
+function hasAny(object: Record<string, string>): boolean {
+  for (const _ in object) return true;
+  return false;
 }
 
 /** The client options producers of a transport share. */
@@ -69,6 +73,8 @@ export class Placement {
   /** The client's messages for `records`, each with its partition; call `learn` first. */
   messages(records: readonly OutgoingRecord[]): MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] {
     return records.map((record) => {
+      // A text key is encoded once (Buffer.from: about twice as fast as TextEncoder here): the
+      // same bytes are hashed and sent.
       const key = toBuffer(record.key);
       const count = this.#counts.get(record.topic)!;
       let partition: number;
@@ -89,12 +95,9 @@ export class Placement {
         this.#roundRobin.set(record.topic, next + 1);
         partition = next % count;
       } else {
-        partition = partitionForKey(
-          typeof record.key === "string" ? encoder.encode(record.key) : key,
-          count,
-        );
+        partition = partitionForKey(key, count);
       }
-      const headers = record.headers
+      const headers = record.headers && hasAny(record.headers)
         ? new Map(
           Object.entries(record.headers).map(([name, value]) => [
             Buffer.from(name, "utf8"),
