@@ -9,8 +9,8 @@
  * @module
  */
 import kafkajs from "kafkajs";
-import { PipelineError } from "../pipeline/errors.ts";
 import { type VariantName, type VariantResult, VARIANTS } from "./_client_variant.ts";
+import { runBenchChild } from "./_child.ts";
 
 /** Options for {@linkcode compareClients}. */
 export interface CompareClientsOptions {
@@ -88,15 +88,16 @@ async function runChild(
   input: string,
 ): Promise<VariantResult> {
   const name = outputOf(variant, options.suffix);
-  const script = new URL("./_client_variant.ts", import.meta.url).pathname;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
+  const script = new URL("./_client_variant.ts", import.meta.url);
+  return await runBenchChild<VariantResult>(
+    script,
+    [
       "--allow-net",
       "--allow-env",
       "--allow-read",
       "--allow-sys",
-      script,
+    ],
+    [
       "--variant",
       variant,
       "--brokers",
@@ -116,16 +117,8 @@ async function runChild(
       "--burn-rounds",
       String(options.burnRounds ?? 0),
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim().split("\n");
-  if (!output.success) {
-    throw new PipelineError(
-      `Cannot run bench variant "${variant}": ${new TextDecoder().decode(output.stderr).trim()}`,
-    );
-  }
-  return JSON.parse(stdout[stdout.length - 1]) as VariantResult;
+    `bench variant "${variant}"`,
+  );
 }
 
 function variantsOf(options: CompareClientsOptions): readonly VariantName[] {

@@ -11,6 +11,7 @@
 import { PipelineError } from "../pipeline/errors.ts";
 import { createBurnPipeline, scalingPipelineOptions } from "./_burn_pipeline.ts";
 import type { ScalingRun } from "./_scaling_variant.ts";
+import { runBenchChild } from "./_child.ts";
 
 /** The target of issue 10: 2 workers process at least this many times the records/s of 1. */
 export const SCALING_TARGET = 1.5;
@@ -76,13 +77,14 @@ async function runChild(
   workers: number,
   suffix: string,
 ): Promise<ScalingRun> {
-  const script = new URL("./_scaling_variant.ts", import.meta.url).pathname;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
+  const script = new URL("./_scaling_variant.ts", import.meta.url);
+  return await runBenchChild<ScalingRun>(
+    script,
+    [
       // Per-thread CPU time is in /proc/self/task, which Deno reads only with every permission.
       "--allow-all",
-      script,
+    ],
+    [
       "--brokers",
       options.brokers.join(","),
       "--suffix",
@@ -98,17 +100,8 @@ async function runChild(
       "--timeout-ms",
       String(options.timeoutMs),
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim().split("\n");
-  if (!output.success) {
-    throw new PipelineError(
-      `Cannot run the scaling bench with ${workers} worker(s): ` +
-        new TextDecoder().decode(output.stderr).trim(),
-    );
-  }
-  return JSON.parse(stdout[stdout.length - 1]) as ScalingRun;
+    `the scaling bench with ${workers} worker(s)`,
+  );
 }
 
 /** Spins `count` workers at once for `ms` and returns the loop turns they made in all. */

@@ -19,6 +19,7 @@ import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { writeModeResult } from "./_scaling.ts";
 import { type FreshMember, soakPipelineOptions } from "./_soak_member.ts";
+import { runBenchChild } from "./_child.ts";
 
 /** How often RSS is sampled, in ms. */
 export const SAMPLE_EVERY_MS = 10_000;
@@ -121,13 +122,14 @@ function rssNow(outcomes: number, startedAt: number): RssSample {
 }
 
 async function freshMember(options: SoakModeOptions, suffix: string): Promise<FreshMember> {
-  const script = new URL("./_soak_member.ts", import.meta.url).pathname;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
+  const script = new URL("./_soak_member.ts", import.meta.url);
+  return await runBenchChild<FreshMember>(
+    script,
+    [
       // Its peak RSS is in /proc/self/status, which Deno reads only with every permission.
       "--allow-all",
-      script,
+    ],
+    [
       "--brokers",
       options.brokers.join(","),
       "--suffix",
@@ -139,17 +141,8 @@ async function freshMember(options: SoakModeOptions, suffix: string): Promise<Fr
       "--client",
       options.client,
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout).trim().split("\n");
-  if (!output.success) {
-    throw new PipelineError(
-      `Cannot run the soak's fresh member on "${suffix}": ` +
-        new TextDecoder().decode(output.stderr).trim(),
-    );
-  }
-  return JSON.parse(stdout[stdout.length - 1]) as FreshMember;
+    `the soak's fresh member on "${suffix}"`,
+  );
 }
 
 /**
