@@ -40,7 +40,9 @@ export function soakPipelineOptions(
   retentionMs: number,
 ): OrdersPipelineOptions {
   return {
-    gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0 }),
+    // The simulated gateway lives in the measured process: its keys expire with the state (a
+    // real gateway is a service of its own), or they would grow the soak's RSS with its history.
+    gateway: createPaymentGateway({ failureRate: 0, latencyMs: 0, keyTtlMs: retentionMs }),
     ordersTopic: `bench-soak-orders-${suffix}`,
     paymentsTopic: `bench-soak-payments-${suffix}`,
     dlqTopic: `bench-soak-dlq-${suffix}`,
