@@ -44,9 +44,10 @@ export async function taskCommand(
 }
 
 /** Variables a child keeps from the suite's environment; the rest is set per service. */
-// KAFKA_CLIENT too: the suite runs the services on the client it was started with.
+// KAFKA_CLIENT and LOG_LEVEL too: the services run on the client the suite was started with,
+// logging at its level.
 const KEPT =
-  /^(PATH|HOME|USER|TMPDIR|TMP|TEMP|LANG|LC_\w+|NO_COLOR|DENO_DIR|XDG_\w+|CI|KAFKA_CLIENT)$/;
+  /^(PATH|HOME|USER|TMPDIR|TMP|TEMP|LANG|LC_\w+|NO_COLOR|DENO_DIR|XDG_\w+|CI|KAFKA_CLIENT|LOG_LEVEL)$/;
 
 /** A service process. */
 export interface ServiceProcess {
