@@ -12,6 +12,7 @@ import { PipelineError } from "../pipeline/errors.ts";
 import { createBurnPipeline, scalingPipelineOptions } from "./_burn_pipeline.ts";
 import type { ScalingRun } from "./_scaling_variant.ts";
 import { runBenchChild } from "./_child.ts";
+import { median } from "./_stats.ts";
 
 /** The target of issue 10: 2 workers process at least this many times the records/s of 1. */
 export const SCALING_TARGET = 1.5;
@@ -63,13 +64,6 @@ export interface ScalingResult {
   readonly target: number;
   /** Whether `ratio` reached the target. */
   readonly pass: boolean;
-}
-
-/** The median of a non-empty list. */
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 async function runChild(

@@ -18,7 +18,7 @@ import type { OrderPlaced } from "../stages/events.ts";
 import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { writeModeResult } from "./_scaling.ts";
-import { type FreshMember, soakPipelineOptions } from "./_soak_member.ts";
+import { type FreshMember, SETTLE_MS, soakPipelineOptions } from "./_soak_member.ts";
 import { runBenchChild } from "./_child.ts";
 
 /** How often RSS is sampled, in ms. */
@@ -31,6 +31,9 @@ export const RSS_TOLERANCE = 0.1;
  * default every order id of the run stays live and the store grows by design.
  */
 export const SOAK_RETENTION_MS = 30_000;
+
+/** The soak's rate in a `--targets` run, in orders/s: a steady load well within the machine. */
+export const SOAK_RATE = 200;
 
 /** One RSS sample. */
 export interface RssSample {
@@ -234,8 +237,11 @@ export async function soakMode(options: SoakModeOptions): Promise<SoakResult> {
         "member after the soak's history and one after none ...",
     );
     await new Promise((resolve) => setTimeout(resolve, SOAK_RETENTION_MS));
-    const after = await freshMember(options, options.suffix);
-    const none = await freshMember(options, `${options.suffix}-none`);
+    // Side by side: each idles a minute before its RSS is read (`_soak_member.ts` says why).
+    const [after, none] = await Promise.all([
+      freshMember(options, options.suffix),
+      freshMember(options, `${options.suffix}-none`),
+    ]);
     topicsUsed.push(
       ...createOrdersPipeline(
         soakPipelineOptions(`${options.suffix}-none`, options.partitions, SOAK_RETENTION_MS),
@@ -280,9 +286,11 @@ export function describeSoak(result: SoakResult): string[] {
     `${RSS_TOLERANCE * 100}%): ${verdict(result.flat)}`,
     `  fresh member after the soak's history: ${result.history.after.keysRestored} keys ` +
     `restored, ready in ${result.history.after.readyMs} ms, RSS ${result.history.after.rssMiB} ` +
-    `MiB (peak ${result.history.after.peakRssMiB})`,
-    `  fresh member after no history: RSS ${result.history.none.rssMiB} MiB (peak ` +
-    `${result.history.none.peakRssMiB}); ratio ${result.historyRatio} (target within ` +
+    `MiB after ${SETTLE_MS / 1000} s idle (${result.history.after.rssSoonMiB} after 3 s, peak ` +
+    `${result.history.after.peakRssMiB})`,
+    `  fresh member after no history: RSS ${result.history.none.rssMiB} MiB (` +
+    `${result.history.none.rssSoonMiB} after 3 s, peak ${result.history.none.peakRssMiB}); ` +
+    `ratio of the settled RSS ${result.historyRatio} (target within ` +
     `${RSS_TOLERANCE * 100}%): ${verdict(result.historyBounded)}`,
   ];
 }

@@ -1,8 +1,14 @@
 /**
  * The history check of the soak, in its own process: starts one payment stage member on the
  * soak's topics and group (`--suffix`), waits until it is consuming (its state restored from
- * the changelog), lets it idle a little, and prints its RSS as one JSON line
+ * the changelog), lets it idle for {@linkcode SETTLE_MS}, and prints its RSS as one JSON line
  * ({@linkcode FreshMember}). Run after a soak it restores that history; on a fresh suffix, none.
+ *
+ * Why it idles that long: a restore decodes every changelog record it reads, and V8 grows its
+ * heap for that garbage and gives the pages back only when its memory reducer runs, about 30 s
+ * after the allocation stopped. The RSS a few seconds after the restore measures that
+ * transient (reported as `rssSoonMiB`, and the peak as `peakRssMiB`); the RSS once settled is
+ * what the member holds for as long as it runs.
  *
  * Its peak RSS is read in `/proc/self/status`, which Deno allows only with `-A`.
  *
@@ -20,6 +26,7 @@ import type { KafkaClientName } from "../pipeline/transport/broker.ts";
 import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
 import type { OrdersPipelineOptions } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
+import { median } from "./_stats.ts";
 
 /** What a fresh member's process measured. */
 export interface FreshMember {
@@ -27,11 +34,22 @@ export interface FreshMember {
   readonly keysRestored: number;
   /** From start to consuming, in ms. */
   readonly readyMs: number;
-  /** RSS once consuming and idle for `settleMs`, in MiB. */
+  /**
+   * RSS once settled, in MiB: the median of one sample a second over the last half of
+   * {@linkcode SETTLE_MS} idle (an idle member's heap still swings by 10 to 30 MiB between
+   * collections, from its fetch loop's garbage, so a single sample says little).
+   */
   readonly rssMiB: number;
+  /** RSS 3 s after consuming began, in MiB: the restore's garbage may still be mapped. */
+  readonly rssSoonMiB: number;
   /** The process's peak RSS (restore included), in MiB. */
   readonly peakRssMiB: number;
 }
+
+/** How long a fresh member idles, consuming, before its RSS is read: see the module doc. */
+export const SETTLE_MS = 60_000;
+/** When the RSS is read early, to show the restore's transient. */
+const SOON_MS = 3_000;
 
 /** The soak's pipeline on the topics and group named by `suffix`. */
 export function soakPipelineOptions(
@@ -98,12 +116,20 @@ async function freshMember(
     );
     await consuming.promise.finally(() => clearTimeout(timer));
     const readyMs = Math.round(performance.now());
-    // Idle a moment, as a member between records would be, before reading its RSS.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const rssMiB = () => Math.round(Deno.memoryUsage().rss / 1024 / 1024);
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 1000));
+    let rssSoonMiB = 0;
+    const settled: number[] = [];
+    for (let second = 1; second <= SETTLE_MS / 1000; second++) {
+      await pause();
+      if (second === SOON_MS / 1000) rssSoonMiB = rssMiB();
+      if (second > SETTLE_MS / 2000) settled.push(rssMiB());
+    }
     return {
       keysRestored,
       readyMs,
-      rssMiB: Math.round(Deno.memoryUsage().rss / 1024 / 1024),
+      rssMiB: median(settled),
+      rssSoonMiB,
       peakRssMiB: peakRssMiB(),
     };
   } finally {

@@ -55,3 +55,10 @@ export function round(value: number, decimals = 2): number {
 export function describePercentiles(p: Percentiles, unit = "ms"): string {
   return `p50 ${p.p50} / p95 ${p.p95} / p99 ${p.p99} / max ${p.max} ${unit} (n=${p.count})`;
 }
+
+/** The median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}

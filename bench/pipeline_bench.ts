@@ -41,11 +41,17 @@ import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { type ClientRow, compareClients, describeClients } from "./_clients.ts";
-import { describeTargets, judgeLatency } from "./_latency_targets.ts";
+import {
+  describeTargets,
+  judgeLatency,
+  TARGET_RATE,
+  type TargetVerdict,
+} from "./_latency_targets.ts";
+import { reportTargets } from "./_targets.ts";
 import { type VariantName, VARIANTS } from "./_client_variant.ts";
 import { profileTransport } from "./_profiled_transport.ts";
 import { scalingMode } from "./_scaling.ts";
-import { soakMode } from "./_soak.ts";
+import { SOAK_RATE, soakMode } from "./_soak.ts";
 import type { TransportProfile } from "./_profiled_transport.ts";
 import { rawKafkaSecurity, runRawBaseline, runRawTransform } from "./_raw_kafkajs.ts";
 import type { RawBaselineResult } from "./_raw_kafkajs.ts";
@@ -90,6 +96,9 @@ Options:
                          --soak-minutes, RSS sampled every 10 s, then RSS of a fresh member
                          after that history against one after none
   --soak-minutes <n>     how long the soak offers orders              [default: 10]
+  --targets              issue 10's targets in one run: this bench (--rate 1000 unless
+                         given), then --scaling, then --soak, each with its own JSON, and
+                         every target judged into targets-<date>.json (about 25 minutes)
   -h, --help             show this help`;
 
 /** The settings of one run. */
@@ -125,6 +134,8 @@ interface BenchConfig {
   /** `--soak`: run only the soak. */
   readonly soak: boolean;
   readonly soakMinutes: number;
+  /** `--targets`: the normal bench, then `--scaling`, then `--soak`, judged together. */
+  readonly targets: boolean;
 }
 
 function positiveInt(flag: string, value: string | undefined, fallback: number): number {
@@ -177,6 +188,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       rounds: { type: "string" },
       soak: { type: "boolean", default: false },
       "soak-minutes": { type: "string" },
+      targets: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -184,7 +196,8 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
   });
   if (values.help) return undefined;
   const partitions = positiveInt("--partitions", values.partitions, 3);
-  const rate = positiveInt("--rate", values.rate, 500);
+  // The latency targets are stated at 1 000 orders/s.
+  const rate = positiveInt("--rate", values.rate, values.targets ? TARGET_RATE : 500);
   const cores = navigator.hardwareConcurrency ?? 2;
   return {
     brokers: Deno.env.get("KAFKA_BROKERS")?.trim() || "127.0.0.1:9092",
@@ -214,6 +227,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     scalingPartitions: positiveInt("--partitions", values.partitions, 4),
     soak: values.soak,
     soakMinutes: positiveInt("--soak-minutes", values["soak-minutes"], 10),
+    targets: values.targets,
   };
 }
 
@@ -619,7 +633,13 @@ async function writeResults(config: BenchConfig, results: Record<string, unknown
   return file;
 }
 
-async function bench(config: BenchConfig): Promise<void> {
+/** What a normal run found that the `--targets` run judges. */
+interface BenchFindings {
+  readonly clients?: readonly ClientRow[];
+  readonly latency?: readonly TargetVerdict[];
+}
+
+async function bench(config: BenchConfig): Promise<BenchFindings> {
   const brokers = config.brokers.split(",").map((b) => b.trim()).filter((b) => b);
   await checkBroker(brokers);
   const modeOptions = {
@@ -641,7 +661,7 @@ async function bench(config: BenchConfig): Promise<void> {
       const { rate, soakMinutes: minutes, partitions, client } = config;
       await soakMode({ ...modeOptions, rate, minutes, partitions, client });
     }
-    return;
+    return {};
   }
   const date = new Date();
   const suffix = String(date.getTime());
@@ -813,6 +833,10 @@ async function bench(config: BenchConfig): Promise<void> {
       latencyTargets: latency && judgeLatency(latency.toDurableMs, latency.toCommittedMs),
     }, date);
     console.log(`\nresults: ${file}`);
+    return {
+      clients,
+      latency: latency && judgeLatency(latency.toDurableMs, latency.toCommittedMs),
+    };
   } finally {
     if (!config.keepTopics && topicsUsed.length > 0) {
       await deleteTopics(brokers, topicsUsed).catch((error) =>
@@ -820,6 +844,49 @@ async function bench(config: BenchConfig): Promise<void> {
       );
     }
   }
+}
+
+/** The rest of `--targets`: the scaling bench and the soak after the normal run, judged. */
+async function targetsRun(config: BenchConfig, findings: BenchFindings): Promise<void> {
+  if (findings.clients === undefined || findings.latency === undefined) {
+    throw new PipelineError(
+      "Cannot judge the targets as '--targets' needs the client comparison and the latency " +
+        "phase: leave out '--skip-clients' and '--skip-latency'",
+    );
+  }
+  const brokers = config.brokers.split(",").map((b) => b.trim()).filter((b) => b);
+  const modeOptions = {
+    brokers,
+    records: config.records,
+    out: config.out,
+    timeoutMs: config.phaseTimeoutMs,
+    say: (line: string) => console.error(line),
+    cleanup: (topics: string[]) =>
+      config.keepTopics ? Promise.resolve() : deleteTopics(brokers, topics),
+  };
+  const scaling = await scalingMode({
+    ...modeOptions,
+    suffix: `${Date.now()}-scaling`,
+    burnUs: config.burnUs,
+    rounds: config.rounds,
+    partitions: config.scalingPartitions,
+  });
+  const soak = await soakMode({
+    ...modeOptions,
+    suffix: `${Date.now()}-soak`,
+    // The soak's own rate: a fixed load far under the machine's limit.
+    rate: SOAK_RATE,
+    minutes: config.soakMinutes,
+    partitions: config.partitions,
+    client: config.client,
+  });
+  const file = await reportTargets(config.out, brokers, {
+    clients: findings.clients,
+    latency: findings.latency,
+    scaling,
+    soak,
+  });
+  console.log(`\nresults: ${file}`);
 }
 
 if (import.meta.main) {
@@ -836,7 +903,8 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   try {
-    await bench(config);
+    const findings = await bench(config);
+    if (config.targets) await targetsRun(config, findings);
     Deno.exit(0);
   } catch (error) {
     console.error(`error: ${errorMessage(error)}`);

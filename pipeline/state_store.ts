@@ -16,6 +16,7 @@
  * @module
  */
 import { z } from "zod";
+import { collectGarbage } from "./_collect_garbage.ts";
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { PipelineError } from "./errors.ts";
@@ -152,6 +153,8 @@ function atOf(stored: Stored): number {
 }
 
 const decoder = new TextDecoder();
+/** A restore that read at least this many records is followed by a full garbage collection. */
+const COLLECT_AFTER_RECORDS = 10_000;
 
 /**
  * A changelog value as an entry, or `undefined` if it is not one. Settled entries are checked
@@ -224,7 +227,9 @@ export function createStageState(transport: Transport, options: StageStateOption
       overlays.set(partition, overlay);
     }
     const restored = new Map(partitions.map((p) => [p, new Map<string, Stored>()]));
+    let read = 0;
     await transport.readPartitions(changelog, partitions, function apply(record: ConsumedRecord) {
+      read++;
       const store = restored.get(record.partition);
       if (store === undefined || record.key === null) return;
       const key = decoder.decode(record.key);
@@ -248,6 +253,9 @@ export function createStageState(transport: Transport, options: StageStateOption
       stores.set(partition, store);
       keys += store.size;
     }
+    // The records read are garbage now, most of them deleted entries: collected at once, so the
+    // member's heap and RSS do not keep the size of its changelog's history.
+    if (read >= COLLECT_AFTER_RECORDS) collectGarbage();
     onRestore?.({ kind: "restored", changelog, partitions, keys, ms: Date.now() - started });
   }
 

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { judgeLatency, LATENCY_TARGETS } from "../../bench/_latency_targets.ts";
 import { createBurningGateway, spin } from "../../bench/_burn_pipeline.ts";
-import { machineCeiling, median } from "../../bench/_scaling.ts";
+import { machineCeiling } from "../../bench/_scaling.ts";
 import { rssSummary, warmupSeconds } from "../../bench/_soak.ts";
 import { threadCpuDelta } from "../../bench/_threads.ts";
-import { percentiles } from "../../bench/_stats.ts";
+import { judgeTargets, RAW_RATIO_TARGET } from "../../bench/_targets.ts";
+import type { ClientRow } from "../../bench/_clients.ts";
+import type { ScalingResult } from "../../bench/_scaling.ts";
+import type { SoakResult } from "../../bench/_soak.ts";
+import { median, percentiles } from "../../bench/_stats.ts";
 import { brokerTest } from "../_broker.ts";
 import { requires } from "../_permissions.ts";
 
@@ -109,3 +113,51 @@ brokerTest(
     assert.ok(run.firstOutcomeMs <= run.processMs);
   },
 );
+
+Deno.test("targets: each of the six is judged from its part of the run", () => {
+  const row = (variant: string, ratioToFastestRaw: number) =>
+    ({ variant, ratioToFastestRaw, recordsPerSecond: 1, cpuUsPerRecord: 1 }) as ClientRow;
+  const clients = [
+    row("raw-platformatic", 1),
+    // The fastest pipeline variants: 2 workers and exactly-once do not count for the ratio.
+    row("workers2-platformatic", 0.95),
+    row("pipeline-platformatic-eos", 0.9),
+    row("pipeline-platformatic", RAW_RATIO_TARGET - 0.01),
+    row("workers1-kafkajs", 0.5),
+  ];
+  const latency = judgeLatency(
+    percentiles(Array.from({ length: 100 }, () => LATENCY_TARGETS.durableP99Ms)),
+    percentiles(Array.from({ length: 100 }, () => LATENCY_TARGETS.committedP99Ms + 1)),
+  );
+  const scaling = {
+    ratio: 1.6,
+    target: 1.5,
+    pass: true,
+    median: { oneWorker: 100, twoWorkers: 160 },
+    machineCeiling: { before: 1.9, after: 1.9 },
+  } as ScalingResult;
+  const member = { keysRestored: 0, readyMs: 1, rssMiB: 100, rssSoonMiB: 150, peakRssMiB: 200 };
+  const soak = {
+    spread: 0.05,
+    flat: true,
+    rss: { first: 100, last: 101, min: 100, max: 105 },
+    warmupS: 120,
+    minutes: 10,
+    offeredRate: 200,
+    orders: 120_000,
+    history: { after: { ...member, rssMiB: 130 }, none: member },
+    historyRatio: 1.3,
+    historyBounded: false,
+  } as SoakResult;
+  const verdicts = judgeTargets({ clients, latency, scaling, soak });
+  assert.deepEqual(verdicts.map((v) => v.pass), [false, true, true, false, true, false]);
+  assert.match(verdicts[0].measured, /^0\.79x \(pipeline-platformatic/);
+  assert.match(verdicts[0].measured, /exactly-once 0\.9x to 0\.9x/);
+  const passing = judgeTargets({
+    clients: [row("raw-kafkajs", 1), row("workers1-kafkajs", RAW_RATIO_TARGET)],
+    latency: judgeLatency(percentiles([1]), percentiles([1])),
+    scaling,
+    soak: { ...soak, historyRatio: 1.05, historyBounded: true },
+  });
+  assert.ok(passing.every((v) => v.pass), JSON.stringify(passing));
+});

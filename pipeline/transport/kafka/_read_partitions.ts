@@ -12,6 +12,7 @@ import type { Admin, Kafka, KafkaMessage } from "kafkajs";
 import { PipelineError } from "../../errors.ts";
 import type { ConsumedRecord, RecordHeaders } from "../transport.ts";
 import { toPipelineError } from "./_errors.ts";
+import { READ_FETCH_BYTES, READ_FETCH_PARTITION_BYTES } from "../_consumer_options.ts";
 
 function toRecord(topic: string, partition: number, message: KafkaMessage): ConsumedRecord {
   const headers: RecordHeaders = {};
@@ -63,8 +64,8 @@ export async function readPartitions(
     groupId: `${request.clientId}.restore.${crypto.randomUUID()}`,
     allowAutoTopicCreation: false,
     maxWaitTimeInMs: 100,
-    maxBytesPerPartition: 16 * 1024 * 1024,
-    maxBytes: 64 * 1024 * 1024,
+    maxBytesPerPartition: READ_FETCH_PARTITION_BYTES,
+    maxBytes: READ_FETCH_BYTES,
   });
   let finish!: () => void;
   let fail!: (error: unknown) => void;

@@ -543,6 +543,7 @@ export function openConsumer(
       endGeneration();
       owned = kept;
       if (listener !== undefined) startRestore(kept);
+      options.onStatus?.({ type: "assigned", assignment: { partitions: { ...kept } } });
       void openStream();
     }
   }
@@ -582,7 +583,9 @@ export function openConsumer(
       }
     }
     owned = assignment;
+    // Restores start first, so the member reports "restoring" rather than ready in between.
     if (listener !== undefined) startRestore(assignment);
+    options.onStatus?.({ type: "assigned", assignment: { partitions: { ...assignment } } });
     // The first join happens inside `run`, which opens the first stream itself.
     if (stream !== undefined && !closing) {
       openStream().catch((error) => {
@@ -591,6 +594,7 @@ export function openConsumer(
     }
   });
   client.on("consumer:group:rebalance", function onRebalance() {
+    if (!closing) options.onStatus?.({ type: "joining" });
     // The client sends its JoinGroup right after this event, and the generation moves on once
     // every member has joined: what is complete now is committed at once, in this tick, so the
     // request goes out ahead of the join, while the broker still accepts this generation.

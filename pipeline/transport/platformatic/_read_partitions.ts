@@ -15,6 +15,7 @@ import type { ConsumedRecord, TopicOffsets } from "../transport.ts";
 import type { ClientBase } from "./_consumer.ts";
 import { toRecord } from "./_consumer.ts";
 import { toPipelineError } from "./_errors.ts";
+import { READ_FETCH_BYTES, READ_FETCH_PARTITION_BYTES } from "../_consumer_options.ts";
 
 /** What to read, and where each record goes. */
 export interface ReadRequest {
@@ -74,6 +75,8 @@ export async function readPartitions(
       mode: "earliest",
       autocommit: false,
       maxWaitTime: 100,
+      maxBytes: READ_FETCH_BYTES,
+      maxBytesPerPartition: READ_FETCH_PARTITION_BYTES,
     });
     stream.on("error", fail);
     // The fetch position passes a partition's end even when its last records are gone (compacted

@@ -15,6 +15,7 @@ import type {
   ConsumedRecord,
   Consumer,
   ConsumerOptions,
+  ConsumerStatus,
   Producer,
   RecordAck,
   RecordContext,
@@ -238,6 +239,33 @@ export function transportContract(
       },
     });
   }
+
+  contractTest(
+    "a consumer reports the partitions it was assigned (and at most that it is joining before)",
+    async (s) => {
+      // A member's readiness (health probes, `onMemberState`) is built on these reports.
+      const topic = await s.topic(2);
+      const statuses: ConsumerStatus[] = [];
+      await s.reader({
+        groupId: uniqueName("group"),
+        topics: [topic],
+        onStatus: (status) => statuses.push(status),
+      });
+      await s.waitUntil(
+        "the member reports its assignment",
+        () => statuses.some((status) => status.type === "assigned"),
+      );
+      const first = statuses.findIndex((status) => status.type === "assigned");
+      assert.ok(
+        statuses.slice(0, first).every((status) => status.type === "joining"),
+        JSON.stringify(statuses),
+      );
+      const assigned = statuses[first];
+      assert.deepEqual(assigned?.type === "assigned" && assigned.assignment.partitions, {
+        [topic]: [0, 1],
+      });
+    },
+  );
 
   contractTest(
     "ensureTopics racing another creation of the same topics resolves (processes start together)",
