@@ -237,11 +237,10 @@ export async function soakMode(options: SoakModeOptions): Promise<SoakResult> {
         "member after the soak's history and one after none ...",
     );
     await new Promise((resolve) => setTimeout(resolve, SOAK_RETENTION_MS));
-    // Side by side: each idles a minute before its RSS is read (`_soak_member.ts` says why).
-    const [after, none] = await Promise.all([
-      freshMember(options, options.suffix),
-      freshMember(options, `${options.suffix}-none`),
-    ]);
+    // One after the other, each alone on the machine: each idles a minute before its RSS is
+    // read (`_soak_member.ts` says why).
+    const after = await freshMember(options, options.suffix);
+    const none = await freshMember(options, `${options.suffix}-none`);
     topicsUsed.push(
       ...createOrdersPipeline(
         soakPipelineOptions(`${options.suffix}-none`, options.partitions, SOAK_RETENTION_MS),
@@ -286,10 +285,11 @@ export function describeSoak(result: SoakResult): string[] {
     `${RSS_TOLERANCE * 100}%): ${verdict(result.flat)}`,
     `  fresh member after the soak's history: ${result.history.after.keysRestored} keys ` +
     `restored, ready in ${result.history.after.readyMs} ms, RSS ${result.history.after.rssMiB} ` +
-    `MiB after ${SETTLE_MS / 1000} s idle (${result.history.after.rssSoonMiB} after 3 s, peak ` +
-    `${result.history.after.peakRssMiB})`,
-    `  fresh member after no history: RSS ${result.history.none.rssMiB} MiB (` +
-    `${result.history.none.rssSoonMiB} after 3 s, peak ${result.history.none.peakRssMiB}); ` +
+    `MiB after ${SETTLE_MS / 1000} s idle (lowest ${result.history.after.rssLowestMiB}, ` +
+    `${result.history.after.rssSoonMiB} after 3 s, peak ${result.history.after.peakRssMiB})`,
+    `  fresh member after no history: RSS ${result.history.none.rssMiB} MiB (lowest ` +
+    `${result.history.none.rssLowestMiB}, ${result.history.none.rssSoonMiB} after 3 s, peak ` +
+    `${result.history.none.peakRssMiB}); ` +
     `ratio of the settled RSS ${result.historyRatio} (target within ` +
     `${RSS_TOLERANCE * 100}%): ${verdict(result.historyBounded)}`,
   ];

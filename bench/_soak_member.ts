@@ -40,6 +40,8 @@ export interface FreshMember {
    * collections, from its fetch loop's garbage, so a single sample says little).
    */
   readonly rssMiB: number;
+  /** The lowest RSS of that last half, in MiB: what is left right after a collection. */
+  readonly rssLowestMiB: number;
   /** RSS 3 s after consuming began, in MiB: the restore's garbage may still be mapped. */
   readonly rssSoonMiB: number;
   /** The process's peak RSS (restore included), in MiB. */
@@ -129,6 +131,7 @@ async function freshMember(
       keysRestored,
       readyMs,
       rssMiB: median(settled),
+      rssLowestMiB: Math.min(...settled),
       rssSoonMiB,
       peakRssMiB: peakRssMiB(),
     };

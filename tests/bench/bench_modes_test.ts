@@ -136,7 +136,14 @@ Deno.test("targets: each of the six is judged from its part of the run", () => {
     median: { oneWorker: 100, twoWorkers: 160 },
     machineCeiling: { before: 1.9, after: 1.9 },
   } as ScalingResult;
-  const member = { keysRestored: 0, readyMs: 1, rssMiB: 100, rssSoonMiB: 150, peakRssMiB: 200 };
+  const member = {
+    keysRestored: 0,
+    readyMs: 1,
+    rssMiB: 100,
+    rssLowestMiB: 90,
+    rssSoonMiB: 150,
+    peakRssMiB: 200,
+  };
   const soak = {
     spread: 0.05,
     flat: true,
