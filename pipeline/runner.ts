@@ -229,13 +229,30 @@ export function createRecordHandler(
   }
 
   /** Waits for every send; rejects with the first failure once all have settled. */
-  async function allDurable(sends: readonly Promise<void>[]): Promise<void> {
+  async function allDurable(sends: readonly Promise<unknown>[]): Promise<void> {
     // The usual cases, one output or one state entry, need no settling of an array.
     if (sends.length === 0) return;
-    if (sends.length === 1) return await sends[0];
+    if (sends.length === 1) return void await sends[0];
     const results = await Promise.allSettled(sends);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failure !== undefined) throw failure.reason;
+  }
+
+  /**
+   * The changelog write of a record's key's new `entry`, if it has one, as a send: the key's
+   * bytes are the consumed record's own (its key is the key's, checked on decode).
+   */
+  function stateSend(
+    via: Producer,
+    record: ConsumedRecord,
+    keyText: string | undefined,
+    entry: StateEntry | null | undefined,
+  ): Promise<unknown> | undefined {
+    if (entry === undefined || state === undefined || keyText === undefined) return undefined;
+    // Not traced as a `send` span: a state write is bookkeeping, not a message.
+    return via.send([
+      state.changelogRecord(record.partition, keyText, entry, record.key ?? undefined),
+    ]);
   }
 
   return async function handleRecord(
@@ -243,12 +260,6 @@ export function createRecordHandler(
     context: RecordContext,
   ): Promise<RecordAck> {
     const out = options.producerFor?.(record) ?? producer;
-    /** The changelog write of the record's key's new entry, if it has one, as a send. */
-    const stateSends = (entry: StateEntry | null | undefined): Promise<void>[] =>
-      entry === undefined || state === undefined || keyText === undefined
-        ? []
-        // Not traced as a `send` span: a state write is bookkeeping, not a message.
-        : [out.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
       // Capped at now plus the tier's delay: a forged or skewed due time must not hold the
@@ -273,10 +284,18 @@ export function createRecordHandler(
     };
     telemetry.metrics.consumed(stage.name, record.topic, record.partition);
     telemetry.metrics.inFlight(1);
-    // Resolved once the record's outcome is decided and its sends are queued: from then on
-    // the transport may deliver the next record while this one's outcome becomes durable.
-    let handOver!: () => void;
-    const handedOver = new Promise<void>((resolve) => handOver = resolve);
+    // The hand-over: once the record's outcome is decided and its sends are queued, the
+    // transport may deliver the next record while this one's outcome becomes durable. Until
+    // then a failure is the handler's. `phase`: 0 until either, 1 handed over, 2 failed first;
+    // the handler waits (one promise, only if the body did not hand over synchronously).
+    let phase = 0;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const handOver = () => {
+      if (phase !== 0) return;
+      phase = 1;
+      wake?.();
+    };
     // The process span stays open until the outcome is durable, so the send spans stay inside
     // it and its duration (and the processing-latency metric) still means "until durable".
     const body = async () => {
@@ -309,13 +328,14 @@ export function createRecordHandler(
        */
       const durable = async (sends: readonly Promise<void>[], entry?: StateEntry | null) => {
         if (atomic) {
-          const all = [...stateSends(entry), ...sends];
+          const write = stateSend(out, record, keyText, entry);
+          const all = write === undefined ? sends : [write, ...sends];
           handOver();
           return await allDurable(all);
         }
         handOver();
         await allDurable(sends);
-        await allDurable(stateSends(entry));
+        await stateSend(out, record, keyText, entry);
       };
       /**
        * Dead-letters the record, bounded by its encoded size so the DLQ topic always takes it.
@@ -568,12 +588,17 @@ export function createRecordHandler(
                 : Array.isArray(result)
                 ? result
                 : [result];
-              return outputs.map((output): OutgoingRecord => ({
-                topic: node.output!,
-                key: stage.outputKey?.(output) ?? keyText ?? null,
-                value: encodeValue(stage.output!, output, errorContext),
-                headers: traceHeaders(record.headers),
-              }));
+              return outputs.map((output): OutgoingRecord => {
+                const key = stage.outputKey?.(output) ?? keyText ?? null;
+                return {
+                  topic: node.output!,
+                  // The consumed record's key bytes when the output's key is the same text:
+                  // not encoded again.
+                  key: key !== null && key === keyText && record.key !== null ? record.key : key,
+                  value: encodeValue(stage.output!, output, errorContext),
+                  headers: traceHeaders(record.headers),
+                };
+              });
             };
             encoded =
               await (traced ? telemetry.traceAttempt(stage.name, attempt, tryOnce) : tryOnce());
@@ -607,7 +632,12 @@ export function createRecordHandler(
           const after = nextEntry("output");
           await durable(
             encoded.map((output) =>
-              send(out, output, typeof output.key === "string" ? output.key : undefined)
+              send(
+                out,
+                output,
+                // Bytes only when they are the consumed record's key (see above).
+                typeof output.key === "string" ? output.key : output.key ? keyText : undefined,
+              )
             ),
             after,
           );
@@ -659,9 +689,18 @@ export function createRecordHandler(
     const processing = traced ? telemetry.traceProcess(record, group, stage.name, body) : body();
 
     const durable = processing.then(
-      () => telemetry.metrics.inFlight(-1),
+      () => {
+        telemetry.metrics.inFlight(-1);
+        // Outcomes with nothing to send (a duplicate) never handed over.
+        handOver();
+      },
       (error: unknown) => {
         telemetry.metrics.inFlight(-1);
+        if (phase === 0) {
+          phase = 2;
+          failure = error;
+          wake?.();
+        }
         if (!context.signal.aborted) {
           // Reported as a failed message of the send's error type; the transport delivers the
           // record again after a backoff.
@@ -676,13 +715,12 @@ export function createRecordHandler(
         throw error;
       },
     );
-    try {
+    if (phase === 0) await new Promise<void>((resolve) => wake = resolve);
+    if (phase === 2) {
       // Until the hand-over, a failure is the handler's: it rejects the handler itself.
-      await Promise.race([handedOver, processing]);
-    } catch (error) {
       // `durable` rejects with the same error; nobody else will look at it.
       durable.catch(() => undefined);
-      throw error;
+      throw failure;
     }
     return { durable };
   };

@@ -194,7 +194,11 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
         replays++;
         return { paymentId: earlier.paymentId, replayed: true };
       }
-      if (failureDraw(seed, request.idempotencyKey, request.attempt) < failureRate) {
+      // No draw at a failure rate of 0: a draw is never below it.
+      if (
+        failureRate > 0 &&
+        failureDraw(seed, request.idempotencyKey, request.attempt) < failureRate
+      ) {
         throw new GatewayUnavailableError(
           `Payment gateway answered 503 for "${request.idempotencyKey}" on attempt ${request.attempt}`,
         );
