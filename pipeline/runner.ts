@@ -20,6 +20,7 @@ import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
 import { deadLetterRecord } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
+import type { ErrorContext } from "./errors.ts";
 import {
   errorMessage,
   errorType,
@@ -150,6 +151,28 @@ class Heartbeats {
   }
 }
 
+/**
+ * A key's record being handled: later records of the key wait for its release. The promise
+ * they wait on is made only when one does (rarely: a key's records are usually far apart).
+ */
+class KeyLock {
+  #released = false;
+  #promise: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+
+  /** Settles (never rejects) once {@linkcode release} was called. */
+  released(): Promise<void> {
+    if (this.#released) return Promise.resolve();
+    return this.#promise ??= new Promise<void>((resolve) => this.#resolve = resolve);
+  }
+
+  /** Releases the key. */
+  release(): void {
+    this.#released = true;
+    this.#resolve?.();
+  }
+}
+
 /** A stage's `setAttributes` when no span records them. */
 function ignoreAttributes(): void {}
 
@@ -206,7 +229,18 @@ export function createRecordHandler(
    * Idempotency keys whose record is being handled here and whose outcome is not durable yet,
    * with a promise that settles (never rejects) once it is, or once the record failed.
    */
-  const pendingKeys = new Map<string, Promise<void>>();
+  const pendingKeys = new Map<string, KeyLock>();
+
+  /** `metrics.sent(topic)` as a callback, one per topic rather than a closure per send. */
+  const sentCallbacks = new Map<string, () => void>();
+  function sentTo(topic: string): () => void {
+    let callback = sentCallbacks.get(topic);
+    if (callback === undefined) {
+      callback = () => telemetry.metrics.sent(topic);
+      sentCallbacks.set(topic, callback);
+    }
+    return callback;
+  }
 
   /**
    * Queues a record on the producer in a `send` span; resolves once it is acknowledged. With
@@ -218,7 +252,7 @@ export function createRecordHandler(
     key: string | undefined,
   ): Promise<void> {
     if (!traced) {
-      return via.send([record]).then(() => telemetry.metrics.sent(record.topic));
+      return via.send([record]).then(sentTo(record.topic));
     }
     const headers = { ...record.headers };
     // Called, not awaited: the span starts and the trace context is injected right now.
@@ -226,6 +260,58 @@ export function createRecordHandler(
       await via.send([{ ...record, headers }]);
       telemetry.metrics.sent(record.topic);
     });
+  }
+
+  /**
+   * One attempt: runs the handler on a decoded `input` and encodes its outputs. Not a closure
+   * per attempt: it is what nearly every record runs once.
+   */
+  async function attemptOnce(
+    record: ConsumedRecord,
+    input: unknown,
+    attempt: number,
+    context: RecordContext,
+    keyText: string | undefined,
+    errorContext: ErrorContext,
+  ): Promise<OutgoingRecord[]> {
+    const stageContext: StageContext = {
+      record,
+      attempt,
+      signal: context.signal,
+      clock,
+      setAttributes: traced
+        ? (attributes) => telemetry.setSpanAttributes(attributes)
+        : ignoreAttributes,
+    };
+    // A slow handler must not get its member evicted from the group.
+    heartbeats.add(context);
+    let result;
+    try {
+      result = await stage.handle(input, stageContext);
+    } finally {
+      heartbeats.delete(context);
+    }
+    if (result === null || result === undefined) return [];
+    if (!Array.isArray(result)) return [encodeOutput(record, result, keyText, errorContext)];
+    return result.map((output) => encodeOutput(record, output, keyText, errorContext));
+  }
+
+  /** An output of the handler as the record to send. */
+  function encodeOutput(
+    record: ConsumedRecord,
+    output: unknown,
+    keyText: string | undefined,
+    errorContext: ErrorContext,
+  ): OutgoingRecord {
+    const key = stage.outputKey?.(output) ?? keyText ?? null;
+    return {
+      topic: node.output!,
+      // The consumed record's key bytes when the output's key is the same text: not encoded
+      // again.
+      key: key !== null && key === keyText && record.key !== null ? record.key : key,
+      value: encodeValue(stage.output!, output, errorContext),
+      headers: traceHeaders(record.headers),
+    };
   }
 
   /** Waits for every send; rejects with the first failure once all have settled. */
@@ -334,7 +420,8 @@ export function createRecordHandler(
           return await allDurable(all);
         }
         handOver();
-        await allDurable(sends);
+        // One send (the usual case) is awaited as it is.
+        await (sends.length === 1 ? sends[0] : allDurable(sends));
         await stateSend(out, record, keyText, entry);
       };
       /**
@@ -441,22 +528,17 @@ export function createRecordHandler(
       // 2. Idempotency: an input that already has an outcome is skipped. An earlier record
       // with the same key whose outcome is still on its way is waited for first: its outcome
       // either becomes durable (and this one is a duplicate) or fails (and this one is handled).
-      let releaseKey: (() => void) | undefined;
+      let lock: KeyLock | undefined;
       if (idempotencyKey !== undefined) {
         for (
           let earlier = pendingKeys.get(idempotencyKey);
           earlier !== undefined;
           earlier = pendingKeys.get(idempotencyKey)
         ) {
-          await earlier;
+          await earlier.released();
         }
-        const mine = new Promise<void>((resolve) => releaseKey = resolve);
-        pendingKeys.set(idempotencyKey, mine);
-        const release = releaseKey!;
-        releaseKey = () => {
-          if (pendingKeys.get(idempotencyKey) === mine) pendingKeys.delete(idempotencyKey);
-          release();
-        };
+        lock = new KeyLock();
+        pendingKeys.set(idempotencyKey, lock);
       }
       try {
         if (idempotencyKey !== undefined && !state!.owns(record.partition)) {
@@ -565,43 +647,13 @@ export function createRecordHandler(
           const attempt = priorAttempts + i;
           if (attempt > 1) telemetry.metrics.retried(stage.name, tier);
           try {
-            const tryOnce = async () => {
-              const stageContext: StageContext = {
-                record,
+            encoded = await (traced
+              ? telemetry.traceAttempt(
+                stage.name,
                 attempt,
-                signal: context.signal,
-                clock,
-                setAttributes: traced
-                  ? (attributes) => telemetry.setSpanAttributes(attributes)
-                  : ignoreAttributes,
-              };
-              // A slow handler must not get its member evicted from the group.
-              heartbeats.add(context);
-              let result;
-              try {
-                result = await stage.handle(input, stageContext);
-              } finally {
-                heartbeats.delete(context);
-              }
-              const outputs = result === null || result === undefined
-                ? []
-                : Array.isArray(result)
-                ? result
-                : [result];
-              return outputs.map((output): OutgoingRecord => {
-                const key = stage.outputKey?.(output) ?? keyText ?? null;
-                return {
-                  topic: node.output!,
-                  // The consumed record's key bytes when the output's key is the same text:
-                  // not encoded again.
-                  key: key !== null && key === keyText && record.key !== null ? record.key : key,
-                  value: encodeValue(stage.output!, output, errorContext),
-                  headers: traceHeaders(record.headers),
-                };
-              });
-            };
-            encoded =
-              await (traced ? telemetry.traceAttempt(stage.name, attempt, tryOnce) : tryOnce());
+                () => attemptOnce(record, input, attempt, context, keyText, errorContext),
+              )
+              : attemptOnce(record, input, attempt, context, keyText, errorContext));
             break;
           } catch (error) {
             if (context.signal.aborted) throw error;
@@ -683,7 +735,10 @@ export function createRecordHandler(
         const failed = await deadLetter(lastError, attempts, retries, nextEntry("dead-lettered"));
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
       } finally {
-        releaseKey?.();
+        if (lock !== undefined) {
+          if (pendingKeys.get(idempotencyKey!) === lock) pendingKeys.delete(idempotencyKey!);
+          lock.release();
+        }
       }
     };
     const processing = traced ? telemetry.traceProcess(record, group, stage.name, body) : body();
