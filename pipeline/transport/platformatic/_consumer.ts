@@ -464,7 +464,9 @@ export function openConsumer(
     try {
       while (lane.queue.length > 0 && !closing && epoch === epochAtStart) {
         // After a rewind the partition waits its backoff before it is delivered again.
-        const wait = lane.book.notBefore - performance.now();
+        // (No clock read per record unless a backoff was ever set.)
+        const { notBefore } = lane.book;
+        const wait = notBefore === 0 ? 0 : notBefore - performance.now();
         if (wait > 0) {
           await delay(wait);
           if (closing || epoch !== epochAtStart) break;
