@@ -20,6 +20,7 @@ import type { Clock } from "./clock.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
 import { deadLetterRecord } from "./dead_letter.ts";
 import type { ResolvedStageNode } from "./definition.ts";
+import type { ErrorContext } from "./errors.ts";
 import {
   errorMessage,
   errorType,
@@ -150,6 +151,28 @@ class Heartbeats {
   }
 }
 
+/**
+ * A key's record being handled: later records of the key wait for its release. The promise
+ * they wait on is made only when one does (rarely: a key's records are usually far apart).
+ */
+class KeyLock {
+  #released = false;
+  #promise: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+
+  /** Settles (never rejects) once {@linkcode release} was called. */
+  released(): Promise<void> {
+    if (this.#released) return Promise.resolve();
+    return this.#promise ??= new Promise<void>((resolve) => this.#resolve = resolve);
+  }
+
+  /** Releases the key. */
+  release(): void {
+    this.#released = true;
+    this.#resolve?.();
+  }
+}
+
 /** A stage's `setAttributes` when no span records them. */
 function ignoreAttributes(): void {}
 
@@ -206,7 +229,18 @@ export function createRecordHandler(
    * Idempotency keys whose record is being handled here and whose outcome is not durable yet,
    * with a promise that settles (never rejects) once it is, or once the record failed.
    */
-  const pendingKeys = new Map<string, Promise<void>>();
+  const pendingKeys = new Map<string, KeyLock>();
+
+  /** `metrics.sent(topic)` as a callback, one per topic rather than a closure per send. */
+  const sentCallbacks = new Map<string, () => void>();
+  function sentTo(topic: string): () => void {
+    let callback = sentCallbacks.get(topic);
+    if (callback === undefined) {
+      callback = () => telemetry.metrics.sent(topic);
+      sentCallbacks.set(topic, callback);
+    }
+    return callback;
+  }
 
   /**
    * Queues a record on the producer in a `send` span; resolves once it is acknowledged. With
@@ -218,7 +252,7 @@ export function createRecordHandler(
     key: string | undefined,
   ): Promise<void> {
     if (!traced) {
-      return via.send([record]).then(() => telemetry.metrics.sent(record.topic));
+      return via.send([record]).then(sentTo(record.topic));
     }
     const headers = { ...record.headers };
     // Called, not awaited: the span starts and the trace context is injected right now.
@@ -228,14 +262,83 @@ export function createRecordHandler(
     });
   }
 
+  /**
+   * One attempt: runs the handler on a decoded `input` and encodes its outputs. Not a closure
+   * per attempt: it is what nearly every record runs once.
+   */
+  async function attemptOnce(
+    record: ConsumedRecord,
+    input: unknown,
+    attempt: number,
+    context: RecordContext,
+    keyText: string | undefined,
+    errorContext: ErrorContext,
+  ): Promise<OutgoingRecord[]> {
+    const stageContext: StageContext = {
+      record,
+      attempt,
+      signal: context.signal,
+      clock,
+      setAttributes: traced
+        ? (attributes) => telemetry.setSpanAttributes(attributes)
+        : ignoreAttributes,
+    };
+    // A slow handler must not get its member evicted from the group.
+    heartbeats.add(context);
+    let result;
+    try {
+      result = await stage.handle(input, stageContext);
+    } finally {
+      heartbeats.delete(context);
+    }
+    if (result === null || result === undefined) return [];
+    if (!Array.isArray(result)) return [encodeOutput(record, result, keyText, errorContext)];
+    return result.map((output) => encodeOutput(record, output, keyText, errorContext));
+  }
+
+  /** An output of the handler as the record to send. */
+  function encodeOutput(
+    record: ConsumedRecord,
+    output: unknown,
+    keyText: string | undefined,
+    errorContext: ErrorContext,
+  ): OutgoingRecord {
+    const key = stage.outputKey?.(output) ?? keyText ?? null;
+    return {
+      topic: node.output!,
+      // The consumed record's key bytes when the output's key is the same text: not encoded
+      // again.
+      key: key !== null && key === keyText && record.key !== null ? record.key : key,
+      value: encodeValue(stage.output!, output, errorContext),
+      headers: traceHeaders(record.headers),
+    };
+  }
+
   /** Waits for every send; rejects with the first failure once all have settled. */
-  async function allDurable(sends: readonly Promise<void>[]): Promise<void> {
+  async function allDurable(sends: readonly Promise<unknown>[]): Promise<void> {
     // The usual cases, one output or one state entry, need no settling of an array.
     if (sends.length === 0) return;
-    if (sends.length === 1) return await sends[0];
+    if (sends.length === 1) return void await sends[0];
     const results = await Promise.allSettled(sends);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failure !== undefined) throw failure.reason;
+  }
+
+  /**
+   * The changelog write of a record's key's new `entry`, if it has one, as a send: the key's
+   * bytes are the consumed record's own (its key is the key's, checked on decode).
+   */
+  function stateSend(
+    via: Producer,
+    record: ConsumedRecord,
+    keyText: string | undefined,
+    entry: StateEntry | null | undefined,
+  ): Promise<unknown> | undefined {
+    if (entry === undefined || state === undefined || keyText === undefined) return undefined;
+    // Not traced as a `send` span: a state write is bookkeeping, not a message.
+    return via.send([
+      state.changelogRecord(record.partition, keyText, entry, record.key ?? undefined),
+    ]);
   }
 
   return async function handleRecord(
@@ -243,12 +346,6 @@ export function createRecordHandler(
     context: RecordContext,
   ): Promise<RecordAck> {
     const out = options.producerFor?.(record) ?? producer;
-    /** The changelog write of the record's key's new entry, if it has one, as a send. */
-    const stateSends = (entry: StateEntry | null | undefined): Promise<void>[] =>
-      entry === undefined || state === undefined || keyText === undefined
-        ? []
-        // Not traced as a `send` span: a state write is bookkeeping, not a message.
-        : [out.send([state.changelogRecord(record.partition, keyText, entry)]).then(() => {})];
     const tier = tierOf.get(record.topic) ?? 0;
     if (tier > 0) {
       // Capped at now plus the tier's delay: a forged or skewed due time must not hold the
@@ -273,10 +370,18 @@ export function createRecordHandler(
     };
     telemetry.metrics.consumed(stage.name, record.topic, record.partition);
     telemetry.metrics.inFlight(1);
-    // Resolved once the record's outcome is decided and its sends are queued: from then on
-    // the transport may deliver the next record while this one's outcome becomes durable.
-    let handOver!: () => void;
-    const handedOver = new Promise<void>((resolve) => handOver = resolve);
+    // The hand-over: once the record's outcome is decided and its sends are queued, the
+    // transport may deliver the next record while this one's outcome becomes durable. Until
+    // then a failure is the handler's. `phase`: 0 until either, 1 handed over, 2 failed first;
+    // the handler waits (one promise, only if the body did not hand over synchronously).
+    let phase = 0;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const handOver = () => {
+      if (phase !== 0) return;
+      phase = 1;
+      wake?.();
+    };
     // The process span stays open until the outcome is durable, so the send spans stay inside
     // it and its duration (and the processing-latency metric) still means "until durable".
     const body = async () => {
@@ -309,13 +414,15 @@ export function createRecordHandler(
        */
       const durable = async (sends: readonly Promise<void>[], entry?: StateEntry | null) => {
         if (atomic) {
-          const all = [...stateSends(entry), ...sends];
+          const write = stateSend(out, record, keyText, entry);
+          const all = write === undefined ? sends : [write, ...sends];
           handOver();
           return await allDurable(all);
         }
         handOver();
-        await allDurable(sends);
-        await allDurable(stateSends(entry));
+        // One send (the usual case) is awaited as it is.
+        await (sends.length === 1 ? sends[0] : allDurable(sends));
+        await stateSend(out, record, keyText, entry);
       };
       /**
        * Dead-letters the record, bounded by its encoded size so the DLQ topic always takes it.
@@ -421,22 +528,17 @@ export function createRecordHandler(
       // 2. Idempotency: an input that already has an outcome is skipped. An earlier record
       // with the same key whose outcome is still on its way is waited for first: its outcome
       // either becomes durable (and this one is a duplicate) or fails (and this one is handled).
-      let releaseKey: (() => void) | undefined;
+      let lock: KeyLock | undefined;
       if (idempotencyKey !== undefined) {
         for (
           let earlier = pendingKeys.get(idempotencyKey);
           earlier !== undefined;
           earlier = pendingKeys.get(idempotencyKey)
         ) {
-          await earlier;
+          await earlier.released();
         }
-        const mine = new Promise<void>((resolve) => releaseKey = resolve);
-        pendingKeys.set(idempotencyKey, mine);
-        const release = releaseKey!;
-        releaseKey = () => {
-          if (pendingKeys.get(idempotencyKey) === mine) pendingKeys.delete(idempotencyKey);
-          release();
-        };
+        lock = new KeyLock();
+        pendingKeys.set(idempotencyKey, lock);
       }
       try {
         if (idempotencyKey !== undefined && !state!.owns(record.partition)) {
@@ -545,38 +647,13 @@ export function createRecordHandler(
           const attempt = priorAttempts + i;
           if (attempt > 1) telemetry.metrics.retried(stage.name, tier);
           try {
-            const tryOnce = async () => {
-              const stageContext: StageContext = {
-                record,
+            encoded = await (traced
+              ? telemetry.traceAttempt(
+                stage.name,
                 attempt,
-                signal: context.signal,
-                clock,
-                setAttributes: traced
-                  ? (attributes) => telemetry.setSpanAttributes(attributes)
-                  : ignoreAttributes,
-              };
-              // A slow handler must not get its member evicted from the group.
-              heartbeats.add(context);
-              let result;
-              try {
-                result = await stage.handle(input, stageContext);
-              } finally {
-                heartbeats.delete(context);
-              }
-              const outputs = result === null || result === undefined
-                ? []
-                : Array.isArray(result)
-                ? result
-                : [result];
-              return outputs.map((output): OutgoingRecord => ({
-                topic: node.output!,
-                key: stage.outputKey?.(output) ?? keyText ?? null,
-                value: encodeValue(stage.output!, output, errorContext),
-                headers: traceHeaders(record.headers),
-              }));
-            };
-            encoded =
-              await (traced ? telemetry.traceAttempt(stage.name, attempt, tryOnce) : tryOnce());
+                () => attemptOnce(record, input, attempt, context, keyText, errorContext),
+              )
+              : attemptOnce(record, input, attempt, context, keyText, errorContext));
             break;
           } catch (error) {
             if (context.signal.aborted) throw error;
@@ -607,7 +684,12 @@ export function createRecordHandler(
           const after = nextEntry("output");
           await durable(
             encoded.map((output) =>
-              send(out, output, typeof output.key === "string" ? output.key : undefined)
+              send(
+                out,
+                output,
+                // Bytes only when they are the consumed record's key (see above).
+                typeof output.key === "string" ? output.key : output.key ? keyText : undefined,
+              )
             ),
             after,
           );
@@ -653,15 +735,27 @@ export function createRecordHandler(
         const failed = await deadLetter(lastError, attempts, retries, nextEntry("dead-lettered"));
         finish({ kind: "dead-lettered", outputs: 0, ...failed });
       } finally {
-        releaseKey?.();
+        if (lock !== undefined) {
+          if (pendingKeys.get(idempotencyKey!) === lock) pendingKeys.delete(idempotencyKey!);
+          lock.release();
+        }
       }
     };
     const processing = traced ? telemetry.traceProcess(record, group, stage.name, body) : body();
 
     const durable = processing.then(
-      () => telemetry.metrics.inFlight(-1),
+      () => {
+        telemetry.metrics.inFlight(-1);
+        // Outcomes with nothing to send (a duplicate) never handed over.
+        handOver();
+      },
       (error: unknown) => {
         telemetry.metrics.inFlight(-1);
+        if (phase === 0) {
+          phase = 2;
+          failure = error;
+          wake?.();
+        }
         if (!context.signal.aborted) {
           // Reported as a failed message of the send's error type; the transport delivers the
           // record again after a backoff.
@@ -676,13 +770,12 @@ export function createRecordHandler(
         throw error;
       },
     );
-    try {
+    if (phase === 0) await new Promise<void>((resolve) => wake = resolve);
+    if (phase === 2) {
       // Until the hand-over, a failure is the handler's: it rejects the handler itself.
-      await Promise.race([handedOver, processing]);
-    } catch (error) {
       // `durable` rejects with the same error; nobody else will look at it.
       durable.catch(() => undefined);
-      throw error;
+      throw failure;
     }
     return { durable };
   };

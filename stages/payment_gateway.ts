@@ -137,13 +137,23 @@ export interface PaymentGateway {
 }
 
 const encoder = new TextEncoder();
+/** Where text is encoded to be hashed: no buffer per hash. */
+const scratch = new Uint8Array(512);
+
+/** murmur2 of the UTF-8 bytes of `text`. */
+function hashText(text: string): number {
+  // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+  if (text.length * 3 > scratch.length) return murmur2(encoder.encode(text));
+  const { written } = encoder.encodeInto(text, scratch);
+  return murmur2(scratch.subarray(0, written));
+}
 
 /**
  * A uniform draw in [0, 1) fixed by seed, key and attempt: the gateways' failures, reproducible
  * under any concurrency.
  */
 export function failureDraw(seed: number, key: string, attempt: number): number {
-  return (murmur2(encoder.encode(`${seed}:${key}:${attempt}`)) >>> 0) / 4294967296;
+  return (hashText(`${seed}:${key}:${attempt}`) >>> 0) / 4294967296;
 }
 
 /**
@@ -179,22 +189,35 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
   // Insertion order is expiry order: expired keys are at the front, sweeping costs only what
   // it removes.
   const charged = new Map<string, { readonly paymentId: string; readonly expiresAt: number }>();
+  /** The expiry of the first (oldest) key in `charged`; infinite while it is empty. */
+  let oldestExpiry = Number.POSITIVE_INFINITY;
   let charges = 0;
   let replays = 0;
   return {
     async charge(request: ChargeRequest, signal?: AbortSignal): Promise<Charge> {
       if (latencyMs > 0) await clock.sleep(latencyMs, signal);
       const now = clock.now();
-      for (const [key, { expiresAt }] of charged) {
-        if (expiresAt > now) break;
-        charged.delete(key);
+      // Swept only once the oldest key expired: no iterator per charge.
+      if (oldestExpiry <= now) {
+        oldestExpiry = Number.POSITIVE_INFINITY;
+        for (const [key, { expiresAt }] of charged) {
+          if (expiresAt > now) {
+            oldestExpiry = expiresAt;
+            break;
+          }
+          charged.delete(key);
+        }
       }
       const earlier = charged.get(request.idempotencyKey);
       if (earlier !== undefined) {
         replays++;
         return { paymentId: earlier.paymentId, replayed: true };
       }
-      if (failureDraw(seed, request.idempotencyKey, request.attempt) < failureRate) {
+      // No draw at a failure rate of 0: a draw is never below it.
+      if (
+        failureRate > 0 &&
+        failureDraw(seed, request.idempotencyKey, request.attempt) < failureRate
+      ) {
         throw new GatewayUnavailableError(
           `Payment gateway answered 503 for "${request.idempotencyKey}" on attempt ${request.attempt}`,
         );
@@ -205,9 +228,11 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
         );
       }
       const paymentId = `pay_${
-        (murmur2(encoder.encode(`${seed}:${request.idempotencyKey}`)) >>> 0).toString(16)
+        (hashText(`${seed}:${request.idempotencyKey}`) >>> 0).toString(16)
       }_${charges++}`;
-      charged.set(request.idempotencyKey, { paymentId, expiresAt: now + keyTtlMs });
+      const expiresAt = now + keyTtlMs;
+      if (charged.size === 0) oldestExpiry = expiresAt;
+      charged.set(request.idempotencyKey, { paymentId, expiresAt });
       return { paymentId, replayed: false };
     },
     get charges(): number {

@@ -95,23 +95,27 @@ export class PartitionCheckpointer {
       this.#advance();
       return;
     }
+    // Unregistered by its own callbacks, as it settles: no `finally` promise per record.
+    const unsettled = this.#unsettled;
     const entry: Entry = {
       offset,
       done: false,
       dropped: false,
       settled: ack.durable.then(
         () => {
+          unsettled.delete(entry.settled);
           if (entry.dropped) return;
           entry.done = true;
           this.#advance();
         },
         (error: unknown) => {
+          unsettled.delete(entry.settled);
           if (entry.dropped) return;
           this.#rewind(entry, error);
         },
       ),
     };
-    this.#register(entry.settled);
+    unsettled.add(entry.settled);
     this.#pending.push(entry);
   }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { createStageState, writeTombstones } from "../../pipeline/state_store.ts";
+import { createStageState, entryJson, writeTombstones } from "../../pipeline/state_store.ts";
+import type { StateEntry } from "../../pipeline/state_store.ts";
 import type { RestoreEvent } from "../../pipeline/state_store.ts";
 import { FakeClock } from "../../pipeline/testing/fake_clock.ts";
 import { createEmbeddedTransport } from "../../pipeline/transport/embedded/mod.ts";
@@ -105,4 +106,23 @@ Deno.test("writeTombstones() writes batches bounded by count and key bytes, each
   ];
   await writeTombstones(producer, large);
   assert.deepEqual(sizes, [2, 1, 1], "by bytes; a key over the bound alone");
+});
+
+Deno.test("entryJson() writes exactly what JSON.stringify writes, for every kind of entry", () => {
+  const entries: StateEntry[] = [
+    { outcome: "output", at: START },
+    { outcome: "dead-lettered", at: 0 },
+    { outcome: "output", at: 1.5 },
+    { outcome: "parked", at: START, queue: [{ offset: 3, tier: 1 }] },
+    { outcome: "parked", at: START, queue: [], settled: "output" },
+  ];
+  for (const entry of entries) assert.equal(entryJson(entry), JSON.stringify(entry));
+});
+
+Deno.test("changelogRecord() sends the key bytes it is given instead of the key's text", async () => {
+  const { state } = await setup();
+  const bytes = new TextEncoder().encode("k");
+  assert.equal(state.changelogRecord(0, "k", { outcome: "output", at: START }, bytes).key, bytes);
+  assert.equal(state.changelogRecord(0, "k", null, bytes).key, bytes);
+  assert.equal(state.changelogRecord(0, "k", { outcome: "output", at: START }).key, "k");
 });

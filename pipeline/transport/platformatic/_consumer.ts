@@ -103,8 +103,14 @@ export type ClientBase = Omit<
 /** How many fetched records may wait for their partition's lane before reading pauses. */
 const MAX_QUEUED = 2048;
 
+/** A record's `heartbeat`: the client heartbeats on its own timer, whatever the handlers do. */
+function noHeartbeat(): Promise<void> {
+  return Promise.resolve();
+}
+
 function decodeHeaders(headers: Map<Buffer, Buffer>): RecordHeaders {
   const out: Record<string, string> = {};
+  if (headers.size === 0) return out;
   // Kafka allows a header name more than once: the last wins, as with kafkajs.
   for (const [name, value] of headers) {
     if (value === undefined || value === null) continue;
@@ -348,9 +354,19 @@ export function openConsumer(
         }
       }
     })();
+    const generation = restores;
     for (const { topic, partition } of partitions) {
-      restores.set(`${topic}:${partition}`, restored);
+      generation.set(`${topic}:${partition}`, restored);
     }
+    // Once restored, the partitions' records need not wait (nor look the wait up): every
+    // record would otherwise await a settled promise.
+    restored.then(function forgetRestored() {
+      if (signal.aborted) return;
+      for (const { topic, partition } of partitions) {
+        const key = `${topic}:${partition}`;
+        if (generation.get(key) === restored) generation.delete(key);
+      }
+    });
   }
 
   /** Waits `ms`, or less if the consumer closes meanwhile. */
@@ -370,7 +386,9 @@ export function openConsumer(
     const partitionBook = lane.book;
     const record = toRecord(message);
     const epochAtStart = epoch;
-    const restored = restores.get(`${record.topic}:${record.partition}`);
+    const restored = restores.size === 0
+      ? undefined
+      : restores.get(`${record.topic}:${record.partition}`);
     if (restored !== undefined) {
       // No record of a partition is handled before its state is restored.
       await restored;
@@ -382,8 +400,7 @@ export function openConsumer(
     const rewindsAtStart = checkpointer.rewinds;
     const context: RecordContext = {
       signal: partitionSignal(partitionBook),
-      // The client heartbeats on its own timer, whatever the handlers do.
-      heartbeat: () => Promise.resolve(),
+      heartbeat: noHeartbeat,
     };
     let result: void | RecordAck;
     try {
@@ -447,7 +464,9 @@ export function openConsumer(
     try {
       while (lane.queue.length > 0 && !closing && epoch === epochAtStart) {
         // After a rewind the partition waits its backoff before it is delivered again.
-        const wait = lane.book.notBefore - performance.now();
+        // (No clock read per record unless a backoff was ever set.)
+        const { notBefore } = lane.book;
+        const wait = notBefore === 0 ? 0 : notBefore - performance.now();
         if (wait > 0) {
           await delay(wait);
           if (closing || epoch !== epochAtStart) break;

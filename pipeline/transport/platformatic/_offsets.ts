@@ -103,8 +103,9 @@ export class PartitionBook {
 
 /** Every partition's book of one generation, and their offsets ready to commit. */
 export class OffsetBook {
-  #partitions = new Map<string, PartitionBook>();
-  #completed = new Map<string, CompletedOffset>();
+  /** By topic, then partition number: no string key made per record. */
+  #partitions = new Map<string, PartitionBook[]>();
+  #completed = new Map<PartitionBook, CompletedOffset>();
   readonly #onRewind: RewindHandler;
   readonly #unsettled: Set<Promise<void>>;
   /** Told of positions past records never handed over (see `ConsumerOptions.onPosition`). */
@@ -129,18 +130,19 @@ export class OffsetBook {
 
   /** The book of a partition, created on first use. */
   partition(topic: string, partition: number): PartitionBook {
-    const key = `${topic}\0${partition}`;
-    let book = this.#partitions.get(key);
+    let books = this.#partitions.get(topic);
+    if (books === undefined) this.#partitions.set(topic, books = []);
+    let book = books[partition];
     if (book === undefined) {
       book = new PartitionBook(topic, partition, this, this.#onRewind, this.#unsettled);
-      this.#partitions.set(key, book);
+      books[partition] = book;
     }
     return book;
   }
 
   /** Records that the partition's complete prefix now ends before `next`. */
   complete(book: PartitionBook, next: number, count: number): void {
-    this.#completed.set(`${book.topic}\0${book.partition}`, {
+    this.#completed.set(book, {
       topic: book.topic,
       partition: book.partition,
       offset: next,
@@ -162,13 +164,15 @@ export class OffsetBook {
   /** Forgets the committed entries, unless a later completion replaced them meanwhile. */
   committed(snapshot: readonly CompletedOffset[]): void {
     for (const entry of snapshot) {
-      const key = `${entry.topic}\0${entry.partition}`;
-      if (this.#completed.get(key) === entry) this.#completed.delete(key);
+      const book = this.#partitions.get(entry.topic)?.[entry.partition];
+      if (book !== undefined && this.#completed.get(book) === entry) this.#completed.delete(book);
     }
   }
 
   /** Drops every partition's pending records (the generation ended): completions are ignored. */
   discard(): void {
-    for (const book of this.#partitions.values()) book.checkpointer.discard();
+    for (const books of this.#partitions.values()) {
+      for (const book of books) book?.checkpointer.discard();
+    }
   }
 }

@@ -49,10 +49,20 @@ export class Placement {
     this.#client = client;
   }
 
-  /** Learns the partition counts of topics not seen yet (one metadata request). */
-  async learn(topics: Iterable<string>): Promise<void> {
-    const missing = [...new Set(topics)].filter((topic) => !this.#counts.has(topic));
-    if (missing.length === 0) return;
+  /** Learns the partition counts of the records' topics not seen yet (one metadata request). */
+  async learn(records: readonly { readonly topic: string }[]): Promise<void> {
+    // The usual case, every topic known, makes no array.
+    let known = true;
+    for (const record of records) {
+      if (!this.#counts.has(record.topic)) {
+        known = false;
+        break;
+      }
+    }
+    if (known) return;
+    const missing = [...new Set(records.map((record) => record.topic))].filter((topic) =>
+      !this.#counts.has(topic)
+    );
     const metadata = await this.#client.metadata({ topics: missing });
     for (const topic of missing) {
       const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
@@ -121,22 +131,27 @@ export function reportsFor(
   messages: readonly MessageToProduce<Buffer, Buffer, Buffer, Buffer>[],
   offsets: readonly { topic: string; partition: number; offset: bigint }[],
 ): DeliveryReport[] {
-  const base = new Map<string, number>();
-  for (const entry of offsets) base.set(`${entry.topic}\0${entry.partition}`, Number(entry.offset));
-  const seen = new Map<string, number>();
+  // By topic, then by partition number: no string key made and hashed per record.
+  const base = new Map<string, { first: number[]; seen: number[] }>();
+  for (const entry of offsets) {
+    let topic = base.get(entry.topic);
+    if (topic === undefined) base.set(entry.topic, topic = { first: [], seen: [] });
+    topic.first[entry.partition] = Number(entry.offset);
+    topic.seen[entry.partition] = 0;
+  }
   return messages.map((message, index) => {
     const partition = message.partition!;
-    const key = `${message.topic}\0${partition}`;
-    const first = base.get(key);
-    if (first === undefined || Number.isNaN(first) || first < 0) {
+    const topic = base.get(message.topic);
+    const first = topic?.first[partition];
+    if (topic === undefined || first === undefined || Number.isNaN(first) || first < 0) {
       throw new PipelineError(
         `Cannot report delivery of record ${index} to topic "${message.topic}": ` +
           `the broker response has no offset for partition ${partition}`,
         { topic: message.topic, partition },
       );
     }
-    const before = seen.get(key) ?? 0;
-    seen.set(key, before + 1);
+    const before = topic.seen[partition];
+    topic.seen[partition] = before + 1;
     return { topic: message.topic, partition, offset: first + before };
   });
 }
@@ -156,7 +171,7 @@ export function openProducer(base: ProducerBase, brokers: readonly string[]): Pr
     if (closed) throw new PipelineError("Cannot send records: the producer is closed");
     if (records.length === 0) return [];
     try {
-      await placement.learn(records.map((record) => record.topic));
+      await placement.learn(records);
       const messages = placement.messages(records);
       const result = await client.send({ messages, acks: ProduceAcks.ALL });
       return reportsFor(messages, result.offsets ?? []);

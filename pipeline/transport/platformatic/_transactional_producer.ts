@@ -152,7 +152,7 @@ export async function openTransactionalProducer(
       return this.#step("send records in the transaction", async () => {
         if (records.length === 0) return;
         const { placement } = this.#client;
-        await placement.learn(records.map((record) => record.topic));
+        await placement.learn(records);
         await this.#transaction.send({
           messages: placement.messages(records),
           acks: ProduceAcks.ALL,
