@@ -95,7 +95,16 @@ class Task {
   #entries = new Map<string, Entry[]>();
   /** Per record with sends, the last transaction they went to. */
   #sentIn = new Map<string, number>();
+  /**
+   * Per record with sends not handed over yet, the transactions holding them: its hand-over
+   * is told to those, whichever transaction is open by then (one may be committing).
+   */
+  #unsettledIn = new Map<string, Set<OpenTransaction>>();
   fenced: unknown;
+  /** Set once `close` began: the task takes no more sends. */
+  #closing = false;
+  /** Whether a send refused while closing was logged (once per task). */
+  #refusedLogged = false;
   #closed = false;
   /** Set once the member stops: every transaction commits as soon as it can. */
   #draining = false;
@@ -112,7 +121,18 @@ class Task {
 
   send(record: ConsumedRecord, records: readonly OutgoingRecord[]): Promise<void> {
     if (this.fenced !== undefined) return Promise.reject(this.fenced);
-    if (this.#closed) {
+    // A task being revoked takes no more sends: its last commit must not wait for a record
+    // whose hand-over goes to the task's next owner (or nowhere), which would hold the revoke,
+    // and with it this member's next assignment of the partition, for ever.
+    if (this.#closed || this.#closing) {
+      if (!this.#refusedLogged) {
+        this.#refusedLogged = true;
+        log.info(
+          "Task {partition} of {topic} refused the sends of record {offset}: the task is being " +
+            "revoked; the partition's next owner handles the record again",
+          { topic: this.#options.input, partition: this.partition, offset: record.offset },
+        );
+      }
       return Promise.reject(
         new PipelineError(
           `Cannot send in task ${this.partition} of "${this.#options.input}" as it was revoked`,
@@ -124,6 +144,9 @@ class Task {
     const id = recordId(record);
     this.#sentIn.set(id, open.seq);
     open.unsettled.add(id);
+    let holding = this.#unsettledIn.get(id);
+    if (holding === undefined) this.#unsettledIn.set(id, holding = new Set());
+    holding.add(open);
     open.records += records.length;
     const sent = open.begun.then((transaction) => transaction.send(records));
     open.sends.push(sent.catch((error) => {
@@ -141,12 +164,13 @@ class Task {
     const id = recordId(record);
     const seq = this.#sentIn.get(id) ?? 0;
     this.#sentIn.delete(id);
-    const open = this.#open;
-    if (open !== undefined && open.unsettled.delete(id)) {
+    for (const open of this.#unsettledIn.get(id) ?? []) {
+      if (!open.unsettled.delete(id)) continue;
       if (!ok) open.failed ??= new PipelineError("A record with sends in the transaction failed");
       if (open.unsettled.size === 0) open.allSettled?.();
     }
-    if (!ok || this.fenced !== undefined) return;
+    this.#unsettledIn.delete(id);
+    if (!ok || this.fenced !== undefined || this.#closing) return;
     let entries = this.#entries.get(record.topic);
     if (entries === undefined) this.#entries.set(record.topic, entries = []);
     entries.push({ offset: record.offset, seq });
@@ -264,6 +288,7 @@ class Task {
 
   /** Commits what is complete, then closes the producer (aborting nothing committed). */
   async close(): Promise<void> {
+    this.#closing = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#chain;
@@ -310,9 +335,13 @@ export class TaskTransactions {
   async revoke(partitions: readonly number[]): Promise<void> {
     await Promise.allSettled([...new Set(partitions)].map(async (partition) => {
       const task = this.#tasks.get(partition);
+      const ready = this.#ready.get(partition);
       this.#tasks.delete(partition);
       this.#ready.delete(partition);
-      const closing = (async () => await (await task)?.close())();
+      // An open task starts closing now (it takes no more sends from here on).
+      const closing = ready !== undefined
+        ? ready.close()
+        : (async () => await (await task)?.close())();
       this.#closing.set(partition, closing);
       try {
         await closing;
