@@ -159,6 +159,11 @@ class Task {
     return committed;
   }
 
+  /** Whether the record has sends in one of this task's transactions, not settled yet. */
+  holds(record: ConsumedRecord): boolean {
+    return this.#sentIn.has(recordId(record));
+  }
+
   /** The record's handler returned (`ok`) or threw: its offset may join a commit. */
   settled(record: ConsumedRecord, ok: boolean): void {
     const id = recordId(record);
@@ -170,7 +175,10 @@ class Task {
       if (open.unsettled.size === 0) open.allSettled?.();
     }
     this.#unsettledIn.delete(id);
-    if (!ok || this.fenced !== undefined || this.#closing) return;
+    // While closing, only a record whose sends are in this task's last transaction joins it:
+    // that transaction commits its outputs, so it must commit its offset too (or the next owner
+    // handles it again, a duplicate for a read_committed reader).
+    if (!ok || this.fenced !== undefined || (this.#closing && seq === 0)) return;
     let entries = this.#entries.get(record.topic);
     if (entries === undefined) this.#entries.set(record.topic, entries = []);
     entries.push({ offset: record.offset, seq });
@@ -306,6 +314,8 @@ export class TaskTransactions {
   readonly #ready = new Map<number, Task>();
   /** Tasks given up whose last commit is on its way: taking one back waits for it. */
   readonly #closing = new Map<number, Promise<void>>();
+  /** Those tasks themselves: their last transaction waits for the records it holds. */
+  readonly #closingTasks = new Map<number, Task>();
 
   constructor(options: TaskTransactionsOptions) {
     this.#options = options;
@@ -343,10 +353,12 @@ export class TaskTransactions {
         ? ready.close()
         : (async () => await (await task)?.close())();
       this.#closing.set(partition, closing);
+      if (ready !== undefined) this.#closingTasks.set(partition, ready);
       try {
         await closing;
       } finally {
         if (this.#closing.get(partition) === closing) this.#closing.delete(partition);
+        if (this.#closingTasks.get(partition) === ready) this.#closingTasks.delete(partition);
       }
     }));
   }
@@ -374,6 +386,10 @@ export class TaskTransactions {
 
   /** Tells the record's task that its handler returned (`ok`) or threw. */
   settled(record: ConsumedRecord, ok: boolean): void {
+    // A task being revoked still hears of the records its last transaction holds: that
+    // transaction commits once they have settled.
+    const closing = this.#closingTasks.get(record.partition);
+    if (closing?.holds(record)) return closing.settled(record, ok);
     this.#ready.get(record.partition)?.settled(record, ok);
   }
 

@@ -143,3 +143,30 @@ Deno.test("TaskTransactions: a record sent in its task while the task is being r
   else assert.equal(offset, 2);
   await tasks.close();
 });
+
+Deno.test("TaskTransactions: a record whose output is in the open transaction and that settles while its task is being revoked has its offset committed with that output", async () => {
+  const transport = createEmbeddedTransport({ retryBackoffMs: 5 });
+  await transport.ensureTopics([{ name: "in", partitions: 1 }, { name: "out", partitions: 1 }]);
+  const tasks = new TaskTransactions({
+    transport,
+    group: "g",
+    input: "in",
+    maxRecords: 10,
+    lingerMs: 60_000,
+  });
+  await tasks.assign([0]);
+  const record = inputRecord(0);
+  const sent = tasks.producerFor(record).send([{ topic: "out", key: "a", value: "paid 0" }]);
+  // The group moves on while the record's outcome is on its way; then it becomes durable.
+  const revoked = tasks.revoke([0]);
+  tasks.settled(record, true);
+  await sent;
+  await revoked;
+  // Its output is committed, so its offset must be too: else the partition's next owner handles
+  // it again and a read_committed reader sees "paid 0" twice.
+  const outputs = transport.records("out", "read_committed");
+  assert.equal(outputs.length, 1);
+  const committed = await transport.committedOffsets("g", "in");
+  assert.equal(committed.find((p) => p.partition === 0)?.offset, 1);
+  await tasks.close();
+});
