@@ -44,6 +44,7 @@ import { createOrdersPipeline } from "../stages/orders_pipeline.ts";
 import { createPaymentGateway } from "../stages/payment_gateway.ts";
 import { PROCESS_PAYMENT } from "../stages/process_payment.ts";
 import { burn, createBurnPipeline } from "./_burn_pipeline.ts";
+import { peakRssMiB } from "./_soak_member.ts";
 import type { ProcessingGuarantee } from "../pipeline/guarantee.ts";
 import { startSupervisor } from "../pipeline/supervisor/mod.ts";
 
@@ -123,17 +124,6 @@ function transform(value: Buffer | null | undefined, burnRounds: number): string
     amount: order.amount,
     status: "succeeded",
   });
-}
-
-function peakRssMiB(): number {
-  try {
-    const status = Deno.readTextFileSync("/proc/self/status");
-    const match = /VmHWM:\s+(\d+) kB/.exec(status);
-    if (match) return Math.round(Number(match[1]) / 1024);
-  } catch {
-    // Not Linux: the current RSS is the best there is.
-  }
-  return Math.round(Deno.memoryUsage().rss / 1024 / 1024);
 }
 
 function deadline(args: VariantArgs): Promise<never> {

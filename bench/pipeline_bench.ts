@@ -639,19 +639,30 @@ interface BenchFindings {
   readonly latency?: readonly TargetVerdict[];
 }
 
-async function bench(config: BenchConfig): Promise<BenchFindings> {
-  const brokers = config.brokers.split(",").map((b) => b.trim()).filter((b) => b);
-  await checkBroker(brokers);
-  const modeOptions = {
+/** The bootstrap brokers of `config`, one `host:port` each. */
+function brokersOf(config: BenchConfig): string[] {
+  return config.brokers.split(",").map((b) => b.trim()).filter((b) => b);
+}
+
+/** What `--scaling` and `--soak` take from the run's settings; their names end in `suffix`. */
+function modeOptionsOf(config: BenchConfig, suffix: string) {
+  const brokers = brokersOf(config);
+  return {
     brokers,
     records: config.records,
     out: config.out,
     timeoutMs: config.phaseTimeoutMs,
-    suffix: String(Date.now()),
+    suffix,
     say: (line: string) => console.error(line),
     cleanup: (topics: string[]) =>
       config.keepTopics ? Promise.resolve() : deleteTopics(brokers, topics),
   };
+}
+
+async function bench(config: BenchConfig): Promise<BenchFindings> {
+  const brokers = brokersOf(config);
+  await checkBroker(brokers);
+  const modeOptions = modeOptionsOf(config, String(Date.now()));
   if (config.scaling || config.soak) {
     if (config.scaling) {
       const { burnUs, rounds, scalingPartitions: partitions } = config;
@@ -854,33 +865,21 @@ async function targetsRun(config: BenchConfig, findings: BenchFindings): Promise
         "phase: leave out '--skip-clients' and '--skip-latency'",
     );
   }
-  const brokers = config.brokers.split(",").map((b) => b.trim()).filter((b) => b);
-  const modeOptions = {
-    brokers,
-    records: config.records,
-    out: config.out,
-    timeoutMs: config.phaseTimeoutMs,
-    say: (line: string) => console.error(line),
-    cleanup: (topics: string[]) =>
-      config.keepTopics ? Promise.resolve() : deleteTopics(brokers, topics),
-  };
   const scaling = await scalingMode({
-    ...modeOptions,
-    suffix: `${Date.now()}-scaling`,
+    ...modeOptionsOf(config, `${Date.now()}-scaling`),
     burnUs: config.burnUs,
     rounds: config.rounds,
     partitions: config.scalingPartitions,
   });
   const soak = await soakMode({
-    ...modeOptions,
-    suffix: `${Date.now()}-soak`,
+    ...modeOptionsOf(config, `${Date.now()}-soak`),
     // The soak's own rate: a fixed load far under the machine's limit.
     rate: SOAK_RATE,
     minutes: config.soakMinutes,
     partitions: config.partitions,
     client: config.client,
   });
-  const file = await reportTargets(config.out, brokers, {
+  const file = await reportTargets(config.out, brokersOf(config), {
     clients: findings.clients,
     latency: findings.latency,
     scaling,

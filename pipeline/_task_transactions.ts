@@ -312,10 +312,11 @@ export class TaskTransactions {
   readonly #tasks = new Map<number, Promise<Task>>();
   /** The tasks whose producer is open: records are delivered only once their task is. */
   readonly #ready = new Map<number, Task>();
-  /** Tasks given up whose last commit is on its way: taking one back waits for it. */
-  readonly #closing = new Map<number, Promise<void>>();
-  /** Those tasks themselves: their last transaction waits for the records it holds. */
-  readonly #closingTasks = new Map<number, Task>();
+  /**
+   * Tasks given up whose last commit is on its way: taking one back waits for `done`, and the
+   * task (if it had opened) still hears of the records its last transaction holds.
+   */
+  readonly #closing = new Map<number, { readonly done: Promise<void>; readonly task?: Task }>();
 
   constructor(options: TaskTransactionsOptions) {
     this.#options = options;
@@ -325,7 +326,7 @@ export class TaskTransactions {
   async assign(partitions: readonly number[]): Promise<void> {
     for (const partition of new Set(partitions)) {
       if (this.#tasks.has(partition)) continue;
-      const closing = this.#closing.get(partition) ?? Promise.resolve();
+      const closing = this.#closing.get(partition)?.done ?? Promise.resolve();
       const opening = closing.then(() =>
         this.#options.transport.transactionalProducer({
           transactionalId: taskTransactionalId(this.#options.group, this.#options.input, partition),
@@ -352,13 +353,12 @@ export class TaskTransactions {
       const closing = ready !== undefined
         ? ready.close()
         : (async () => await (await task)?.close())();
-      this.#closing.set(partition, closing);
-      if (ready !== undefined) this.#closingTasks.set(partition, ready);
+      const entry = { done: closing, task: ready };
+      this.#closing.set(partition, entry);
       try {
         await closing;
       } finally {
-        if (this.#closing.get(partition) === closing) this.#closing.delete(partition);
-        if (this.#closingTasks.get(partition) === ready) this.#closingTasks.delete(partition);
+        if (this.#closing.get(partition) === entry) this.#closing.delete(partition);
       }
     }));
   }
@@ -388,7 +388,7 @@ export class TaskTransactions {
   settled(record: ConsumedRecord, ok: boolean): void {
     // A task being revoked still hears of the records its last transaction holds: that
     // transaction commits once they have settled.
-    const closing = this.#closingTasks.get(record.partition);
+    const closing = this.#closing.get(record.partition)?.task;
     if (closing?.holds(record)) return closing.settled(record, ok);
     this.#ready.get(record.partition)?.settled(record, ok);
   }
