@@ -31,3 +31,54 @@ export async function runBenchChild<T>(
   const lines = decoder.decode(output.stdout).trim().split("\n");
   return JSON.parse(lines[lines.length - 1]) as T;
 }
+
+/** A bench script running in its own process, read a line at a time. */
+export interface BenchChild {
+  /** The child's stdout, a line at a time, until it closes. */
+  readonly lines: AsyncIterable<string>;
+  /** Resolves when the child exits; rejects naming `what`, with its stderr, when it failed. */
+  readonly finished: Promise<void>;
+  /** Ends the child (when its parent gives up on it). */
+  kill(): void;
+}
+
+/**
+ * Starts `script` (a `file:` URL) as `deno run <permissions> <script> <args>`, for a child that
+ * reports as it goes (one JSON line at a time) rather than once at the end.
+ */
+export function spawnBenchChild(
+  script: URL,
+  permissions: readonly string[],
+  args: readonly string[],
+  what: string,
+): BenchChild {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissions, script.pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  async function* lines() {
+    let rest = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      yield* parts.filter((line) => line.trim() !== "");
+    }
+    if (rest.trim() !== "") yield rest;
+  }
+  const finished = child.status.then(async (status) => {
+    if (!status.success) throw new PipelineError(`Cannot run ${what}: ${(await stderr).trim()}`);
+  });
+  return {
+    lines: lines(),
+    finished,
+    kill() {
+      try {
+        child.kill();
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}

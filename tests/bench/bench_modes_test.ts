@@ -62,6 +62,8 @@ Deno.test("soak: the spread is judged on the samples after the warm-up only", ()
     atS: i * 10,
     rssMiB,
     heapMiB: 1,
+    heapTotalMiB: 2,
+    externalMiB: 1,
     outcomes: i,
   }));
   const summary = rssSummary(samples, 10);

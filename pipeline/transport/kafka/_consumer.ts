@@ -33,23 +33,21 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
-import type { Consumer as KafkaConsumer, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import type { Consumer as KafkaConsumer, Kafka, KafkaMessage } from "kafkajs";
 import { errorMessage, PipelineError, RetryableError } from "../../errors.ts";
 import type {
   Assignment,
-  ConsumedRecord,
   Consumer,
   ConsumerOptions,
   RecordAck,
   RecordContext,
   RecordHandler,
-  RecordHeaders,
   TopicPartition,
 } from "../transport.ts";
 import { isRecordAck } from "../transport.ts";
 import { copartitionedAssigner } from "./_copartitioned_assigner.ts";
 import { toPipelineError } from "./_errors.ts";
+import { toRecord } from "./_records.ts";
 import { validateConsumerOptions } from "../_consumer_options.ts";
 import { PartitionCheckpointer } from "../checkpointer.ts";
 import type { KafkaLogger } from "./_logger.ts";
@@ -96,39 +94,6 @@ interface PartitionAcks {
 
 function partitionKey(topic: string, partition: number): string {
   return `${topic}\0${partition}`;
-}
-
-/**
- * A view of the bytes kafkajs decoded, not a copy: they are a slice of a fetch response that
- * nothing writes to again. A plain `Uint8Array`, so no Buffer semantics leak out.
- */
-function toBytes(data: Buffer | null): Uint8Array | null {
-  return data === null ? null : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function decodeHeaders(headers: IHeaders | undefined): RecordHeaders {
-  const out: Record<string, string> = {};
-  if (headers === undefined) return out;
-  for (const name in headers) {
-    const raw = headers[name];
-    // Kafka allows a header name more than once; kafkajs then gives an array: the last wins.
-    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-    if (value === undefined) continue;
-    out[name] = typeof value === "string" ? value : Buffer.from(value).toString("utf8");
-  }
-  return out;
-}
-
-function toRecord(topic: string, partition: number, message: KafkaMessage): ConsumedRecord {
-  return {
-    topic,
-    partition,
-    offset: Number(message.offset),
-    key: toBytes(message.key ?? null),
-    value: toBytes(message.value),
-    headers: decodeHeaders(message.headers),
-    timestamp: Number(message.timestamp),
-  };
 }
 
 /** Opens a kafkajs consumer group member, connected and subscribed but not yet running. */

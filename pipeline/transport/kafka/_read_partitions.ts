@@ -8,28 +8,12 @@
  *
  * @module
  */
-import type { Admin, Kafka, KafkaMessage } from "kafkajs";
+import type { Admin, Kafka } from "kafkajs";
 import { PipelineError } from "../../errors.ts";
-import type { ConsumedRecord, RecordHeaders } from "../transport.ts";
+import type { ConsumedRecord } from "../transport.ts";
+import { toRecord } from "./_records.ts";
 import { toPipelineError } from "./_errors.ts";
 import { READ_FETCH_BYTES, READ_FETCH_PARTITION_BYTES } from "../_consumer_options.ts";
-
-function toRecord(topic: string, partition: number, message: KafkaMessage): ConsumedRecord {
-  const headers: RecordHeaders = {};
-  for (const [name, raw] of Object.entries(message.headers ?? {})) {
-    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-    if (value !== undefined) headers[name] = value.toString();
-  }
-  return {
-    topic,
-    partition,
-    offset: Number(message.offset),
-    key: message.key === null || message.key === undefined ? null : new Uint8Array(message.key),
-    value: message.value === null ? null : new Uint8Array(message.value),
-    headers,
-    timestamp: Number(message.timestamp),
-  };
-}
 
 /** Reads `partitions` of `topic` from their start to their end offsets now. */
 export async function readPartitions(
