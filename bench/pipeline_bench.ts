@@ -272,7 +272,12 @@ async function deleteTopics(brokers: string[], topics: string[]): Promise<void> 
   }
 }
 
-/** Waits until the members own every partition of `topic`. */
+/**
+ * Waits until the group is settled: the members own every partition of `topic` between them,
+ * and each owns one at least (when there are enough partitions). Owning every partition is not
+ * enough: the first member to join takes them all, and the next one's join then rebalances the
+ * group under the measured load (a stall of a few hundred ms, every order in it late).
+ */
 async function waitForAssignment(
   running: RunningPipeline,
   topic: string,
@@ -280,16 +285,18 @@ async function waitForAssignment(
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const everyMember = running.members.length <= partitions;
   while (true) {
-    const owned = running.members.reduce(
-      (sum, member) => sum + (member.consumer.assignment().partitions[topic]?.length ?? 0),
-      0,
+    const owned = running.members.map((member) =>
+      member.consumer.assignment().partitions[topic]?.length ?? 0
     );
-    if (owned === partitions) return;
+    const total = owned.reduce((sum, count) => sum + count, 0);
+    if (total === partitions && (!everyMember || owned.every((count) => count > 0))) return;
     if (Date.now() > deadline) {
       throw new PipelineError(
-        `Cannot start the pipeline within ${timeoutMs} ms: its members own ${owned} of ` +
-          `${partitions} partitions of "${topic}"`,
+        `Cannot start the pipeline within ${timeoutMs} ms: its members own ${
+          owned.join(" + ")
+        } of ${partitions} partitions of "${topic}"`,
         { topic },
       );
     }
