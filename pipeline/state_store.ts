@@ -164,6 +164,15 @@ function atOf(stored: Stored): number {
 const decoder = new TextDecoder();
 /** A restore that read at least this many records is followed by a full garbage collection. */
 const COLLECT_AFTER_RECORDS = 10_000;
+/**
+ * A restore collects garbage after every this many records read. The records' bytes live
+ * outside the V8 heap and are freed only by a collection of their wrappers; between two
+ * collections they pile up in the C allocator's heap, which stays fragmented at the size of
+ * the pile once the restore is over. Measured with kafkajs, a restore of 600 000 records, 30 s
+ * after it: the allocator's heap 7 MiB with these collections, 13 MiB without, 6 without any
+ * history; RSS 77, 82 and 70 MiB; the restore took 2.9 s instead of 2.6 s.
+ */
+const COLLECT_EVERY_RECORDS = 100_000;
 
 /**
  * An entry as its changelog value: `JSON.stringify(entry)`, with the settled entries (nearly
@@ -249,7 +258,7 @@ export function createStageState(transport: Transport, options: StageStateOption
     const restored = new Map(partitions.map((p) => [p, new Map<string, Stored>()]));
     let read = 0;
     await transport.readPartitions(changelog, partitions, function apply(record: ConsumedRecord) {
-      read++;
+      if (++read % COLLECT_EVERY_RECORDS === 0) collectGarbage();
       const store = restored.get(record.partition);
       if (store === undefined || record.key === null) return;
       const key = decoder.decode(record.key);
