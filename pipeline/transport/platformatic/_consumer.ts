@@ -100,6 +100,13 @@ export type ClientBase = Omit<
   "groupId"
 >;
 
+/**
+ * How many failed reads in a row (no record read in between) a member takes before it stops:
+ * with the default backoff (3 s, doubling up to 30 s) about two minutes, longer than a broker
+ * takes to restart.
+ */
+const READ_ATTEMPTS = 8;
+
 /** How many fetched records may wait for their partition's lane before reading pauses. */
 const MAX_QUEUED = 2048;
 
@@ -191,6 +198,8 @@ export function openConsumer(
   let lanes = new Map<PartitionBook, Lane>();
   let partitionAborts = new Map<PartitionBook, AbortController>();
   let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
+  /** Failed reads in a row, with no record read since (see `backOff`). */
+  let failedReads = 0;
   /** Messages the current stream pushed, and how many of them `pump` has taken. */
   let pushed = 0;
   let taken = 0;
@@ -540,6 +549,7 @@ export function openConsumer(
       for await (const message of current) {
         if (closing || epoch !== epochAtStart) break;
         if (current === stream) taken++;
+        failedReads = 0;
         dispatch(message);
         queuePasses(current);
         while (queued >= MAX_QUEUED && !closing && epoch === epochAtStart) {
@@ -549,12 +559,7 @@ export function openConsumer(
       }
     } catch (error) {
       if (closing || epoch !== epochAtStart) return;
-      warn(
-        `Cannot read records of group "${groupId}": ${errorMessage(error)}; reading again ` +
-          `from the committed offsets in ${settings.maxRetryTime} ms`,
-      );
-      await delay(Math.min(settings.initialRetryTime * 10, settings.maxRetryTime));
-      if (closing || epoch !== epochAtStart) return;
+      if (!(await backOff("", error)) || epoch !== epochAtStart) return;
       // Whatever the failed stream had in hand is delivered again from the committed offsets.
       // The member keeps its partitions (no join follows), so their state is restored again
       // (the listener was told they were revoked) before any record of them is handled.
@@ -563,7 +568,51 @@ export function openConsumer(
       owned = kept;
       if (listener !== undefined) startRestore(kept);
       options.onStatus?.({ type: "assigned", assignment: { partitions: { ...kept } } });
-      void openStream();
+      void reopenStream(" after a failed read");
+    }
+  }
+
+  /**
+   * Counts a failed read (a stream that failed, or would not open) and waits before the next
+   * try, longer after each failure in a row. After {@linkcode READ_ATTEMPTS} failures with no
+   * record read in between, the member gives up and reports a crash without restart: the runtime
+   * stops it (its worker or service is restarted, and reports what fails at start) rather than
+   * leaving it in the group, owning partitions it cannot read.
+   *
+   * @returns whether to try again
+   */
+  async function backOff(why: string, error: unknown): Promise<boolean> {
+    failedReads++;
+    if (failedReads >= READ_ATTEMPTS) {
+      const failure = toPipelineError(
+        `Cannot read records of group "${groupId}"${why}`,
+        brokers,
+        error,
+      );
+      warn(`${failure.message}; giving up after ${failedReads} failed reads in a row`);
+      options.onStatus?.({ type: "crashed", error: failure, restart: false });
+      return false;
+    }
+    const pause = Math.min(
+      settings.initialRetryTime * 10 * 2 ** (failedReads - 1),
+      settings.maxRetryTime,
+    );
+    warn(
+      `Cannot read records of group "${groupId}"${why}: ${errorMessage(error)}; reading again ` +
+        `from the committed offsets in ${pause} ms`,
+    );
+    await delay(pause);
+    return !closing;
+  }
+
+  /** Opens the stream again (after a failed read or a rebalance), backing off while it fails. */
+  async function reopenStream(why: string): Promise<void> {
+    while (!closing) {
+      try {
+        return await openStream();
+      } catch (error) {
+        if (closing || !(await backOff(why, error))) return;
+      }
     }
   }
 
@@ -606,11 +655,7 @@ export function openConsumer(
     if (listener !== undefined) startRestore(assignment);
     options.onStatus?.({ type: "assigned", assignment: { partitions: { ...assignment } } });
     // The first join happens inside `run`, which opens the first stream itself.
-    if (stream !== undefined && !closing) {
-      openStream().catch((error) => {
-        warn(`Cannot read records of group "${groupId}" after a rebalance: ${errorMessage(error)}`);
-      });
-    }
+    if (stream !== undefined && !closing) void reopenStream(" after a rebalance");
   });
   client.on("consumer:group:rebalance", function onRebalance() {
     if (!closing) options.onStatus?.({ type: "joining" });

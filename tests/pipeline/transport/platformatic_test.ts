@@ -16,6 +16,7 @@ import type { PlatformaticTransport } from "../../../pipeline/transport/platform
 import type {
   ConsumedRecord,
   Consumer,
+  ConsumerStatus,
   OutgoingRecord,
 } from "../../../pipeline/transport/transport.ts";
 import { brokerAvailable } from "../../_broker.ts";
@@ -372,6 +373,55 @@ Deno.test({
       assert.deepEqual(Object.values(consumer.assignment().partitions).flat().sort(), [0, 1]);
     } finally {
       for (const member of members.reverse()) await member.close();
+      await transport.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "platformatic transport: a member that cannot read its topic again stops, reporting why",
+  ignore: noBroker,
+  fn: async () => {
+    const transport = createPlatformaticTransport(brokers, {
+      consumerRetry: { initialRetryTime: 10, maxRetryTime: 200 },
+      logger: () => {},
+    });
+    const topic = unique("vanishing");
+    const statuses: ConsumerStatus[] = [];
+    let consumer: Consumer | undefined;
+    try {
+      await transport.ensureTopics([{ name: topic, partitions: 2 }]);
+      consumer = await transport.consumer({
+        groupId: unique("group"),
+        topics: [topic],
+        onStatus: (status) => statuses.push(status),
+      });
+      await consumer.run(() => Promise.resolve());
+      await waitUntil(
+        "the member owns both partitions",
+        () =>
+          statuses.some((status) => status.type === "assigned") &&
+          (consumer!.assignment().partitions[topic]?.length ?? 0) === 2,
+      );
+      // Another client deletes the topic under the member: its stream fails, and every
+      // attempt to read it again fails too.
+      const admin = new kafkajs.Kafka({ brokers: [brokers], logLevel: kafkajs.logLevel.NOTHING })
+        .admin();
+      await admin.connect();
+      try {
+        await admin.deleteTopics({ topics: [topic] });
+      } finally {
+        await admin.disconnect();
+      }
+      await waitUntil(
+        "the member reports a crash",
+        () => statuses.some((status) => status.type === "crashed"),
+      );
+      const crash = statuses.find((status) => status.type === "crashed")!;
+      assert.equal(crash.type === "crashed" && crash.restart, false);
+      assert.match(crash.type === "crashed" ? String(crash.error) : "", /Cannot read records/);
+    } finally {
+      await consumer?.close().catch(() => undefined);
       await transport.close();
     }
   },
