@@ -11,6 +11,8 @@
 import kafkajs from "kafkajs";
 import { type VariantName, type VariantResult, VARIANTS } from "./_client_variant.ts";
 import { runBenchChild } from "./_child.ts";
+import { changelogTopicName } from "../pipeline/definition.ts";
+import { PROCESS_PAYMENT } from "../stages/process_payment.ts";
 
 /** Options for {@linkcode compareClients}. */
 export interface CompareClientsOptions {
@@ -131,7 +133,8 @@ export async function compareClients(options: CompareClientsOptions): Promise<Cl
   options.topicsUsed.push(input);
   for (const variant of variantsOf(options)) {
     const output = outputOf(variant, options.suffix);
-    options.topicsUsed.push(output, `${output}-dlq`);
+    // The pipeline variants' group is named after their output, and so is its changelog.
+    options.topicsUsed.push(output, `${output}-dlq`, changelogTopicName(output, PROCESS_PAYMENT));
   }
   await writeInput(options, input);
   const results: VariantResult[] = [];

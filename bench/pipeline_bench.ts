@@ -2,16 +2,17 @@
  * `deno task bench`: how much the pipeline costs over raw kafkajs, and its end-to-end latency.
  *
  * Against the broker in `KAFKA_BROKERS` (default `127.0.0.1:9092`), in one run:
- * 0. the Kafka clients side by side (unless `--skip-clients`): the payment stage's job over
+ * 1. latency (unless `--skip-latency`), first, on a broker and a process no throughput run has
+ *    loaded yet: orders offered at a fixed rate, from `created_at` to the payment's outcome
+ *    being durable and to its offset being committed (p50/p95/p99);
+ *    then the Kafka clients side by side (unless `--skip-clients`): the payment stage's job over
  *    the same N orders as a raw kafkajs loop, a raw @platformatic/kafka loop, and the pipeline
  *    on each client, each in its own process: records/s, CPU µs per record, peak RSS, and the
- *    ratio to the fastest raw loop (`_clients.ts`);
- * 1. raw kafkajs: produce N order records and consume them all in a group (records/s);
- * 2. the orders pipeline (failure rate 0, zero-latency gateway) on the same N records:
+ *    ratio to the fastest raw loop (`_clients.ts`; its topics are deleted right after it);
+ * 2. raw kafkajs: produce N order records and consume them all in a group (records/s);
+ * 3. the orders pipeline (failure rate 0, zero-latency gateway) on the same N records:
  *    publish, pay, emit, commit, until drained (records/s), and the ratio pipeline/raw;
- * 3. the same pipeline on the embedded transport (records/s), unless `--skip-embedded`;
- * 4. latency: orders offered at a fixed rate, from `created_at` to the payment's outcome
- *    being durable and to its offset being committed (p50/p95/p99).
+ * 4. the same pipeline on the embedded transport (records/s), unless `--skip-embedded`.
  * Every phase uses fresh topics and groups (names end in the run's timestamp), deleted at the
  * end unless `--keep-topics`. Results go to `bench/results/<date>-<broker>.json` and one line
  * is appended to `bench/results/README.md`.
@@ -92,8 +93,8 @@ Options:
                          interleaved (--records orders; --partitions default 4)
   --burn-us <n>          CPU time the scaling bench burns per order   [default: 200]
   --rounds <n>           runs of each worker count in --scaling       [default: 3]
-  --soak                 only the soak: orders at --rate to one in-process member for
-                         --soak-minutes, RSS sampled every 10 s, then RSS of a fresh member
+  --soak                 only the soak: orders at --rate to one member (its own process) for
+                         --soak-minutes, its RSS sampled every 10 s, then RSS of a fresh member
                          after that history against one after none
   --soak-minutes <n>     how long the soak offers orders              [default: 10]
   --targets              issue 10's targets in one run: this bench (--rate 1000 unless
@@ -693,23 +694,43 @@ async function bench(config: BenchConfig): Promise<BenchFindings> {
       (config.coalesce ? ", coalescing sends (experiment)" : ""),
   );
   try {
+    // Latency first: after the throughput phases the broker holds millions of records and both
+    // JVM and V8 are collecting what those runs left, and their stalls are not the pipeline's.
+    let latency: LatencyResult | undefined;
+    if (!config.skipLatency) {
+      say(`1/4 latency: ${config.latencyRecords} orders at ${config.rate}/s ...`);
+      latency = await latencyPhase(
+        await createBrokerTransport(config.brokers, {
+          clientId: "bench-latency",
+          client: config.client,
+        }),
+        `${suffix}-lat`,
+        config,
+        topicsUsed,
+      );
+    }
+
     let clients: ClientRow[] | undefined;
     if (!config.skipClients) {
+      const clientTopics: string[] = [];
       clients = await compareClients({
         brokers,
         records: orders.map((order) => ({ key: order.order_id, value: JSON.stringify(order) })),
         partitions: config.partitions,
         suffix,
         timeoutMs: config.phaseTimeoutMs,
-        topicsUsed,
+        topicsUsed: clientTopics,
         say,
         variants: config.variants,
         burnRounds: config.burnRounds,
       });
+      // Its fourteen variants' topics go at once, not at the end of the run.
+      if (config.keepTopics) topicsUsed.push(...clientTopics);
+      else await deleteTopics(brokers, clientTopics);
       console.log(["", "Kafka clients, the payment stage's job:", ...describeClients(clients)]
         .join("\n"));
     }
-    say("1/4 raw kafkajs produce + consume ...");
+    say("2/4 raw kafkajs produce + consume ...");
     const raw = await runRawBaseline({
       brokers,
       topic: `bench-raw-${suffix}`,
@@ -724,7 +745,7 @@ async function bench(config: BenchConfig): Promise<BenchFindings> {
     const transforms: Record<string, RawBaselineResult> = {};
     if (config.transform) {
       for (const mode of ["per-record", "per-batch"] as const) {
-        say(`1/4 raw kafkajs consume -> produce -> commit, outputs awaited ${mode} ...`);
+        say(`2/4 raw kafkajs consume -> produce -> commit, outputs awaited ${mode} ...`);
         const name = `bench-raw-${mode}-${suffix}`;
         topicsUsed.push(name, `${name}-out`);
         transforms[mode] = await runRawTransform({
@@ -741,7 +762,7 @@ async function bench(config: BenchConfig): Promise<BenchFindings> {
       }
     }
 
-    say("2/4 pipeline on kafka ...");
+    say("3/4 pipeline on kafka ...");
     const pipeline = await pipelineThroughput(
       await createBrokerTransport(config.brokers, {
         clientId: "bench-pipeline",
@@ -755,27 +776,13 @@ async function bench(config: BenchConfig): Promise<BenchFindings> {
 
     let embedded: PipelineThroughput | undefined;
     if (!config.skipEmbedded) {
-      say("3/4 pipeline on the embedded transport ...");
+      say("4/4 pipeline on the embedded transport ...");
       embedded = await pipelineThroughput(
         createEmbeddedTransport(),
         `${suffix}-emb`,
         orders,
         config,
         [],
-      );
-    }
-
-    let latency: LatencyResult | undefined;
-    if (!config.skipLatency) {
-      say(`4/4 latency: ${config.latencyRecords} orders at ${config.rate}/s ...`);
-      latency = await latencyPhase(
-        await createBrokerTransport(config.brokers, {
-          clientId: "bench-latency",
-          client: config.client,
-        }),
-        `${suffix}-lat`,
-        config,
-        topicsUsed,
       );
     }
 
