@@ -69,7 +69,8 @@ writes bench/results/<date>-<broker>.json plus a line in bench/results/README.md
 Options:
   --records <n>          records for the throughput phases            [default: 20000]
   --rate <r>             offered orders/s in the latency phase        [default: 500]
-  --latency-records <n>  orders in the latency phase                  [default: 10 s worth]
+  --latency-records <n>  orders measured in the latency phase         [default: 10 s worth]
+  --latency-warmup <n>   orders offered first, not measured           [default: 5 s worth]
   --partitions <n>       partitions of every topic                    [default: 3]
   --members <n>          payment stage members (in this process)      [default: min(partitions, cores)]
   --batch <n>            records per publish in the throughput phases [default: 500]
@@ -110,6 +111,8 @@ interface BenchConfig {
   readonly records: number;
   readonly rate: number;
   readonly latencyRecords: number;
+  /** Orders offered before the measured ones in the latency phase, not measured. */
+  readonly latencyWarmup: number;
   readonly partitions: number;
   readonly members: number;
   readonly batch: number;
@@ -140,11 +143,25 @@ interface BenchConfig {
 }
 
 function positiveInt(flag: string, value: string | undefined, fallback: number): number {
+  return integerAtLeast(1, "a positive integer", flag, value, fallback);
+}
+
+function nonNegativeInt(flag: string, value: string | undefined, fallback: number): number {
+  return integerAtLeast(0, "an integer of 0 or more", flag, value, fallback);
+}
+
+function integerAtLeast(
+  least: number,
+  what: string,
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+): number {
   if (value === undefined) return fallback;
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1) {
+  if (!Number.isInteger(parsed) || parsed < least) {
     throw new PipelineError(
-      `Cannot run the benchmark as '${flag}' must be a positive integer: current value is "${value}"`,
+      `Cannot run the benchmark as '${flag}' must be ${what}: current value is "${value}"`,
     );
   }
   return parsed;
@@ -170,6 +187,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
       records: { type: "string" },
       rate: { type: "string" },
       "latency-records": { type: "string" },
+      "latency-warmup": { type: "string" },
       partitions: { type: "string" },
       members: { type: "string" },
       batch: { type: "string" },
@@ -206,6 +224,7 @@ function parseBenchArgs(args: string[]): BenchConfig | undefined {
     records: positiveInt("--records", values.records, 20_000),
     rate,
     latencyRecords: positiveInt("--latency-records", values["latency-records"], rate * 10),
+    latencyWarmup: nonNegativeInt("--latency-warmup", values["latency-warmup"], rate * 5),
     partitions,
     members: positiveInt("--members", values.members, Math.min(partitions, cores)),
     batch: positiveInt("--batch", values.batch, 500),
@@ -452,7 +471,10 @@ async function pipelineThroughput(
 interface LatencyResult {
   readonly offeredRate: number;
   readonly achievedRate: number;
+  /** Orders measured. */
   readonly orders: number;
+  /** Orders offered before them, not measured. */
+  readonly warmupOrders: number;
   /** `created_at` to the outcome reported durable by the runner, in ms. */
   readonly toDurableMs: Percentiles;
   /** `created_at` to the first committed-offset poll that covers the record, in ms. */
@@ -475,8 +497,12 @@ async function latencyPhase(
   // Per partition, outcomes durable but not yet seen committed: [offset, createdAt].
   const pending = new Map<number, [number, number][]>();
   const decoder = new TextDecoder();
+  // The first orders warm the broker's and this process's JIT up and are not measured.
+  const warmup = config.latencyWarmup;
+  const warmupIds = new Set<string>();
   bench.onOutcome((outcome, at) => {
     const order = JSON.parse(decoder.decode(outcome.record.value!)) as OrderPlaced;
+    if (warmupIds.has(order.order_id)) return;
     const created = Date.parse(order.created_at);
     toDurable.push(at - created);
     const list = pending.get(outcome.record.partition) ?? [];
@@ -519,14 +545,17 @@ async function latencyPhase(
     const started = performance.now();
     let generated = 0;
     // Paced like `deno task pipeline --rate`: publish what is due, then wait for more.
-    while (generated < total && Date.now() < deadline) {
+    while (generated < warmup + total && Date.now() < deadline) {
       const due = Math.floor(((performance.now() - started) / 1000) * config.rate) + 1;
-      const batch = Math.min(500, total - generated, due - generated);
+      // A batch never mixes warm-up orders with measured ones.
+      const end = generated < warmup ? warmup : warmup + total;
+      const batch = Math.min(500, end - generated, due - generated);
       if (batch <= 0) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(10, 1000 / config.rate)));
         continue;
       }
       const orders = Array.from({ length: batch }, next);
+      if (generated < warmup) { for (const order of orders) warmupIds.add(order.order_id); }
       generated += batch;
       await bench.publish(orders);
     }
@@ -536,7 +565,8 @@ async function latencyPhase(
     return {
       offeredRate: config.rate,
       achievedRate: round(generated / (generationMs / 1000), 1),
-      orders: generated,
+      orders: generated - warmup,
+      warmupOrders: warmup,
       toDurableMs: percentiles(toDurable),
       toCommittedMs: percentiles(toCommitted),
       commitPollMs: config.commitPollMs,
@@ -698,7 +728,10 @@ async function bench(config: BenchConfig): Promise<BenchFindings> {
     // JVM and V8 are collecting what those runs left, and their stalls are not the pipeline's.
     let latency: LatencyResult | undefined;
     if (!config.skipLatency) {
-      say(`1/4 latency: ${config.latencyRecords} orders at ${config.rate}/s ...`);
+      say(
+        `1/4 latency: ${config.latencyRecords} orders at ${config.rate}/s, after ` +
+          `${config.latencyWarmup} not measured ...`,
+      );
       latency = await latencyPhase(
         await createBrokerTransport(config.brokers, {
           clientId: "bench-latency",
@@ -826,8 +859,8 @@ async function bench(config: BenchConfig): Promise<BenchFindings> {
     if (latency) {
       lines.push(
         "",
-        `latency at ${latency.offeredRate} orders/s offered (${latency.orders} orders, ` +
-          `${latency.achievedRate}/s achieved):`,
+        `latency at ${latency.offeredRate} orders/s offered (${latency.orders} orders measured ` +
+          `after ${latency.warmupOrders} not measured, ${latency.achievedRate}/s achieved):`,
         `  created -> outcome durable:  ${describePercentiles(latency.toDurableMs)}`,
         `  created -> offset committed: ${describePercentiles(latency.toCommittedMs)}` +
           ` (seen by polling every ${latency.commitPollMs} ms)`,
