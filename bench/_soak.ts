@@ -64,7 +64,7 @@ export interface SoakResult {
   readonly history: { readonly after: FreshMember; readonly none: FreshMember };
   /** `after.rssMiB / none.rssMiB`. */
   readonly historyRatio: number;
-  /** Whether `historyRatio` is within {@linkcode RSS_TOLERANCE} of 1. */
+  /** Whether the exact ratio (not `historyRatio`, rounded) is within {@linkcode RSS_TOLERANCE} of 1. */
   readonly historyBounded: boolean;
 }
 
@@ -99,11 +99,23 @@ export function rssSummary(samples: readonly RssSample[], warmupS: number) {
   }
   const min = Math.min(...after);
   const max = Math.max(...after);
-  const spread = Math.round(((max - min) / min) * 1000) / 1000;
+  // Judged before rounding: a rounded figure can land on either side of the line.
   return {
     rss: { first: after[0], last: after[after.length - 1], min, max },
-    spread,
-    flat: spread <= RSS_TOLERANCE,
+    spread: Math.round(((max - min) / min) * 1000) / 1000,
+    flat: max - min <= min * RSS_TOLERANCE,
+  };
+}
+
+/**
+ * Whether a member's RSS after a history (`afterMiB`) is within {@linkcode RSS_TOLERANCE} of
+ * one's after none (`noneMiB`), and their ratio rounded for display. Judged on the exact ratio
+ * (92 / 84 = 1.095 is within; 1.1 rounded is not, in floating point).
+ */
+export function historyVerdict(afterMiB: number, noneMiB: number) {
+  return {
+    historyRatio: Math.round((afterMiB / noneMiB) * 100) / 100,
+    historyBounded: Math.abs(afterMiB - noneMiB) <= noneMiB * RSS_TOLERANCE,
   };
 }
 
@@ -249,7 +261,6 @@ export async function soakMode(options: SoakModeOptions): Promise<SoakResult> {
         soakPipelineOptions(`${options.suffix}-none`, options.partitions, SOAK_RETENTION_MS),
       ).topics.map((topic) => topic.name),
     );
-    const historyRatio = Math.round((after.rssMiB / none.rssMiB) * 100) / 100;
     const result: SoakResult = {
       offeredRate: options.rate,
       achievedRate: run.achievedRate,
@@ -260,8 +271,7 @@ export async function soakMode(options: SoakModeOptions): Promise<SoakResult> {
       samples: run.samples,
       ...rssSummary(run.samples, warmupS),
       history: { after, none },
-      historyRatio,
-      historyBounded: Math.abs(historyRatio - 1) <= RSS_TOLERANCE,
+      ...historyVerdict(after.rssMiB, none.rssMiB),
     };
     console.log(["", ...describeSoak(result)].join("\n"));
     const file = await writeModeResult(options.out, "soak", {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { judgeLatency, LATENCY_TARGETS } from "../../bench/_latency_targets.ts";
 import { createBurningGateway, spin } from "../../bench/_burn_pipeline.ts";
 import { machineCeiling } from "../../bench/_scaling.ts";
-import { rssSummary, warmupSeconds } from "../../bench/_soak.ts";
+import { historyVerdict, rssSummary, warmupSeconds } from "../../bench/_soak.ts";
 import { threadCpuDelta } from "../../bench/_threads.ts";
 import { judgeTargets, RAW_RATIO_TARGET } from "../../bench/_targets.ts";
 import type { ClientRow } from "../../bench/_clients.ts";
@@ -169,4 +169,26 @@ Deno.test("targets: each of the six is judged from its part of the run", () => {
     soak: { ...soak, historyRatio: 1.05, historyBounded: true },
   });
   assert.ok(passing.every((v) => v.pass), JSON.stringify(passing));
+});
+
+Deno.test("soak: the history is judged on the exact ratio, not the rounded one", () => {
+  // The 2026-12-01 01:23 run: 92 MiB after 120 000 orders, 84 after none.
+  assert.deepEqual(historyVerdict(92, 84), { historyRatio: 1.1, historyBounded: true });
+  assert.deepEqual(historyVerdict(92.5, 84), { historyRatio: 1.1, historyBounded: false });
+  assert.equal(historyVerdict(77, 84).historyBounded, true);
+  assert.equal(historyVerdict(75, 84).historyBounded, false);
+});
+
+Deno.test("soak: the spread is judged before it is rounded", () => {
+  const samples = [1000, 1100.4].map((rssMiB, i) => ({
+    atS: i * 10,
+    rssMiB,
+    heapMiB: 1,
+    heapTotalMiB: 2,
+    externalMiB: 1,
+    outcomes: i,
+  }));
+  const summary = rssSummary(samples, 0);
+  assert.equal(summary.spread, 0.1);
+  assert.equal(summary.flat, false);
 });
