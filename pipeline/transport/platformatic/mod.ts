@@ -12,6 +12,9 @@
  *   `RecordAck`s bounded by `maxPendingPerPartition`, the durable prefix committed in batches,
  *   on rebalance and on close (`_consumer.ts`, bookkeeping in `_offsets.ts`). The client
  *   heartbeats on its own timer, so slow handlers keep their membership.
+ * - `read_committed` reads (consumers and restores) drop every aborted record, also those the
+ *   client 2.12.1 lets through when a fetch ends before the abort's marker
+ *   (`_aborted_records.ts`).
  * - Unreachable brokers fail fast with a {@linkcode BrokerUnavailableError} naming
  *   `KAFKA_BROKERS`.
  * - Secured clusters: TLS and SASL (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER client credentials)
@@ -55,6 +58,7 @@ import type {
 } from "../transport.ts";
 import { committedOffsets, endOffsets, ensureTopics, groupCoordinator } from "./_admin.ts";
 import { type ClientBase, openConsumer } from "./_consumer.ts";
+import { dropAbortedRecords } from "./_aborted_records.ts";
 import { brokerUnavailable, toPipelineError } from "./_errors.ts";
 import { openProducer } from "./_producer.ts";
 import { readPartitions } from "./_read_partitions.ts";
@@ -122,6 +126,7 @@ export function createPlatformaticTransport(
   } = options;
   const list = parseBrokers(brokers);
   const security = options.security ?? kafkaSecurityFromEnv();
+  dropAbortedRecords();
   const {
     clientId,
     connectionTimeout,

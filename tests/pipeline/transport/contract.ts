@@ -1047,6 +1047,38 @@ export function transportContract(
     },
   );
   contractTest(
+    "an aborted transaction longer than a fetch is neither read committed nor restored",
+    async (s) => {
+      const topic = await s.topic(1);
+      const producer = await s.transactionalProducer(uniqueName("txn"));
+      const aborted = await producer.begin();
+      // One batch per send, 1 KiB each: three times what a restore fetches of a partition at
+      // once (16 KiB), so the abort's control record comes in a later fetch than most of them.
+      const filler = "x".repeat(1024);
+      for (const i of range(48)) {
+        await aborted.send([{ topic, key: `k-${i}`, value: `aborted-${i}.${filler}` }]);
+      }
+      await aborted.abort();
+      const committed = await producer.begin();
+      await committed.send([{ topic, key: "k", value: "committed" }]);
+      await committed.commit();
+      // 48 aborted records, the abort marker, the committed record and the commit marker.
+      await s.waitUntil(
+        "both control records written",
+        async () => (await s.transport.endOffsets(topic)).end[0].offset === 51,
+      );
+      // The values without their filler, so that a failure prints what was read.
+      const names = (records: readonly ConsumedRecord[]) =>
+        records.map((r) => `${text(r.value)?.split(".")[0]}@${r.offset}`);
+      const restored: ConsumedRecord[] = [];
+      await s.transport.readPartitions(topic, [0], (record) => restored.push(record));
+      assert.deepEqual(names(restored), ["committed@49"], "a restore reads no aborted record");
+      const reader = await s.reader({ groupId: uniqueName("group"), topics: [topic] });
+      await s.waitUntil("the committed record read", () => reader.seen.length >= 1);
+      assert.deepEqual(names(reader.seen), ["committed@49"], "a consumer reads none either");
+    },
+  );
+  contractTest(
     "a partition ending in an aborted transaction is committed to its end read_committed",
     async (s) => {
       const topic = await s.topic(1);
