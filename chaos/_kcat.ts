@@ -1,7 +1,9 @@
 /**
  * kcat (librdkafka's command-line client) as the fault suite's independent hands and eyes: it
  * publishes the orders, writes the poison, and reads every topic back, so a bug in the
- * runtime's own Kafka client cannot hide itself in what the suite counts.
+ * runtime's own Kafka client cannot hide itself in what the suite counts. The real-broker
+ * integration tests (`tests/integration/_integration.ts`) read topics and run kcat through
+ * this module too, so both parse `kcat -J` one way.
  *
  * @module
  */
@@ -32,7 +34,12 @@ export interface KcatTarget {
   readonly brokers: string;
 }
 
-async function run(
+/**
+ * Runs kcat with `args`, killed after `timeoutMs`, with `input` on its stdin when given.
+ * Resolves with its stdout; rejects with a {@linkcode ChaosError} naming the command, its exit
+ * code and the tail of its stderr.
+ */
+export async function runKcat(
   target: KcatTarget,
   args: readonly string[],
   timeoutMs: number,
@@ -82,7 +89,7 @@ export async function readTopic(
   options: ReadTopicOptions = {},
 ): Promise<KcatRecord[]> {
   const { readCommitted = false, timeoutMs = 120_000 } = options;
-  const text = await run(target, [
+  const text = await runKcat(target, [
     "-C",
     "-b",
     target.brokers,
@@ -172,7 +179,7 @@ export async function produceRecord(
       if (message.key === null || /[\t\n]/.test(message.key)) {
         throw new ChaosError("Cannot write a tombstone without a plain key", { topic });
       }
-      await run(
+      await runKcat(
         target,
         [...args, "-K", "\t", "-Z"],
         timeoutMs,
@@ -181,7 +188,7 @@ export async function produceRecord(
       return;
     }
     if (message.key !== null) args.push("-k", message.key);
-    await run(target, [...args, file], timeoutMs);
+    await runKcat(target, [...args, file], timeoutMs);
   } finally {
     await Deno.remove(file);
   }

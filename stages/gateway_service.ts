@@ -19,6 +19,7 @@
  */
 import type { Clock } from "../pipeline/clock.ts";
 import { systemClock } from "../pipeline/clock.ts";
+import { ExpiringKeys } from "./_expiring_keys.ts";
 import { failureDraw } from "./payment_gateway.ts";
 
 /** The idempotency window of real gateways (Stripe keeps keys 24 hours). */
@@ -140,13 +141,11 @@ export interface GatewayHandler {
 
 interface KeyState {
   requests: number;
-  readonly expiresAt: number;
   charge?: { readonly paymentId: string; readonly amount: number; readonly currency: string };
 }
 
 interface LedgerEntry {
   readonly charges: LedgerCharge[];
-  lastChargedAt: number;
 }
 
 interface ChargeBody {
@@ -222,11 +221,10 @@ export function createGatewayHandler(options: GatewayHandlerOptions = {}): Gatew
   } = options;
   checkRate("failureRate", failureRate);
   checkRate("timeoutRate", timeoutRate);
-  // Insertion order is expiry order (every key lives keyTtlMs from its first request), so
-  // expired keys are always at the front: sweeping costs only what it removes.
-  const keys = new Map<string, KeyState>();
-  // Re-inserted on every charge, so the front holds the keys charged longest ago.
-  const ledger = new Map<string, LedgerEntry>();
+  // Every key lives keyTtlMs from its first request.
+  const keys = new ExpiringKeys<string, KeyState>(keyTtlMs);
+  // Set again on every charge: a key stays ledgerRetentionMs from its last charge.
+  const ledger = new ExpiringKeys<string, LedgerEntry>(ledgerRetentionMs);
   let held = new AbortController();
   let chargesMade = 0;
   const counts = {
@@ -238,23 +236,10 @@ export function createGatewayHandler(options: GatewayHandlerOptions = {}): Gatew
     refused: 0,
   };
 
-  function sweep(now: number): void {
-    for (const [key, state] of keys) {
-      if (state.expiresAt > now) break;
-      keys.delete(key);
-    }
-    for (const [key, entry] of ledger) {
-      if (entry.lastChargedAt + ledgerRetentionMs > now) break;
-      ledger.delete(key);
-    }
-  }
-
   function record(key: string, charge: LedgerCharge, now: number): void {
-    const entry = ledger.get(key) ?? { charges: [], lastChargedAt: now };
-    ledger.delete(key);
+    const entry = ledger.get(key, now) ?? { charges: [] };
     entry.charges.push(charge);
-    entry.lastChargedAt = now;
-    ledger.set(key, entry);
+    ledger.set(key, entry, now);
   }
 
   async function charge(request: Request): Promise<Response> {
@@ -274,11 +259,10 @@ export function createGatewayHandler(options: GatewayHandlerOptions = {}): Gatew
       return problem(400, "invalid_request", `Cannot charge "${key}" as ${body}`);
     }
     const now = clock.now();
-    sweep(now);
-    let state = keys.get(key);
+    let state = keys.get(key, now);
     if (state === undefined) {
-      state = { requests: 0, expiresAt: now + keyTtlMs };
-      keys.set(key, state);
+      state = { requests: 0 };
+      keys.set(key, state, now);
     }
     const attempt = ++state.requests;
     const earlier = state.charge;
@@ -363,9 +347,11 @@ export function createGatewayHandler(options: GatewayHandlerOptions = {}): Gatew
   }
 
   function ledgerOf(key?: string): Ledger {
-    sweep(clock.now());
+    const now = clock.now();
+    // The counts below report the keys held: expired ones must not be among them.
+    keys.sweep(now);
     const entries: Record<string, LedgerCharge[]> = {};
-    for (const [k, entry] of ledger) {
+    for (const [k, entry] of ledger.entries(now)) {
       if (key === undefined || k === key) entries[k] = [...entry.charges];
     }
     return { ...handler.counts(), ledger: entries };

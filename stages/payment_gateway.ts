@@ -18,6 +18,7 @@ import { systemClock } from "../pipeline/clock.ts";
 import { FatalError, RejectedError, RetryableError } from "../pipeline/errors.ts";
 import type { PipelineErrorOptions } from "../pipeline/errors.ts";
 import { murmur2 } from "../pipeline/transport/murmur2.ts";
+import { ExpiringKeys } from "./_expiring_keys.ts";
 
 /** Options of the gateway errors: the record context, and the HTTP status when one came. */
 export interface GatewayErrorOptions extends PipelineErrorOptions {
@@ -186,32 +187,18 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
       `Cannot create gateway as 'failureRate' must be in [0, 1]: current value is ${failureRate}`,
     );
   }
-  // Insertion order is expiry order: expired keys are at the front, sweeping costs only what
-  // it removes.
-  const charged = new Map<string, { readonly paymentId: string; readonly expiresAt: number }>();
-  /** The expiry of the first (oldest) key in `charged`; infinite while it is empty. */
-  let oldestExpiry = Number.POSITIVE_INFINITY;
+  // The payment id of each charged key, until keyTtlMs after its charge.
+  const charged = new ExpiringKeys<string, string>(keyTtlMs);
   let charges = 0;
   let replays = 0;
   return {
     async charge(request: ChargeRequest, signal?: AbortSignal): Promise<Charge> {
       if (latencyMs > 0) await clock.sleep(latencyMs, signal);
       const now = clock.now();
-      // Swept only once the oldest key expired: no iterator per charge.
-      if (oldestExpiry <= now) {
-        oldestExpiry = Number.POSITIVE_INFINITY;
-        for (const [key, { expiresAt }] of charged) {
-          if (expiresAt > now) {
-            oldestExpiry = expiresAt;
-            break;
-          }
-          charged.delete(key);
-        }
-      }
-      const earlier = charged.get(request.idempotencyKey);
+      const earlier = charged.get(request.idempotencyKey, now);
       if (earlier !== undefined) {
         replays++;
-        return { paymentId: earlier.paymentId, replayed: true };
+        return { paymentId: earlier, replayed: true };
       }
       // No draw at a failure rate of 0: a draw is never below it.
       if (
@@ -230,9 +217,7 @@ export function createPaymentGateway(options: PaymentGatewayOptions = {}): Payme
       const paymentId = `pay_${
         (hashText(`${seed}:${request.idempotencyKey}`) >>> 0).toString(16)
       }_${charges++}`;
-      const expiresAt = now + keyTtlMs;
-      if (charged.size === 0) oldestExpiry = expiresAt;
-      charged.set(request.idempotencyKey, { paymentId, expiresAt });
+      charged.set(request.idempotencyKey, paymentId, now);
       return { paymentId, replayed: false };
     },
     get charges(): number {

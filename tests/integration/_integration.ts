@@ -9,6 +9,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { readTopic as readKcatTopic, runKcat } from "../../chaos/_kcat.ts";
+import type { KcatRecord } from "../../chaos/_kcat.ts";
 import { PipelineError } from "../../pipeline/errors.ts";
 import { brokerAvailable } from "../_broker.ts";
 import { findExecutable } from "../_observability.ts";
@@ -17,8 +19,7 @@ import { IN_CI } from "../_pipeline_process.ts";
 export { IN_CI, spawnPipeline } from "../_pipeline_process.ts";
 export { freeLoopbackPorts } from "../_ports.ts";
 export type { PipelineProcess, PipelineSummary, Progress } from "../_pipeline_process.ts";
-
-const decoder = new TextDecoder();
+export type { KcatRecord } from "../../chaos/_kcat.ts";
 
 /** A per-process id that keeps topic and group names unique across runs on one broker. */
 const RUN_ID = `${Date.now().toString(36)}${Deno.pid.toString(36)}`;
@@ -121,84 +122,23 @@ export async function waitFor(
   }
 }
 
-/** A record as `kcat -J` prints it. */
-export interface KcatRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: number;
-  readonly key: string | null;
-  readonly payload: string | null;
-  /** Header names and values in order (kcat prints them as a flat list). */
-  readonly headers: Record<string, string>;
-}
-
-/** Runs kcat with a deadline; resolves with stdout, rejects with stderr on failure. */
-async function runKcat(
-  kcat: string,
-  args: readonly string[],
-  timeoutMs = 60_000,
-): Promise<string> {
-  const output = await new Deno.Command(kcat, {
-    args: [...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(timeoutMs),
-  }).output();
-  if (!output.success) {
-    throw new PipelineError(
-      `kcat ${args.join(" ")} failed with code ${output.code}: ` +
-        decoder.decode(output.stderr).slice(-2000),
-    );
-  }
-  return decoder.decode(output.stdout);
-}
+/** How long one kcat call of these tests may take, in milliseconds. */
+const KCAT_TIMEOUT_MS = 60_000;
 
 /**
- * Every record of `topic` from the beginning to its current end, read by kcat (librdkafka's
- * default isolation, `read_committed`, unless `options.isolation` says otherwise).
+ * Every record of `topic` from the beginning to its current end, read by kcat with
+ * `read_committed` (librdkafka's default isolation, what a downstream consumer sees) unless
+ * `options.isolation` says otherwise.
  */
-export async function readTopic(
+export function readTopic(
   kcat: string,
   brokers: string,
   topic: string,
   options: { readonly isolation?: "read_committed" | "read_uncommitted" } = {},
 ): Promise<KcatRecord[]> {
-  const text = await runKcat(kcat, [
-    ...(options.isolation === undefined ? [] : ["-X", `isolation.level=${options.isolation}`]),
-    "-C",
-    "-b",
-    brokers,
-    "-t",
-    topic,
-    "-o",
-    "beginning",
-    "-e",
-    "-q",
-    "-J",
-    "-X",
-    "fetch.message.max.bytes=2097152",
-  ]);
-  return text.split("\n").filter((line) => line.trim() !== "").map((line) => {
-    const raw = JSON.parse(line) as {
-      topic: string;
-      partition: number;
-      offset: number;
-      key: string | null;
-      payload: string | null;
-      headers?: string[];
-    };
-    const headers: Record<string, string> = {};
-    const list = raw.headers ?? [];
-    for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]] = list[i + 1];
-    return {
-      topic: raw.topic,
-      partition: raw.partition,
-      offset: raw.offset,
-      key: raw.key,
-      payload: raw.payload,
-      headers,
-    };
+  return readKcatTopic({ kcat, brokers }, topic, {
+    readCommitted: options.isolation !== "read_uncommitted",
+    timeoutMs: KCAT_TIMEOUT_MS,
   });
 }
 
@@ -233,7 +173,7 @@ export async function produceWithKcat(
     for (const [name, value] of Object.entries(message.headers ?? {})) {
       args.push("-H", `${name}=${value}`);
     }
-    await runKcat(kcat, [...args, file]);
+    await runKcat({ kcat, brokers }, [...args, file], KCAT_TIMEOUT_MS);
   } finally {
     await Deno.remove(file);
   }
