@@ -1,11 +1,76 @@
 /**
  * The {@linkcode TopicSpec} checks shared by the Kafka transports (kafkajs and
- * @platformatic/kafka) before they create a topic, and the wait until it is visible. No client library is imported here.
+ * @platformatic/kafka) before they create a topic, the warnings about an existing topic that has
+ * less than its spec declares, and the wait until a topic is visible. No client library is
+ * imported here.
  *
  * @module
  */
 import { DefinitionError, PipelineError } from "../errors.ts";
+import { getLogger, isLoggingConfigured } from "../log.ts";
 import type { TopicSpec } from "./transport.ts";
+
+/** An existing topic that has less than its spec declares; the pipeline uses it as it is. */
+export interface TopicWarning {
+  /** The topic. */
+  readonly topic: string;
+  /** What it has less of. */
+  readonly field: "partitions" | "replicationFactor";
+  /** What the spec declares. */
+  readonly declared: number;
+  /** What the broker has (the replication factor: the fewest replicas of any partition). */
+  readonly actual: number;
+  /** The warning, for humans. */
+  readonly message: string;
+}
+
+/**
+ * The warnings about an existing topic: fewer partitions than `spec` declares, fewer replicas
+ * (of its least replicated partition) than declared or `replicationFactor` when it declares none.
+ */
+export function topicShortfalls(
+  spec: TopicSpec,
+  found: { readonly partitions: number; readonly replicas: number },
+  replicationFactor: number,
+): TopicWarning[] {
+  const warnings: TopicWarning[] = [];
+  const { partitions, replicas } = found;
+  if (partitions < spec.partitions) {
+    warnings.push({
+      topic: spec.name,
+      field: "partitions",
+      declared: spec.partitions,
+      actual: partitions,
+      message: `Topic "${spec.name}" exists with ${partitions} partition(s), fewer than the ` +
+        `${spec.partitions} declared: the pipeline uses it as it is, with at most ` +
+        `${partitions} worker(s) busy per stage reading it`,
+    });
+  }
+  const declared = spec.replicationFactor ?? replicationFactor;
+  if (replicas < declared) {
+    warnings.push({
+      topic: spec.name,
+      field: "replicationFactor",
+      declared,
+      actual: replicas,
+      message: `Topic "${spec.name}" exists with replication factor ${replicas}, below the ` +
+        `${declared} declared: a broker failure can lose or stall its records until its ` +
+        `partitions are reassigned`,
+    });
+  }
+  return warnings;
+}
+
+const topicLog = getLogger(["pipeline", "transport"]);
+
+/** The transports' default for topic warnings: a warning log line, or stderr before logging is set up. */
+export function logTopicWarning(warning: TopicWarning): void {
+  if (isLoggingConfigured()) {
+    topicLog.warn("{message}", { ...warning });
+  } else {
+    console.error(`warning: ${warning.message}`);
+  }
+}
 
 /**
  * Checks a topic's spec before it is created.

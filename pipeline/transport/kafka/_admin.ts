@@ -5,21 +5,14 @@
  */
 import type { Admin } from "kafkajs";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
-import { validateTopicSpec, waitForTopics } from "../_topic_spec.ts";
+import {
+  topicShortfalls,
+  type TopicWarning,
+  validateTopicSpec,
+  waitForTopics,
+} from "../_topic_spec.ts";
 
-/** An existing topic that has less than its spec declares; the pipeline uses it as it is. */
-export interface TopicWarning {
-  /** The topic. */
-  readonly topic: string;
-  /** What it has less of. */
-  readonly field: "partitions" | "replicationFactor";
-  /** What the spec declares. */
-  readonly declared: number;
-  /** What the broker has (the replication factor: the fewest replicas of any partition). */
-  readonly actual: number;
-  /** The warning, for humans. */
-  readonly message: string;
-}
+export type { TopicWarning };
 
 /** Settings {@linkcode ensureTopics} needs from the transport options. */
 export interface EnsureTopicsSettings {
@@ -60,30 +53,12 @@ async function checkExisting(
   for (const spec of specs) {
     const found = topics.find((topic) => topic.name === spec.name);
     if (found === undefined || found.partitions.length === 0) continue;
-    const partitions = found.partitions.length;
-    if (partitions < spec.partitions) {
-      settings.onWarning({
-        topic: spec.name,
-        field: "partitions",
-        declared: spec.partitions,
-        actual: partitions,
-        message: `Topic "${spec.name}" exists with ${partitions} partition(s), fewer than the ` +
-          `${spec.partitions} declared: the pipeline uses it as it is, with at most ` +
-          `${partitions} worker(s) busy per stage reading it`,
-      });
-    }
-    const declared = spec.replicationFactor ?? settings.replicationFactor;
-    const replicas = Math.min(...found.partitions.map((partition) => partition.replicas.length));
-    if (replicas < declared) {
-      settings.onWarning({
-        topic: spec.name,
-        field: "replicationFactor",
-        declared,
-        actual: replicas,
-        message: `Topic "${spec.name}" exists with replication factor ${replicas}, below the ` +
-          `${declared} declared: a broker failure can lose or stall its records until its ` +
-          `partitions are reassigned`,
-      });
+    const actual = {
+      partitions: found.partitions.length,
+      replicas: Math.min(...found.partitions.map((partition) => partition.replicas.length)),
+    };
+    for (const warning of topicShortfalls(spec, actual, settings.replicationFactor)) {
+      settings.onWarning(warning);
     }
   }
 }

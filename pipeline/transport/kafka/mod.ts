@@ -45,8 +45,7 @@ import type {
   Transport,
 } from "../transport.ts";
 import { committedOffsets, endOffsets, ensureTopics } from "./_admin.ts";
-import type { TopicWarning } from "./_admin.ts";
-import { getLogger, isLoggingConfigured } from "../../log.ts";
+import { logTopicWarning, type TopicWarning } from "../_topic_spec.ts";
 import { openConsumer } from "./_consumer.ts";
 import { readPartitions } from "./_read_partitions.ts";
 import { brokerUnavailable, toPipelineError } from "./_errors.ts";
@@ -76,16 +75,6 @@ export { defaultKafkaLogger };
 export type { TopicWarning };
 export type { KafkaTransportBaseOptions };
 
-const topicLog = getLogger(["pipeline", "transport"]);
-
-/** The default of `onTopicWarning`: a warning log line, or stderr before logging is set up. */
-function logTopicWarning(warning: TopicWarning): void {
-  if (isLoggingConfigured()) {
-    topicLog.warn("{message}", { ...warning });
-  } else {
-    console.error(`warning: ${warning.message}`);
-  }
-}
 export { BrokerUnavailableError };
 export {
   describeSecurity,

@@ -7,7 +7,12 @@ import type { Admin } from "@platformatic/kafka";
 import { FindCoordinatorKeyTypes, ListOffsetTimestamps } from "@platformatic/kafka";
 import { PipelineError } from "../../errors.ts";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
-import { validateTopicSpec, waitForTopics } from "../_topic_spec.ts";
+import {
+  topicShortfalls,
+  type TopicWarning,
+  validateTopicSpec,
+  waitForTopics,
+} from "../_topic_spec.ts";
 import { protocolIds } from "./_errors.ts";
 
 /** Settings {@linkcode ensureTopics} needs from the transport options. */
@@ -16,6 +21,8 @@ export interface EnsureTopicsSettings {
   readonly replicationFactor: number;
   /** How long to wait for new topics to show up in metadata, in milliseconds. */
   readonly readyTimeout: number;
+  /** Receives a warning per existing topic with fewer partitions or replicas than declared. */
+  readonly onWarning: (warning: TopicWarning) => void;
 }
 
 /** The partition count of a topic, from fresh metadata. */
@@ -47,9 +54,31 @@ async function topicsReady(admin: Admin, specs: readonly TopicSpec[]): Promise<b
   }
 }
 
+/** Compares existing topics with their specs and warns about each shortfall. */
+async function checkExisting(
+  admin: Admin,
+  specs: readonly TopicSpec[],
+  settings: EnsureTopicsSettings,
+): Promise<void> {
+  if (specs.length === 0) return;
+  const metadata = await admin.metadata({ topics: specs.map((s) => s.name), forceUpdate: true });
+  for (const spec of specs) {
+    const found = metadata.topics.get(spec.name);
+    if (found === undefined || found.partitions.length === 0) continue;
+    const actual = {
+      partitions: found.partitionsCount,
+      replicas: Math.min(...found.partitions.map((partition) => partition.replicas.length)),
+    };
+    for (const warning of topicShortfalls(spec, actual, settings.replicationFactor)) {
+      settings.onWarning(warning);
+    }
+  }
+}
+
 /**
- * Creates the topics that do not exist yet (existing ones are left alone), then waits until
- * every topic has a leader for each partition.
+ * Creates the topics that do not exist yet (existing ones are left alone, with a warning for
+ * each that has fewer partitions or replicas than declared), then waits until every topic has
+ * a leader for each partition.
  */
 export async function ensureTopics(
   admin: Admin,
@@ -59,6 +88,7 @@ export async function ensureTopics(
   specs.forEach(validateTopicSpec);
   if (specs.length === 0) return;
   const existing = new Set(await admin.listTopics());
+  await checkExisting(admin, specs.filter((spec) => existing.has(spec.name)), settings);
   for (const spec of specs.filter((spec) => !existing.has(spec.name))) {
     try {
       await admin.createTopics({

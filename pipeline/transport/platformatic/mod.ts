@@ -64,6 +64,7 @@ import { openProducer } from "./_producer.ts";
 import { readPartitions } from "./_read_partitions.ts";
 import { openTransactionalProducer } from "./_transactional_producer.ts";
 import { describeSecurity, type KafkaSecurity, kafkaSecurityFromEnv } from "../_security.ts";
+import { logTopicWarning, type TopicWarning } from "../_topic_spec.ts";
 import { redactSecrets } from "../_security_failure.ts";
 import { platformaticClientSecurity, securityFailure } from "./_security.ts";
 
@@ -85,6 +86,12 @@ export interface PlatformaticTransportOptions extends KafkaTransportBaseOptions 
     readonly initialRetryTime?: number;
     readonly maxRetryTime?: number;
   };
+  /**
+   * Receives a warning for each existing topic that has fewer partitions or replicas than its
+   * {@linkcode TopicSpec} declares (the topic is used as it is), as on the kafkajs transport.
+   * @default a `pipeline.transport` warning log line (stderr when logging is not configured)
+   */
+  readonly onTopicWarning?: (warning: TopicWarning) => void;
   /**
    * Receives the consumer's warnings (commit failures nobody awaits, rewinds).
    * @default the kafkajs transport's logger: JSON lines through the framework's logger
@@ -123,6 +130,7 @@ export function createPlatformaticTransport(
   const {
     consumerRetry = {},
     logger = defaultKafkaLogger,
+    onTopicWarning = logTopicWarning,
   } = options;
   const list = parseBrokers(brokers);
   const security = options.security ?? kafkaSecurityFromEnv();
@@ -192,7 +200,12 @@ export function createPlatformaticTransport(
       const names = topics.map((topic) => `"${topic.name}"`).join(", ");
       return adminCall(
         `Cannot create topics ${names}`,
-        () => ensureTopics(admin, topics, { replicationFactor, readyTimeout: topicReadyTimeout }),
+        () =>
+          ensureTopics(admin, topics, {
+            replicationFactor,
+            readyTimeout: topicReadyTimeout,
+            onWarning: onTopicWarning,
+          }),
         topics[0]?.name,
       );
     },
