@@ -1,8 +1,8 @@
 /**
  * One way to open the transport on a real broker, whichever Kafka client runs it:
- * `KAFKA_CLIENT=kafkajs` (the default for now) or `KAFKA_CLIENT=platformatic`. Every command and
- * supervisor worker opens its broker transport through {@linkcode createBrokerTransport}, so
- * the choice holds everywhere.
+ * `KAFKA_CLIENT=platformatic` (@platformatic/kafka, the default) or `KAFKA_CLIENT=kafkajs`.
+ * Every command and supervisor worker opens its broker transport through
+ * {@linkcode createBrokerTransport}, so the choice holds everywhere.
  *
  * @example
  * ```ts
@@ -30,7 +30,7 @@ export interface BrokerTransportOptions extends KafkaTransportOptions {
   /**
    * The Kafka client: `kafkajs` or `platformatic` (@platformatic/kafka). Both pass the same
    * transport contract; options one client has no use for are ignored by it.
-   * @default "kafkajs"
+   * @default "platformatic"
    */
   readonly client?: KafkaClientName;
 }

@@ -14,12 +14,15 @@ import {
 } from "../../../pipeline/transport/kafka_client.ts";
 import { ORDERS_CONFIG } from "../../../stages/config.ts";
 
-Deno.test("KAFKA_CLIENT defaults to kafkajs and accepts platformatic", () => {
-  assert.equal(DEFAULT_KAFKA_CLIENT, "kafkajs");
+Deno.test("KAFKA_CLIENT defaults to platformatic and accepts kafkajs", () => {
+  assert.equal(DEFAULT_KAFKA_CLIENT, "platformatic");
   assert.deepEqual([...KAFKA_CLIENTS], ["kafkajs", "platformatic"]);
-  assert.equal(parseConfig(ORDERS_CONFIG, { args: [], env: {} }).values.kafkaClient, "kafkajs");
-  const chosen = parseConfig(ORDERS_CONFIG, { args: [], env: { KAFKA_CLIENT: "platformatic" } });
-  assert.equal(chosen.values.kafkaClient, "platformatic");
+  assert.equal(
+    parseConfig(ORDERS_CONFIG, { args: [], env: {} }).values.kafkaClient,
+    "platformatic",
+  );
+  const chosen = parseConfig(ORDERS_CONFIG, { args: [], env: { KAFKA_CLIENT: "kafkajs" } });
+  assert.equal(chosen.values.kafkaClient, "kafkajs");
 });
 
 Deno.test("a bad KAFKA_CLIENT is refused naming the variable and the accepted values", () => {
@@ -45,5 +48,6 @@ Deno.test("a bad KAFKA_CLIENT is refused naming the variable and the accepted va
       return true;
     },
   );
-  assert.equal(parseKafkaClient(undefined), "kafkajs");
+  assert.equal(parseKafkaClient(undefined), "platformatic");
+  assert.equal(parseKafkaClient(""), "platformatic");
 });
