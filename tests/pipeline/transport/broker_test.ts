@@ -22,11 +22,11 @@ Deno.test("dlq:replay honours KAFKA_CLIENT too", () => {
 });
 
 Deno.test({
-  name: "createBrokerTransport() opens the transport on the chosen client",
+  name: "createBrokerTransport() opens the transport on the chosen client, platformatic by default",
   ...needsClients,
 }, async () => {
-  const kafkajs = await createBrokerTransport("127.0.0.1:9092");
-  const platformatic = await createBrokerTransport("127.0.0.1:9092", { client: "platformatic" });
+  const platformatic = await createBrokerTransport("127.0.0.1:9092");
+  const kafkajs = await createBrokerTransport("127.0.0.1:9092", { client: "kafkajs" });
   try {
     assert.equal(kafkajs.kind, "kafka");
     assert.equal(kafkajs.target, "kafka 127.0.0.1:9092");
