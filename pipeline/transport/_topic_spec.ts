@@ -24,17 +24,40 @@ export interface TopicWarning {
   readonly message: string;
 }
 
+/** A partition as both clients' metadata describe it: its replicas' broker ids. */
+export interface PartitionReplicas {
+  readonly replicas: readonly number[];
+}
+
 /**
- * The warnings about an existing topic: fewer partitions than `spec` declares, fewer replicas
- * (of its least replicated partition) than declared or `replicationFactor` when it declares none.
+ * Reports, through `onWarning`, each existing topic that has less than its spec declares: fewer
+ * partitions, or fewer replicas (of its least replicated partition) than declared or
+ * `replicationFactor` when it declares none. `partitionsOf` gives a topic's partitions from the
+ * client's metadata; a topic it does not know (or knows without partitions) is skipped.
  */
-export function topicShortfalls(
+export function warnAboutShortfalls(
+  specs: readonly TopicSpec[],
+  partitionsOf: (topic: string) => readonly PartitionReplicas[] | undefined,
+  replicationFactor: number,
+  onWarning: (warning: TopicWarning) => void,
+): void {
+  for (const spec of specs) {
+    const found = partitionsOf(spec.name);
+    if (found === undefined || found.length === 0) continue;
+    const replicas = Math.min(...found.map((partition) => partition.replicas.length));
+    for (const warning of topicShortfalls(spec, found.length, replicas, replicationFactor)) {
+      onWarning(warning);
+    }
+  }
+}
+
+function topicShortfalls(
   spec: TopicSpec,
-  found: { readonly partitions: number; readonly replicas: number },
+  partitions: number,
+  replicas: number,
   replicationFactor: number,
 ): TopicWarning[] {
   const warnings: TopicWarning[] = [];
-  const { partitions, replicas } = found;
   if (partitions < spec.partitions) {
     warnings.push({
       topic: spec.name,
@@ -63,7 +86,10 @@ export function topicShortfalls(
 
 const topicLog = getLogger(["pipeline", "transport"]);
 
-/** The transports' default for topic warnings: a warning log line, or stderr before logging is set up. */
+/**
+ * The transports' default for topic warnings: a warning log line, or stderr before logging is
+ * set up.
+ */
 export function logTopicWarning(warning: TopicWarning): void {
   if (isLoggingConfigured()) {
     topicLog.warn("{message}", { ...warning });

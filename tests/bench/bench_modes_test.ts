@@ -59,15 +59,20 @@ Deno.test("burn: the gateway holds the thread at least the burn time per charge"
   assert.ok(performance.now() - before >= 1);
 });
 
-Deno.test("soak: the spread is judged on the samples after the warm-up only", () => {
-  const samples = [100, 200, 210, 220, 205].map((rssMiB, i) => ({
+/** Soak samples 10 s apart with these RSS values, the rest fixed. */
+function rssSamples(rssMiB: readonly number[]) {
+  return rssMiB.map((rss, i) => ({
     atS: i * 10,
-    rssMiB,
+    rssMiB: rss,
     heapMiB: 1,
     heapTotalMiB: 2,
     externalMiB: 1,
     outcomes: i,
   }));
+}
+
+Deno.test("soak: the spread is judged on the samples after the warm-up only", () => {
+  const samples = rssSamples([100, 200, 210, 220, 205]);
   const summary = rssSummary(samples, 10);
   assert.deepEqual(summary.rss, { first: 200, last: 205, min: 200, max: 220 });
   assert.equal(summary.spread, 0.1);
@@ -182,14 +187,7 @@ Deno.test("soak: the history is judged on the exact ratio, not the rounded one",
 });
 
 Deno.test("soak: the spread is judged before it is rounded", () => {
-  const samples = [1000, 1100.4].map((rssMiB, i) => ({
-    atS: i * 10,
-    rssMiB,
-    heapMiB: 1,
-    heapTotalMiB: 2,
-    externalMiB: 1,
-    outcomes: i,
-  }));
+  const samples = rssSamples([1000, 1100.4]);
   const summary = rssSummary(samples, 0);
   assert.equal(summary.spread, 0.1);
   assert.equal(summary.flat, false);

@@ -6,10 +6,10 @@
 import type { Admin } from "kafkajs";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
 import {
-  topicShortfalls,
   type TopicWarning,
   validateTopicSpec,
   waitForTopics,
+  warnAboutShortfalls,
 } from "../_topic_spec.ts";
 
 export type { TopicWarning };
@@ -50,17 +50,12 @@ async function checkExisting(
 ): Promise<void> {
   if (specs.length === 0) return;
   const { topics } = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.name) });
-  for (const spec of specs) {
-    const found = topics.find((topic) => topic.name === spec.name);
-    if (found === undefined || found.partitions.length === 0) continue;
-    const actual = {
-      partitions: found.partitions.length,
-      replicas: Math.min(...found.partitions.map((partition) => partition.replicas.length)),
-    };
-    for (const warning of topicShortfalls(spec, actual, settings.replicationFactor)) {
-      settings.onWarning(warning);
-    }
-  }
+  warnAboutShortfalls(
+    specs,
+    (name) => topics.find((topic) => topic.name === name)?.partitions,
+    settings.replicationFactor,
+    settings.onWarning,
+  );
 }
 
 /**

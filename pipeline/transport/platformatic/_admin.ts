@@ -8,10 +8,10 @@ import { FindCoordinatorKeyTypes, ListOffsetTimestamps } from "@platformatic/kaf
 import { PipelineError } from "../../errors.ts";
 import type { PartitionOffset, TopicOffsets, TopicSpec } from "../transport.ts";
 import {
-  topicShortfalls,
   type TopicWarning,
   validateTopicSpec,
   waitForTopics,
+  warnAboutShortfalls,
 } from "../_topic_spec.ts";
 import { protocolIds } from "./_errors.ts";
 
@@ -62,17 +62,12 @@ async function checkExisting(
 ): Promise<void> {
   if (specs.length === 0) return;
   const metadata = await admin.metadata({ topics: specs.map((s) => s.name), forceUpdate: true });
-  for (const spec of specs) {
-    const found = metadata.topics.get(spec.name);
-    if (found === undefined || found.partitions.length === 0) continue;
-    const actual = {
-      partitions: found.partitionsCount,
-      replicas: Math.min(...found.partitions.map((partition) => partition.replicas.length)),
-    };
-    for (const warning of topicShortfalls(spec, actual, settings.replicationFactor)) {
-      settings.onWarning(warning);
-    }
-  }
+  warnAboutShortfalls(
+    specs,
+    (name) => metadata.topics.get(name)?.partitions,
+    settings.replicationFactor,
+    settings.onWarning,
+  );
 }
 
 /**
